@@ -1,0 +1,180 @@
+//! The command line: parse, configure, dispatch. `anyhow` lives here, at the edge.
+
+use std::{
+    fs::File,
+    io::{BufReader, BufWriter, Write},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{Backend, Settings, redact},
+    http::{AppState, serve},
+    mcp::MemoryServer,
+    memory::{Memory, Tenant},
+    storage::Store,
+    telemetry, transfer,
+};
+
+mod smoke;
+
+/// Knowledge-graph memory served over the Model Context Protocol (Streamable HTTP and stdio).
+///
+/// Every option is also an environment variable (shown in brackets with its default).
+#[derive(Debug, Parser)]
+#[command(name = "mcp-server", version, about, long_about = None, max_term_width = 110)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over Streamable HTTP at /mcp (the default command)
+    Serve,
+    /// Serve MCP over stdin/stdout, for desktop clients
+    Stdio {
+        /// Tenant whose graph this stdio session uses
+        #[arg(long, env = "MCP_TENANT", default_value = Tenant::DEFAULT)]
+        tenant: String,
+    },
+    /// Apply database migrations and exit (idempotent; safe to run concurrently)
+    Migrate,
+    /// Check a running server's /health; exit 0 when healthy, 1 otherwise
+    Healthcheck {
+        /// URL to check (default: http://127.0.0.1:$PORT/health)
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Import a reference server-memory JSONL file (idempotent)
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "MCP_TENANT", default_value = Tenant::DEFAULT)]
+        tenant: String,
+    },
+    /// Export the graph as reference server-memory JSONL (to stdout without FILE)
+    Export {
+        file: Option<PathBuf>,
+        #[arg(long, env = "MCP_TENANT", default_value = Tenant::DEFAULT)]
+        tenant: String,
+    },
+    /// Run a real MCP round trip against a deployed server; exit 0 when it works
+    Smoke {
+        /// The server's MCP endpoint, e.g. https://mcp.example.com/mcp
+        url: String,
+        /// Bearer token to send, if the server requires one
+        #[arg(long, env = "MCP_SMOKE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Give up after this long
+        #[arg(long, value_parser = crate::config::parse_duration, default_value = "15s")]
+        timeout: Duration,
+    },
+    /// Validate the configuration and exit: 0 when valid, 2 naming the bad variable
+    CheckConfig,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = cli.settings.validate() {
+        eprintln!("mcp-server: {e}");
+        return ExitCode::from(2);
+    }
+    telemetry::init(&cli.settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fatal");
+            eprintln!("mcp-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let memory = open_memory(&settings, settings.migrate_on_start).await?;
+            serve(AppState::new(memory, settings)).await?;
+        }
+        Command::Stdio { tenant } => {
+            let memory = open_memory(&settings, false).await?;
+            run_stdio(memory, Tenant::new(tenant)).await?;
+        }
+        Command::Migrate => {
+            let db = settings.database()?;
+            let store = Store::connect(&db).await.context("connecting to the database")?;
+            store.migrate().await?;
+            println!("migrations applied to {}", redact(&db.url));
+        }
+        Command::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{}/health", settings.port));
+            return Ok(healthcheck(&url).await);
+        }
+        Command::Import { file, tenant } => {
+            let memory = open_memory(&settings, false).await?;
+            let reader = BufReader::new(File::open(&file).with_context(|| format!("opening {}", file.display()))?);
+            let (entities, relations) = transfer::parse(reader).with_context(|| format!("reading {}", file.display()))?;
+            let bar = indicatif::ProgressBar::new((entities.len() + relations.len()) as u64);
+            let summary =
+                transfer::import(&memory, &Tenant::new(tenant), entities, relations, |n| bar.inc(n as u64)).await?;
+            bar.finish_and_clear();
+            eprintln!("imported {} new entities and {} new relations", summary.entities, summary.relations);
+        }
+        Command::Export { file, tenant } => {
+            let memory = open_memory(&settings, false).await?;
+            let out: Box<dyn Write> = match &file {
+                Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let summary = transfer::export(&memory, &Tenant::new(tenant), BufWriter::new(out)).await?;
+            eprintln!("exported {} entities and {} relations", summary.entities, summary.relations);
+        }
+        Command::Smoke { url, token, timeout } => return Ok(smoke::run(&url, token, timeout).await),
+        Command::CheckConfig => println!("configuration is valid"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects, migrates where that is the rule (SQLite always; PostgreSQL when asked), and
+/// refuses a schema this binary does not know.
+async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Result<Memory> {
+    let db = settings.database()?;
+    let store = Store::connect(&db)
+        .await
+        .with_context(|| format!("connecting to the database at {}", redact(&db.url)))?;
+    if db.backend == Backend::Sqlite || migrate_postgres {
+        store.migrate().await.context("migrating the database")?;
+    }
+    store.require_current_schema().await?;
+    Ok(Memory::new(store, settings.limits()))
+}
+
+async fn run_stdio(memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let service = MemoryServer::with_tenant(memory, tenant).serve(rmcp::transport::stdio()).await?;
+    service.waiting().await?;
+    Ok(())
+}
+
+async fn healthcheck(url: &str) -> ExitCode {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build();
+    let ok = match client {
+        Ok(client) => matches!(client.get(url).send().await, Ok(r) if r.status().is_success()),
+        Err(_) => false,
+    };
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,275 @@
+//! Typed configuration, read from flags and environment variables (clap), validated once.
+
+use std::{net::IpAddr, time::Duration};
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Staging,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Every setting of the server. Each one is a flag and an environment variable;
+/// `--help` lists them all with their defaults. Secrets never show their values.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Deployment environment; production refuses unsafe defaults
+    #[arg(long, env = "ENVIRONMENT", value_enum, default_value = "development", global = true)]
+    pub environment: Environment,
+    /// Log filter (EnvFilter syntax, e.g. `info,mcp_server=debug`)
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true)]
+    pub log_level: String,
+    /// Log line format
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    pub log_format: LogFormat,
+
+    /// Address the MCP HTTP listener binds to
+    #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]
+    pub host: IpAddr,
+    /// Port of the MCP HTTP listener (0 picks a free port)
+    #[arg(long, env = "PORT", default_value_t = 8000, global = true)]
+    pub port: u16,
+    /// Port of the Prometheus /metrics listener (0 picks a free port)
+    #[arg(long, env = "METRICS_PORT", default_value_t = 9090, global = true)]
+    pub metrics_port: u16,
+    /// Host names accepted in the Host header, comma separated (DNS-rebinding protection); `*` accepts any
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1", global = true)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call /mcp, comma separated (e.g. `https://app.example.com`); empty: no browser origin is allowed
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    pub allowed_origins: Vec<String>,
+    /// Give 2025-11-25 clients an Mcp-Session-Id and GET streams (sessions live in this replica);
+    /// off by default: every request is served statelessly, by any replica
+    #[arg(long, env = "MCP_SESSIONS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub sessions: bool,
+    /// Longest a single HTTP request may take before it is answered with 408/504
+    #[arg(long, env = "REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "30s", global = true)]
+    pub request_timeout: Duration,
+
+    /// Database URL: `postgres://…` or `sqlite://…`; overrides DB_*; default is an embedded SQLite file
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Directory of the embedded SQLite database used when no database is configured
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: String,
+    /// PostgreSQL host (or a unix socket directory starting with `/`); setting it selects PostgreSQL
+    #[arg(long, env = "DB_HOST", global = true)]
+    pub db_host: Option<String>,
+    /// PostgreSQL port
+    #[arg(long, env = "DB_PORT", default_value_t = 5432, global = true)]
+    pub db_port: u16,
+    /// PostgreSQL database name
+    #[arg(long, env = "DB_NAME", default_value = "mcp", global = true)]
+    pub db_name: String,
+    /// PostgreSQL user
+    #[arg(long, env = "DB_USER", default_value = "mcp", global = true)]
+    pub db_user: String,
+    /// PostgreSQL password (secret)
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true, global = true)]
+    pub db_password: Option<String>,
+    /// Largest number of database connections per process
+    #[arg(long, env = "DB_POOL_MAX", default_value_t = 10, global = true)]
+    pub db_pool_max: u32,
+    /// How long to wait for a database connection before failing the request
+    #[arg(long, env = "DB_TIMEOUT", value_parser = parse_duration, default_value = "5s", global = true)]
+    pub db_timeout: Duration,
+    /// Apply PostgreSQL migrations when `serve` starts (SQLite always migrates on start)
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub migrate_on_start: bool,
+
+    /// Longest entity name, type or relation type, in bytes
+    #[arg(long, env = "MAX_NAME_BYTES", default_value_t = 512, global = true)]
+    pub max_name_bytes: usize,
+    /// Longest observation, in bytes
+    #[arg(long, env = "MAX_OBSERVATION_BYTES", default_value_t = 16_384, global = true)]
+    pub max_observation_bytes: usize,
+    /// Most items in one tool call (entities, relations, observations or names)
+    #[arg(long, env = "MAX_BATCH", default_value_t = 1_000, global = true)]
+    pub max_batch: usize,
+    /// Largest accepted request body, in bytes (413 above it)
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
+    pub max_body_bytes: usize,
+
+    /// After SIGTERM, keep serving (readiness 503) this long so load balancers stop routing here
+    #[arg(long, env = "SHUTDOWN_DELAY", value_parser = parse_duration, default_value = "5s", global = true)]
+    pub shutdown_delay: Duration,
+    /// Then drain in-flight requests for at most this long
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "25s", global = true)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Which database the settings select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The resolved database settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub backend: Backend,
+    pub url: SecretString,
+    pub pool_max: u32,
+    pub timeout: Duration,
+    pub migrate_on_start: bool,
+}
+
+/// A configuration error: names the variable and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self { variable, reason: reason.into() }
+    }
+}
+
+impl Settings {
+    /// Checks what clap's types cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;
+        if self.db_pool_max == 0 {
+            return Err(ConfigError::new("DB_POOL_MAX", "must be at least 1"));
+        }
+        if self.max_batch == 0 {
+            return Err(ConfigError::new("MAX_BATCH", "must be at least 1"));
+        }
+        if self.max_name_bytes == 0 {
+            return Err(ConfigError::new("MAX_NAME_BYTES", "must be at least 1"));
+        }
+        if self.max_observation_bytes == 0 {
+            return Err(ConfigError::new("MAX_OBSERVATION_BYTES", "must be at least 1"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        for origin in self.allowed_origins.iter().filter(|o| !o.is_empty()) {
+            if origin != "null" && !origin.contains("://") {
+                return Err(ConfigError::new(
+                    "ALLOWED_ORIGINS",
+                    format!("`{origin}` needs a scheme, e.g. https://{origin}"),
+                ));
+            }
+        }
+        self.database()?;
+        Ok(())
+    }
+
+    /// Resolves DATABASE_URL / DB_* / the embedded default into one database setting.
+    pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
+        let (backend, url) = match (&self.database_url, &self.db_host) {
+            (Some(url), _) if !url.is_empty() => (backend_of(url)?, url.clone()),
+            (_, Some(host)) if !host.is_empty() => (Backend::Postgres, self.postgres_url(host)),
+            _ => (
+                Backend::Sqlite,
+                format!("sqlite://{}/mcp-server.db", self.data_dir.trim_end_matches('/')),
+            ),
+        };
+        Ok(DatabaseConfig {
+            backend,
+            url: SecretString::from(url),
+            pool_max: self.db_pool_max,
+            timeout: self.db_timeout,
+            migrate_on_start: self.migrate_on_start,
+        })
+    }
+
+    fn postgres_url(&self, host: &str) -> String {
+        let mut url = url::Url::parse("postgres://localhost").expect("static URL parses");
+        url.set_path(&self.db_name);
+        let _ = url.set_username(&self.db_user);
+        if let Some(password) = &self.db_password {
+            let _ = url.set_password(Some(password));
+        }
+        if host.starts_with('/') {
+            // A unix socket directory goes in the query, as libpq does.
+            url.query_pairs_mut().append_pair("host", host);
+        } else {
+            let _ = url.set_host(Some(host));
+            let _ = url.set_port(Some(self.db_port));
+        }
+        url.to_string()
+    }
+
+    pub fn limits(&self) -> crate::memory::Limits {
+        crate::memory::Limits {
+            max_name_bytes: self.max_name_bytes,
+            max_observation_bytes: self.max_observation_bytes,
+            max_batch: self.max_batch,
+        }
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, ConfigError> {
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+        Some("sqlite") => Ok(Backend::Sqlite),
+        _ => Err(ConfigError::new(
+            "DATABASE_URL",
+            "must start with postgres://, postgresql:// or sqlite://",
+        )),
+    }
+}
+
+/// Parses `25s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration such as 25s, 500ms or 2m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "ms" => Ok(Duration::from_millis(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("`{value}` has an unknown unit (use ms, s or m)")),
+    }
+}
+
+/// Shown only where a secret's presence matters, never its value.
+pub fn redact(url: &SecretString) -> String {
+    match url::Url::parse(url.expose_secret()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.expose_secret().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("25s"), Ok(Duration::from_secs(25)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        let url = SecretString::from("postgres://mcp:hunter2@db:5432/mcp");
+        assert_eq!(redact(&url), "postgres://mcp:***@db:5432/mcp");
+    }
+}

@@ -1,0 +1,50 @@
+//! Liveness (`/health`: the process serves) and readiness (`/health/ready`: database reachable,
+//! schema current, not draining).
+
+use std::time::Instant;
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::storage::SchemaStatus;
+
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store = state.memory.store();
+    let timeout = state.settings.db_timeout;
+    let started = Instant::now();
+    let (database, schema) = match tokio::time::timeout(timeout, store.schema_status()).await {
+        Ok(Ok(status)) => {
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let schema = match status {
+                SchemaStatus::Current => json!({ "status": "ok" }),
+                SchemaStatus::Behind { pending } => {
+                    json!({ "status": "fail", "reason": format!("{pending} migration(s) pending") })
+                }
+                SchemaStatus::Ahead { .. } => json!({ "status": "fail", "reason": "schema is newer than this binary" }),
+            };
+            (json!({ "status": "ok", "latency_ms": latency_ms }), schema)
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: database check failed");
+            (json!({ "status": "fail", "reason": "unreachable" }), json!({ "status": "unknown" }))
+        }
+        Err(_) => (json!({ "status": "fail", "reason": "timeout" }), json!({ "status": "unknown" })),
+    };
+    let draining = state.is_draining();
+    let ok = !draining && database["status"] == "ok" && schema["status"] == "ok";
+    let body = json!({
+        "status": if ok { "ready" } else { "not_ready" },
+        "checks": {
+            "database": database,
+            "schema": schema,
+            "shutdown": if draining { json!({ "status": "fail", "reason": "draining" }) } else { json!({ "status": "ok" }) },
+        }
+    });
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics: one process-wide recorder, HTTP request metrics, a separate listener.
+
+use std::{sync::OnceLock, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request},
+    middleware::Next,
+    response::Response,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Installs the recorder once per process (tests start many servers in one process).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("bucket list is not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            metrics::describe_counter!("http_requests_total", "HTTP requests by route, method and status");
+            metrics::describe_histogram!("http_request_duration_seconds", "HTTP request latency");
+            metrics::describe_counter!("mcp_tool_calls_total", "MCP tool calls by tool and outcome");
+            metrics::describe_histogram!("mcp_tool_call_duration_seconds", "MCP tool call latency by tool");
+            metrics::describe_gauge!("db_pool_connections", "Database pool connections by state");
+            metrics::gauge!("mcp_server_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_sha" => option_env!("GIT_SHA").unwrap_or("unknown")).set(1.0);
+            handle
+        })
+        .clone()
+}
+
+/// Counts and times every request; the route label is the matched route, never the raw path.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| route_of(request.uri().path()), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Nested services have no MatchedPath: keep the label set bounded.
+fn route_of(path: &str) -> String {
+    match path {
+        p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp".into(),
+        _ => "unmatched".into(),
+    }
+}
+
+/// The body of `GET /metrics`, with pool gauges refreshed at scrape time.
+pub fn render(state: &super::AppState) -> String {
+    let (size, idle) = state.memory.store().pool_stats();
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    handle().render()
+}

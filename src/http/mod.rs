@@ -1,0 +1,103 @@
+//! HTTP layer: the axum router (`app`), health probes, metrics, and the server lifecycle.
+
+mod health;
+pub mod metrics;
+mod server;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue},
+    middleware,
+    routing::get,
+};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use tokio_util::sync::CancellationToken;
+use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
+
+pub use server::{RunningServer, serve};
+
+use crate::{config::Settings, mcp::MemoryServer, memory::Memory};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub memory: Memory,
+    pub settings: Arc<Settings>,
+    /// Set on SIGTERM: readiness fails so load balancers stop routing here.
+    pub draining: Arc<AtomicBool>,
+    /// Cancelled when the server stops accepting: ends MCP sessions and SSE streams.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(memory: Memory, settings: Settings) -> Self {
+        AppState {
+            memory,
+            settings: Arc::new(settings),
+            draining: Arc::new(AtomicBool::new(false)),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
+    let settings = &state.settings;
+    let mut config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(state.shutdown.child_token())
+        .with_max_request_body_bytes(settings.max_body_bytes)
+        // Stateless by default: any replica can answer any request, no session affinity.
+        .with_legacy_session_mode(settings.sessions)
+        .with_json_response(!settings.sessions);
+    config = if settings.allowed_hosts.iter().any(|h| h == "*") {
+        config.disable_allowed_hosts()
+    } else {
+        config.with_allowed_hosts(settings.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned())
+    };
+    let origins: Vec<String> = settings.allowed_origins.iter().filter(|o| !o.is_empty()).cloned().collect();
+    // An empty list still validates: a browser page from any origin is refused (DNS rebinding).
+    config.with_allowed_origins(origins).enforce_origin_validation()
+}
+
+/// The application router: `/mcp` (Streamable HTTP) and the health probes.
+pub fn app(state: AppState) -> Router {
+    let memory = state.memory.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(MemoryServer::new(memory.clone())),
+        LocalSessionManager::default().into(),
+        mcp_config(&state),
+    );
+    let security_headers = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ];
+    let mut router = Router::new()
+        .nest_service("/mcp", mcp)
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .with_state(state.clone());
+    for (name, value) in security_headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            state.settings.request_timeout,
+        ))
+        .layer(middleware::from_fn(metrics::track_requests))
+}

@@ -1,0 +1,121 @@
+//! Server lifecycle: bind, serve, and drain gracefully on a shutdown signal.
+
+use std::{future::Future, net::SocketAddr, sync::atomic::Ordering, time::Duration};
+
+use axum::{Router, routing::get};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use super::{AppState, app, metrics};
+
+/// A started server: its bound addresses and the means to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub state: AppState,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Binds the MCP and metrics listeners (port 0 picks free ports) and starts serving.
+    pub async fn start(state: AppState) -> std::io::Result<Self> {
+        let settings = state.settings.clone();
+        let listener = TcpListener::bind((settings.host, settings.port)).await?;
+        let metrics_listener = TcpListener::bind((settings.host, settings.metrics_port)).await?;
+        let addr = listener.local_addr()?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(state.clone(), listener, metrics_listener, stop.clone()));
+        Ok(RunningServer { addr, metrics_addr, state, stop, task })
+    }
+
+    /// Runs the shutdown sequence and waits for it to finish.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits for `signal`, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        tokio::select! {
+            () = signal => {}
+            _ = self.stop.cancelled() => {}
+        }
+        self.shutdown().await;
+    }
+}
+
+async fn run(state: AppState, listener: TcpListener, metrics_listener: TcpListener, stop: CancellationToken) {
+    let stop_accepting = CancellationToken::new();
+    let server = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let metrics_state = state.clone();
+    let metrics_router: Router =
+        Router::new().route("/metrics", get(move || std::future::ready(metrics::render(&metrics_state))));
+    let metrics_server =
+        axum::serve(metrics_listener, metrics_router).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let mut server_task = tokio::spawn(async move { server.await });
+    let metrics_task = tokio::spawn(async move { metrics_server.await });
+
+    tokio::select! {
+        () = stop.cancelled() => {}
+        result = &mut server_task => {
+            tracing::error!(?result, "HTTP server stopped unexpectedly");
+            return;
+        }
+    }
+    drain(&state, stop_accepting, server_task).await;
+    metrics_task.abort();
+}
+
+/// Readiness turns 503 at once; requests are still served for SHUTDOWN_DELAY (endpoints take
+/// time to update), then the listener closes, streams end, and in-flight requests get
+/// SHUTDOWN_TIMEOUT to finish.
+async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task: JoinHandle<std::io::Result<()>>) {
+    let settings = &state.settings;
+    state.draining.store(true, Ordering::Relaxed);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!(delay = ?settings.shutdown_delay, "shutdown: readiness failing, still serving");
+    tokio::time::sleep(settings.shutdown_delay).await;
+    tracing::info!(timeout = ?settings.shutdown_timeout, "shutdown: no longer accepting, draining");
+    stop_accepting.cancel();
+    state.shutdown.cancel();
+    match tokio::time::timeout(settings.shutdown_timeout, server_task).await {
+        Ok(_) => tracing::info!("shutdown: drained"),
+        Err(_) => tracing::warn!("shutdown: drain timed out, remaining connections dropped"),
+    }
+    state.memory.store().close().await;
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// `serve`: start, tell systemd we are ready, run until SIGTERM/SIGINT.
+pub async fn serve(state: AppState) -> std::io::Result<()> {
+    let server = RunningServer::start(state).await?;
+    tracing::info!(addr = %server.addr, metrics = %server.metrics_addr, "serving MCP at http://{}/mcp", server.addr);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    server.run_until(signal()).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    Ok(())
+}

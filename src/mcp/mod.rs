@@ -1,0 +1,166 @@
+//! MCP layer: the rmcp `ServerHandler` that exposes the memory over any transport.
+
+mod resources;
+pub mod tools;
+
+use std::time::Instant;
+
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+use serde_json::json;
+
+use crate::memory::{Memory, MemoryError, Tenant};
+
+/// What can go wrong in this layer, before it becomes a JSON-RPC error or an error result.
+#[derive(Debug, thiserror::Error)]
+pub enum McpLayerError {
+    #[error("{}", .0.message)]
+    Protocol(McpError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+impl From<McpError> for McpLayerError {
+    fn from(e: McpError) -> Self {
+        McpLayerError::Protocol(e)
+    }
+}
+
+impl McpLayerError {
+    /// Client-facing form: the reference's error result for a missing entity, -32602 naming the
+    /// field for bad input, and an opaque -32603 for internal failures (details go to the log).
+    fn into_tool_response(self) -> Result<CallToolResult, McpError> {
+        match self {
+            McpLayerError::Protocol(e) => Err(e),
+            McpLayerError::Memory(e) => match e {
+                MemoryError::EntityNotFound(_) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
+                MemoryError::Invalid { ref field, .. } => {
+                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": field }))))
+                }
+                MemoryError::InvalidCursor => {
+                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": "cursor" }))))
+                }
+                MemoryError::Storage(storage) => Err(storage_error(&storage)),
+            },
+        }
+    }
+}
+
+fn storage_error(error: &crate::storage::StorageError) -> McpError {
+    if error.is_unavailable() {
+        tracing::warn!(%error, "database unavailable");
+        McpError::internal_error("database unavailable, retry later", Some(json!({ "retryable": true })))
+    } else {
+        tracing::error!(%error, "storage failure");
+        McpError::internal_error("internal error", None)
+    }
+}
+
+/// One handler value per MCP session (or per stateless request); cheap to clone.
+#[derive(Clone)]
+pub struct MemoryServer {
+    memory: Memory,
+    /// The tenant of a transport with no per-request identity (stdio).
+    tenant: Tenant,
+}
+
+impl MemoryServer {
+    pub fn new(memory: Memory) -> Self {
+        Self::with_tenant(memory, Tenant::default())
+    }
+
+    pub fn with_tenant(memory: Memory, tenant: Tenant) -> Self {
+        MemoryServer { memory, tenant }
+    }
+
+    /// The tenant the HTTP layer attached to the request, else this server's own.
+    fn tenant(&self, context: &RequestContext<RoleServer>) -> Tenant {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Tenant>().cloned())
+            .unwrap_or_else(|| self.tenant.clone())
+    }
+}
+
+impl ServerHandler for MemoryServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+            .with_server_info(
+                Implementation::new("mcp-server", env!("CARGO_PKG_VERSION")).with_title("mcp-server knowledge-graph memory"),
+            )
+            .with_instructions(
+                "A persistent knowledge-graph memory: entities with observations, and relations between them. \
+                 Use search_nodes or open_nodes to recall, create_* and add_observations to remember.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(tools::TOOLS.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::TOOLS.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let tenant = self.tenant(&context);
+        let started = Instant::now();
+        let name = request.name.to_string();
+        let outcome = match tools::call(&self.memory, &tenant, &name, request.arguments).await {
+            Ok(Some(result)) => Ok(result),
+            Ok(None) => Err(McpError::invalid_params(format!("Unknown tool: {name}"), Some(json!({ "field": "name" })))),
+            Err(e) => e.into_tool_response(),
+        };
+        let label = if self.get_tool(&name).is_some() { name } else { "unknown".to_string() };
+        let status = match &outcome {
+            Ok(r) if r.is_error == Some(true) => "tool_error",
+            Ok(_) => "ok",
+            Err(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => "invalid_params",
+            Err(_) => "internal_error",
+        };
+        metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status).increment(1);
+        metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label).record(started.elapsed().as_secs_f64());
+        outcome.map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let tenant = self.tenant(&context);
+        resources::read(&self.memory, &tenant, &request.uri).await.map(Into::into)
+    }
+}

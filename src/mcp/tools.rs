@@ -1,0 +1,192 @@
+//! The nine reference tools: definitions (the reference's schemas, plus optional paging
+//! parameters), argument parsing that names the bad field, and results shaped as the reference's.
+
+use std::sync::LazyLock;
+
+use rmcp::{
+    ErrorData as McpError,
+    model::{CallToolResult, ContentBlock, JsonObject, Tool},
+};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::McpLayerError;
+use crate::memory::{
+    Entity, GraphPage, KnowledgeGraph, Memory, ObservationAddition, ObservationDeletion, PageRequest,
+    Relation, Tenant,
+};
+
+/// The reference's tool list (names, titles, schemas, annotations), as advertised by
+/// `@modelcontextprotocol/server-memory`, with our optional `limit`/`cursor` extensions.
+pub static TOOLS: LazyLock<Vec<Tool>> =
+    LazyLock::new(|| serde_json::from_str(include_str!("tools.json")).expect("tools.json is valid"));
+
+#[derive(Deserialize)]
+struct EntitiesArgs {
+    entities: Vec<Entity>,
+}
+
+#[derive(Deserialize)]
+struct RelationsArgs {
+    relations: Vec<Relation>,
+}
+
+#[derive(Deserialize)]
+struct ObservationsArgs {
+    observations: Vec<ObservationAddition>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntityNamesArgs {
+    entity_names: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct DeletionsArgs {
+    deletions: Vec<ObservationDeletion>,
+}
+
+#[derive(Deserialize)]
+struct PageArgs {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchArgs {
+    query: String,
+    #[serde(flatten)]
+    page: PageArgs,
+}
+
+#[derive(Deserialize)]
+struct NamesArgs {
+    names: Vec<String>,
+}
+
+/// Parses tool arguments; the error names the offending field (`entities[0].name: …`).
+fn parse<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, McpError> {
+    let value = Value::Object(arguments.unwrap_or_default());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names a missing field in its message; a type error gets the path.
+        let field = match inner.strip_prefix("missing field `") {
+            Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
+            None => path.clone(),
+        };
+        let message = if path == "." { inner.clone() } else { format!("{path}: {inner}") };
+        McpError::invalid_params(format!("Invalid arguments: {message}"), Some(json!({ "field": field })))
+    })
+}
+
+impl PageArgs {
+    fn into_request(self) -> Result<PageRequest, McpError> {
+        if let Some(limit) = self.limit
+            && !(1..=1000).contains(&limit)
+        {
+            return Err(McpError::invalid_params(
+                "Invalid arguments: limit: must be between 1 and 1000",
+                Some(json!({ "field": "limit" })),
+            ));
+        }
+        Ok(PageRequest { limit: self.limit, cursor: self.cursor })
+    }
+}
+
+/// Text is the reference's `JSON.stringify(value, null, 2)`; structured content mirrors it.
+fn json_result(structured: Value) -> CallToolResult {
+    let text = serde_json::to_string_pretty(&structured).expect("JSON values serialize");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(structured);
+    result
+}
+
+/// The text of list results is the bare array, as in the reference.
+fn list_result<T: serde::Serialize>(key: &str, items: &[T]) -> CallToolResult {
+    let text = serde_json::to_string_pretty(items).expect("items serialize");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(json!({ key: items }));
+    result
+}
+
+fn message_result(message: &str) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(message)]);
+    result.structured_content = Some(json!({ "success": true, "message": message }));
+    result
+}
+
+fn graph_result(graph: KnowledgeGraph) -> CallToolResult {
+    json_result(serde_json::to_value(graph).expect("graph serializes"))
+}
+
+fn page_result(page: GraphPage) -> CallToolResult {
+    let mut value = serde_json::to_value(page.graph).expect("graph serializes");
+    if let Some(cursor) = page.next_cursor {
+        value["nextCursor"] = Value::String(cursor);
+    }
+    json_result(value)
+}
+
+/// Runs one tool. `Ok(None)` means no such tool.
+pub async fn call(
+    memory: &Memory,
+    tenant: &Tenant,
+    name: &str,
+    arguments: Option<JsonObject>,
+) -> Result<Option<CallToolResult>, McpLayerError> {
+    let result = match name {
+        "create_entities" => {
+            let args: EntitiesArgs = parse(arguments)?;
+            list_result("entities", &memory.create_entities(tenant, args.entities).await?)
+        }
+        "create_relations" => {
+            let args: RelationsArgs = parse(arguments)?;
+            list_result("relations", &memory.create_relations(tenant, args.relations).await?)
+        }
+        "add_observations" => {
+            let args: ObservationsArgs = parse(arguments)?;
+            list_result("results", &memory.add_observations(tenant, args.observations).await?)
+        }
+        "delete_entities" => {
+            let args: EntityNamesArgs = parse(arguments)?;
+            memory.delete_entities(tenant, args.entity_names).await?;
+            message_result("Entities deleted successfully")
+        }
+        "delete_observations" => {
+            let args: DeletionsArgs = parse(arguments)?;
+            memory.delete_observations(tenant, args.deletions).await?;
+            message_result("Observations deleted successfully")
+        }
+        "delete_relations" => {
+            let args: RelationsArgs = parse(arguments)?;
+            memory.delete_relations(tenant, args.relations).await?;
+            message_result("Relations deleted successfully")
+        }
+        "read_graph" => {
+            let args: PageArgs = parse(arguments)?;
+            page_result(memory.read_graph(tenant, &args.into_request()?).await?)
+        }
+        "search_nodes" => {
+            let args: SearchArgs = parse(arguments)?;
+            page_result(memory.search_nodes(tenant, &args.query, &args.page.into_request()?).await?)
+        }
+        "open_nodes" => {
+            let args: NamesArgs = parse(arguments)?;
+            graph_result(memory.open_nodes(tenant, args.names).await?)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(result))
+}
+
+/// Whether a tool changes the graph (for metrics and, later, scopes).
+pub fn is_write(name: &str) -> bool {
+    TOOLS
+        .iter()
+        .find(|t| t.name == name)
+        .and_then(|t| t.annotations.as_ref())
+        .and_then(|a| a.read_only_hint)
+        .is_some_and(|read_only| !read_only)
+}

@@ -1,0 +1,342 @@
+//! The memory domain: the reference server-memory's nine operations, per tenant, each one
+//! transaction. Knows nothing of MCP; speaks `storage` only.
+
+mod cursor;
+pub mod model;
+
+use std::collections::HashSet;
+
+pub use model::*;
+
+use crate::storage::{self, StorageError, Store};
+use cursor::Cursor;
+
+/// Size limits on input, each named in the error it causes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_name_bytes: usize,
+    pub max_observation_bytes: usize,
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_name_bytes: 512, max_observation_bytes: 16_384, max_batch: 1_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The reference's exact message.
+    #[error("Entity with name {0} not found")]
+    EntityNotFound(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("cursor: not a cursor issued for this request")]
+    InvalidCursor,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for MemoryError {
+    fn from(e: sqlx::Error) -> Self {
+        MemoryError::Storage(e.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, MemoryError>;
+
+/// A tenant id: every row belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tenant(String);
+
+impl Tenant {
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn new(id: impl Into<String>) -> Self {
+        Tenant(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant::new(Tenant::DEFAULT)
+    }
+}
+
+#[derive(Clone)]
+pub struct Memory {
+    store: Store,
+    limits: Limits,
+}
+
+impl Memory {
+    pub fn new(store: Store, limits: Limits) -> Self {
+        Memory { store, limits }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub async fn create_entities(&self, tenant: &Tenant, entities: Vec<Entity>) -> Result<Vec<Entity>> {
+        let check = self.check();
+        check.batch("entities", entities.len())?;
+        for (i, e) in entities.iter().enumerate() {
+            check.name(&format!("entities[{i}].name"), &e.name)?;
+            check.name(&format!("entities[{i}].entityType"), &e.entity_type)?;
+            check.observations(&format!("entities[{i}].observations"), &e.observations)?;
+        }
+        let mut tx = self.store.begin_write().await?;
+        let mut created = Vec::new();
+        for entity in entities {
+            if let Some(id) = storage::insert_entity(&mut tx, tenant.as_str(), &entity.name, &entity.entity_type).await? {
+                storage::insert_observations(&mut tx, id, &entity.observations).await?;
+                created.push(entity);
+            }
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub async fn create_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<Vec<Relation>> {
+        self.check().relations(&relations)?;
+        let mut tx = self.store.begin_write().await?;
+        let mut created = Vec::new();
+        for r in relations {
+            if storage::insert_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await? {
+                created.push(r);
+            }
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub async fn add_observations(&self, tenant: &Tenant, additions: Vec<ObservationAddition>) -> Result<Vec<ObservationsAdded>> {
+        let check = self.check();
+        check.batch("observations", additions.len())?;
+        for (i, a) in additions.iter().enumerate() {
+            check.name(&format!("observations[{i}].entityName"), &a.entity_name)?;
+            check.observations(&format!("observations[{i}].contents"), &a.contents)?;
+        }
+        let mut tx = self.store.begin_write().await?;
+        let mut results = Vec::new();
+        for addition in additions {
+            let id = storage::entity_id(&mut tx, tenant.as_str(), &addition.entity_name)
+                .await?
+                .ok_or_else(|| MemoryError::EntityNotFound(addition.entity_name.clone()))?;
+            let mut existing: HashSet<String> = storage::observation_contents(&mut tx, id).await?.into_iter().collect();
+            // Skips what the entity already has, including repeats within this call.
+            let added: Vec<String> = addition.contents.into_iter().filter(|c| existing.insert(c.clone())).collect();
+            storage::insert_observations(&mut tx, id, &added).await?;
+            results.push(ObservationsAdded { entity_name: addition.entity_name, added_observations: added });
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<()> {
+        self.check().names("entityNames", &names)?;
+        let mut tx = self.store.begin_write().await?;
+        for name in &names {
+            storage::delete_entity(&mut tx, tenant.as_str(), name).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
+        let check = self.check();
+        check.batch("deletions", deletions.len())?;
+        for (i, d) in deletions.iter().enumerate() {
+            check.name(&format!("deletions[{i}].entityName"), &d.entity_name)?;
+            check.observations(&format!("deletions[{i}].observations"), &d.observations)?;
+        }
+        let mut tx = self.store.begin_write().await?;
+        for deletion in &deletions {
+            // A missing entity is skipped silently, as the reference does.
+            if let Some(id) = storage::entity_id(&mut tx, tenant.as_str(), &deletion.entity_name).await? {
+                for content in &deletion.observations {
+                    storage::delete_observation(&mut tx, id, content).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<()> {
+        self.check().relations(&relations)?;
+        let mut tx = self.store.begin_write().await?;
+        for r in &relations {
+            storage::delete_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The whole graph, or a page of it: up to `limit` entities and `limit` relations,
+    /// each in insertion order.
+    pub async fn read_graph(&self, tenant: &Tenant, page: &PageRequest) -> Result<GraphPage> {
+        let (after_e, after_r) = match &page.cursor {
+            Some(text) => {
+                let c = Cursor::decode(tenant.as_str(), "graph", text).ok_or(MemoryError::InvalidCursor)?;
+                (c.e, c.r)
+            }
+            None => (0, 0),
+        };
+        let limit = page.limit.map(i64::from);
+        let fetch = limit.map(|l| l + 1);
+        let mut tx = self.store.begin_read().await?;
+        let mut entities = storage::entities_page(&mut tx, tenant.as_str(), after_e, fetch).await?;
+        let mut relations = storage::relations_page(&mut tx, tenant.as_str(), after_r, fetch).await?;
+        tx.commit().await?;
+        let mut next_cursor = None;
+        if let Some(limit) = limit.map(|l| l as usize) {
+            let more = entities.len() > limit || relations.len() > limit;
+            entities.truncate(limit);
+            relations.truncate(limit);
+            if more {
+                let e = entities.last().map_or(i64::MAX, |e| e.id);
+                let r = relations.last().map_or(i64::MAX, |r| r.id);
+                next_cursor = Some(Cursor::encode(tenant.as_str(), "graph", e.max(after_e), r.max(after_r)));
+            }
+        }
+        Ok(GraphPage {
+            graph: KnowledgeGraph {
+                entities: entities.into_iter().map(Entity::from).collect(),
+                relations: relations.into_iter().map(Relation::from).collect(),
+            },
+            next_cursor,
+        })
+    }
+
+    /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
+    /// relations between them. With a limit, results are ranked and paged.
+    pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
+        self.check().text("query", query, self.limits.max_observation_bytes)?;
+        let scope = format!("search:{query}");
+        let offset = match &page.cursor {
+            Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e,
+            None => 0,
+        };
+        let ranked = page.limit.is_some() || page.cursor.is_some();
+        let limit = page.limit.map(i64::from);
+        let mut tx = self.store.begin_read().await?;
+        let mut entities =
+            storage::search_entities(&mut tx, tenant.as_str(), query, ranked, offset, limit.map(|l| l + 1)).await?;
+        let mut next_cursor = None;
+        if let Some(limit) = limit.map(|l| l as usize)
+            && entities.len() > limit
+        {
+            entities.truncate(limit);
+            next_cursor = Some(Cursor::encode(tenant.as_str(), &scope, offset + limit as i64, 0));
+        }
+        let names: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
+        let relations = storage::relations_among(&mut tx, tenant.as_str(), &names).await?;
+        tx.commit().await?;
+        Ok(GraphPage {
+            graph: KnowledgeGraph {
+                entities: entities.into_iter().map(Entity::from).collect(),
+                relations: relations.into_iter().map(Relation::from).collect(),
+            },
+            next_cursor,
+        })
+    }
+
+    /// The named entities (those that exist) and the relations between them.
+    pub async fn open_nodes(&self, tenant: &Tenant, names: Vec<String>) -> Result<KnowledgeGraph> {
+        self.check().names("names", &names)?;
+        let mut tx = self.store.begin_read().await?;
+        let entities = storage::entities_named(&mut tx, tenant.as_str(), &names).await?;
+        let found: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
+        let relations = storage::relations_among(&mut tx, tenant.as_str(), &found).await?;
+        tx.commit().await?;
+        Ok(KnowledgeGraph {
+            entities: entities.into_iter().map(Entity::from).collect(),
+            relations: relations.into_iter().map(Relation::from).collect(),
+        })
+    }
+
+    /// One entity with every relation that names it (either end): the entity resource.
+    pub async fn entity(&self, tenant: &Tenant, name: &str) -> Result<Option<(Entity, Vec<Relation>)>> {
+        let mut tx = self.store.begin_read().await?;
+        let mut found = storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;
+        let relations = storage::relations_touching(&mut tx, tenant.as_str(), name).await?;
+        tx.commit().await?;
+        Ok(found.pop().map(|e| (e.into(), relations.into_iter().map(Relation::from).collect())))
+    }
+
+    fn check(&self) -> Check {
+        Check(self.limits)
+    }
+}
+
+/// Input limits; each error names the field and the limit.
+struct Check(Limits);
+
+impl Check {
+    fn batch(&self, field: &str, len: usize) -> Result<()> {
+        if len > self.0.max_batch {
+            return Err(invalid(field, format!("at most {} items per call (MAX_BATCH), got {len}", self.0.max_batch)));
+        }
+        Ok(())
+    }
+
+    fn text(&self, field: &str, value: &str, max: usize) -> Result<()> {
+        if value.len() > max {
+            return Err(invalid(field, format!("at most {max} bytes, got {}", value.len())));
+        }
+        Ok(())
+    }
+
+    fn name(&self, field: &str, value: &str) -> Result<()> {
+        if value.len() > self.0.max_name_bytes {
+            return Err(invalid(
+                field,
+                format!("at most {} bytes (MAX_NAME_BYTES), got {}", self.0.max_name_bytes, value.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn names(&self, field: &str, names: &[String]) -> Result<()> {
+        self.batch(field, names.len())?;
+        names.iter().enumerate().try_for_each(|(i, n)| self.name(&format!("{field}[{i}]"), n))
+    }
+
+    fn observations(&self, field: &str, observations: &[String]) -> Result<()> {
+        self.batch(field, observations.len())?;
+        for (i, o) in observations.iter().enumerate() {
+            if o.len() > self.0.max_observation_bytes {
+                return Err(invalid(
+                    &format!("{field}[{i}]"),
+                    format!("at most {} bytes (MAX_OBSERVATION_BYTES), got {}", self.0.max_observation_bytes, o.len()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn relations(&self, relations: &[Relation]) -> Result<()> {
+        self.batch("relations", relations.len())?;
+        for (i, r) in relations.iter().enumerate() {
+            self.name(&format!("relations[{i}].from"), &r.from)?;
+            self.name(&format!("relations[{i}].to"), &r.to)?;
+            self.name(&format!("relations[{i}].relationType"), &r.relation_type)?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, reason: String) -> MemoryError {
+    MemoryError::Invalid { field: field.to_string(), reason }
+}

@@ -1,0 +1,75 @@
+//! The graph types, serialized exactly as the reference server-memory does (field order included).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entity {
+    pub name: String,
+    pub entity_type: String,
+    pub observations: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Relation {
+    pub from: String,
+    pub to: String,
+    pub relation_type: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnowledgeGraph {
+    pub entities: Vec<Entity>,
+    pub relations: Vec<Relation>,
+}
+
+/// `add_observations` input item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservationAddition {
+    pub entity_name: String,
+    pub contents: Vec<String>,
+}
+
+/// `add_observations` result item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservationsAdded {
+    pub entity_name: String,
+    pub added_observations: Vec<String>,
+}
+
+/// `delete_observations` input item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservationDeletion {
+    pub entity_name: String,
+    pub observations: Vec<String>,
+}
+
+/// A page of a graph read; `next_cursor` is set when more follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphPage {
+    pub graph: KnowledgeGraph,
+    pub next_cursor: Option<String>,
+}
+
+/// Paging request: no limit means everything, as the reference returns.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl From<crate::storage::EntityRow> for Entity {
+    fn from(row: crate::storage::EntityRow) -> Self {
+        Entity { name: row.name, entity_type: row.entity_type, observations: row.observations }
+    }
+}
+
+impl From<crate::storage::RelationRow> for Relation {
+    fn from(row: crate::storage::RelationRow) -> Self {
+        Relation { from: row.from, to: row.to, relation_type: row.relation_type }
+    }
+}

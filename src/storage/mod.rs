@@ -1,0 +1,204 @@
+//! Storage: one sqlx `Any` code path over PostgreSQL and the embedded SQLite file.
+//!
+//! SQLite gets a single-connection writer pool (writers queue fairly in-process instead of
+//! spinning on `SQLITE_BUSY`) beside a reader pool; PostgreSQL uses one pool for both.
+
+mod graph;
+
+use std::{path::Path, str::FromStr, sync::Once, time::Duration};
+
+use secrecy::ExposeSecret;
+use sqlx::{
+    Any, AnyPool, Transaction,
+    any::AnyPoolOptions,
+    migrate::{MigrateError, Migrator},
+};
+
+pub use graph::*;
+
+use crate::config::{Backend, DatabaseConfig};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] MigrateError),
+    #[error("cannot create the database directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(
+        "the database schema is not the one this binary knows ({detail}); run `mcp-server migrate` with this version"
+    )]
+    UnknownSchema { detail: String },
+}
+
+impl StorageError {
+    /// True when the database could not be reached or timed out, as opposed to a bad query.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+            )
+        )
+    }
+}
+
+/// How the schema compares with the migrations compiled into this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaStatus {
+    Current,
+    /// Migrations the binary has that the database lacks.
+    Behind { pending: usize },
+    /// Versions in the database this binary does not know (a newer release migrated it).
+    Ahead { unknown: Vec<i64> },
+}
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+}
+
+pub type WriteTx = Transaction<'static, Any>;
+
+impl Store {
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, StorageError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let url = config.url.expose_secret();
+        let options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(0)
+                .acquire_timeout(config.timeout)
+                .idle_timeout(Some(Duration::from_secs(300)))
+        };
+        match config.backend {
+            Backend::Postgres => {
+                let pool = options(config.pool_max).connect_lazy(url)?;
+                Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool })
+            }
+            Backend::Sqlite => {
+                let url = sqlite_url(url)?;
+                let pragmas = |max: u32| {
+                    options(max).after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = NORMAL",
+                                "PRAGMA foreign_keys = ON",
+                                "PRAGMA busy_timeout = 5000",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                };
+                let write = pragmas(1).connect(&url).await?;
+                let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
+                Ok(Self { backend: Backend::Sqlite, read, write })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies pending migrations. Idempotent; on PostgreSQL an advisory lock makes
+    /// concurrent runs (three pods' init containers) wait for each other.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        self.migrator().run(&self.write).await?;
+        Ok(())
+    }
+
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StorageError> {
+        let applied: Vec<i64> = match sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.read)
+        .await
+        {
+            Ok(versions) => versions,
+            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => vec![],
+            Err(e) => return Err(e.into()),
+        };
+        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
+        let unknown: Vec<i64> = applied.iter().copied().filter(|v| !known.contains(v)).collect();
+        if !unknown.is_empty() {
+            return Ok(SchemaStatus::Ahead { unknown });
+        }
+        let pending = known.iter().filter(|v| !applied.contains(v)).count();
+        Ok(if pending == 0 { SchemaStatus::Current } else { SchemaStatus::Behind { pending } })
+    }
+
+    /// Fails unless the schema is exactly the one this binary was built for.
+    pub async fn require_current_schema(&self) -> Result<(), StorageError> {
+        match self.schema_status().await? {
+            SchemaStatus::Current => Ok(()),
+            SchemaStatus::Behind { pending } => Err(StorageError::UnknownSchema {
+                detail: format!("{pending} migration(s) not applied"),
+            }),
+            SchemaStatus::Ahead { unknown } => Err(StorageError::UnknownSchema {
+                detail: format!("database has newer migration(s) {unknown:?}"),
+            }),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx, StorageError> {
+        Ok(self.write.begin().await?)
+    }
+
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.read.size(), self.read.num_idle())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Makes sure the SQLite file can be created: `mode=rwc` and an existing parent directory.
+fn sqlite_url(url: &str) -> Result<String, StorageError> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let file = path.split('?').next().unwrap_or_default();
+    if file != ":memory:" && !file.is_empty() {
+        if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let _ = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    Ok(if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}

@@ -1,0 +1,102 @@
+//! Import and export in the reference server's JSONL format (its MEMORY_FILE_PATH file):
+//! entities first, then relations, one JSON object per line, `type` first.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::memory::{Entity, Memory, MemoryError, ObservationAddition, PageRequest, Relation, Tenant};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Line {
+    Entity(Entity),
+    Relation(Relation),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("line {line}: {reason}")]
+    Parse { line: usize, reason: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub entities: usize,
+    pub relations: usize,
+}
+
+/// Parses the whole file first, so a bad line imports nothing.
+pub fn parse(reader: impl BufRead) -> Result<(Vec<Entity>, Vec<Relation>), TransferError> {
+    let (mut entities, mut relations) = (Vec::new(), Vec::new());
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Line>(&line) {
+            Ok(Line::Entity(e)) => entities.push(e),
+            Ok(Line::Relation(r)) => relations.push(r),
+            Err(e) => return Err(TransferError::Parse { line: i + 1, reason: e.to_string() }),
+        }
+    }
+    Ok((entities, relations))
+}
+
+/// Imports in batches; idempotent: existing entities gain only the observations they lack,
+/// existing relations are skipped. `progress` is called with the number of items done.
+pub async fn import(
+    memory: &Memory,
+    tenant: &Tenant,
+    entities: Vec<Entity>,
+    relations: Vec<Relation>,
+    mut progress: impl FnMut(usize),
+) -> Result<ImportSummary, TransferError> {
+    let batch = memory.limits().max_batch;
+    let mut summary = ImportSummary::default();
+    for chunk in entities.chunks(batch) {
+        summary.entities += memory.create_entities(tenant, chunk.to_vec()).await?.len();
+        let additions = chunk
+            .iter()
+            .map(|e| ObservationAddition { entity_name: e.name.clone(), contents: e.observations.clone() })
+            .collect();
+        memory.add_observations(tenant, additions).await?;
+        progress(chunk.len());
+    }
+    for chunk in relations.chunks(batch) {
+        summary.relations += memory.create_relations(tenant, chunk.to_vec()).await?.len();
+        progress(chunk.len());
+    }
+    Ok(summary)
+}
+
+/// Writes the tenant's graph, a page at a time, in the reference's line format.
+pub async fn export(memory: &Memory, tenant: &Tenant, mut out: impl Write) -> Result<ImportSummary, TransferError> {
+    let mut summary = ImportSummary::default();
+    let mut relations = Vec::new();
+    let mut request = PageRequest { limit: Some(1000), cursor: None };
+    loop {
+        let page = memory.read_graph(tenant, &request).await?;
+        for entity in page.graph.entities {
+            serde_json::to_writer(&mut out, &Line::Entity(entity)).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            summary.entities += 1;
+        }
+        relations.extend(page.graph.relations);
+        match page.next_cursor {
+            Some(cursor) => request.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    for relation in relations {
+        serde_json::to_writer(&mut out, &Line::Relation(relation)).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+        summary.relations += 1;
+    }
+    out.flush()?;
+    Ok(summary)
+}
