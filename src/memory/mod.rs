@@ -133,9 +133,9 @@ impl Memory {
             let id = storage::entity_id(&mut tx, tenant.as_str(), &addition.entity_name)
                 .await?
                 .ok_or_else(|| MemoryError::EntityNotFound(addition.entity_name.clone()))?;
-            let mut existing: HashSet<String> = storage::observation_contents(&mut tx, id).await?.into_iter().collect();
-            // Skips what the entity already has, including repeats within this call.
-            let added: Vec<String> = addition.contents.into_iter().filter(|c| existing.insert(c.clone())).collect();
+            let existing: HashSet<String> = storage::observation_contents(&mut tx, id).await?.into_iter().collect();
+            // Skips what the entity already has; like the reference, repeats within one item are kept.
+            let added: Vec<String> = addition.contents.into_iter().filter(|c| !existing.contains(c)).collect();
             storage::insert_observations(&mut tx, id, &added).await?;
             results.push(ObservationsAdded { entity_name: addition.entity_name, added_observations: added });
         }
@@ -220,7 +220,7 @@ impl Memory {
     }
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
-    /// relations between them. With a limit, results are ranked and paged.
+    /// relations that touch them. With a limit, results are ranked and paged.
     pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
         self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = format!("search:{query}");
@@ -241,7 +241,7 @@ impl Memory {
             next_cursor = Some(Cursor::encode(tenant.as_str(), &scope, offset + limit as i64, 0));
         }
         let names: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
-        let relations = storage::relations_among(&mut tx, tenant.as_str(), &names).await?;
+        let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &names).await?;
         tx.commit().await?;
         Ok(GraphPage {
             graph: KnowledgeGraph {
@@ -252,13 +252,13 @@ impl Memory {
         })
     }
 
-    /// The named entities (those that exist) and the relations between them.
+    /// The named entities (those that exist) and the relations that touch them.
     pub async fn open_nodes(&self, tenant: &Tenant, names: Vec<String>) -> Result<KnowledgeGraph> {
         self.check().names("names", &names)?;
         let mut tx = self.store.begin_read().await?;
         let entities = storage::entities_named(&mut tx, tenant.as_str(), &names).await?;
         let found: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
-        let relations = storage::relations_among(&mut tx, tenant.as_str(), &found).await?;
+        let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &found).await?;
         tx.commit().await?;
         Ok(KnowledgeGraph {
             entities: entities.into_iter().map(Entity::from).collect(),

@@ -300,21 +300,18 @@ pub async fn entities_named(conn: &mut AnyConnection, tenant: &str, names: &[Str
     Ok(entities)
 }
 
-/// Relations whose both ends are among `names`, in insertion order.
-pub async fn relations_among(conn: &mut AnyConnection, tenant: &str, names: &[String]) -> Result<Vec<RelationRow>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let wanted: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+/// Relations with at least one end among `names`, in insertion order (the reference's rule for
+/// search_nodes and open_nodes since 2026: a node's connections are visible from it).
+pub async fn relations_touching_any(conn: &mut AnyConnection, tenant: &str, names: &[String]) -> Result<Vec<RelationRow>> {
     let mut relations = Vec::new();
-    // Select by source in chunks, then keep those whose target is in the set too.
     for chunk in names.chunks(IN_CHUNK) {
+        let list = placeholders(2, chunk.len());
         let sql = format!(
-            "SELECT id, from_name, to_name, relation_type FROM relations WHERE tenant = $1 AND from_name IN ({}) ORDER BY id",
-            placeholders(2, chunk.len())
+            "SELECT id, from_name, to_name, relation_type FROM relations \
+             WHERE tenant = $1 AND (from_name IN ({list}) OR to_name IN ({list})) ORDER BY id"
         );
         let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk).fetch_all(&mut *conn).await?;
-        relations.extend(relation_rows(rows)?.into_iter().filter(|r| wanted.contains(r.to.as_str())));
+        relations.extend(relation_rows(rows)?);
     }
     relations.sort_by_key(|r| r.id);
     relations.dedup_by_key(|r| r.id);

@@ -1,0 +1,198 @@
+//! Test support: `spawn_app()` starts a real server on port 0 with a fresh database, and an MCP
+//! client talks to it over Streamable HTTP, the way real clients do.
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use mcp_server::{
+    AppState,
+    cli::Cli,
+    http::RunningServer,
+    memory::{Memory, Tenant},
+    storage::Store,
+};
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation},
+    service::RunningService,
+    transport::StreamableHttpClientTransport,
+};
+use serde_json::Value;
+
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database: a temp SQLite file, or a new PostgreSQL database under
+/// MCP_TEST_DATABASE_URL (dropped again when the test ends).
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> Option<TestDb> {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/test.db", dir.path().display());
+                Some(TestDb { url, _dir: Some(dir), pg_drop: None })
+            }
+            Db::Postgres => {
+                let Ok(admin_url) = std::env::var("MCP_TEST_DATABASE_URL") else {
+                    eprintln!("MCP_TEST_DATABASE_URL is not set: skipping the PostgreSQL variant");
+                    return None;
+                };
+                let name = format!("mcp_test_{:016x}", rand::random::<u64>());
+                let mut admin = sqlx_connect(&admin_url).await;
+                sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create the test database (is MCP_TEST_DATABASE_URL reachable?)");
+                let mut url = url::Url::parse(&admin_url).expect("MCP_TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                Some(TestDb { url: url.to_string(), _dir: None, pg_drop: Some((admin_url, name)) })
+            }
+        }
+    }
+}
+
+async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url).await.expect("connect to MCP_TEST_DATABASE_URL")
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg_drop.take() {
+            // Drop runs outside async context: use a private runtime on a plain thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    let mut admin = sqlx_connect(&admin_url).await;
+                    let _ = sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings as the CLI would parse them, from flags only (the test's environment is ignored
+/// for everything set here).
+pub fn settings(db_url: &str, extra: &[&str]) -> mcp_server::config::Settings {
+    let mut args = vec![
+        "mcp-server",
+        "--port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--database-url",
+        db_url,
+        "--shutdown-delay",
+        "0s",
+        "--shutdown-timeout",
+        "5s",
+        "--log-level",
+        "warn",
+    ];
+    args.extend_from_slice(extra);
+    let cli = Cli::try_parse_from(args).expect("test settings parse");
+    cli.settings.validate().expect("test settings are valid");
+    cli.settings
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub memory: Memory,
+    pub db: TestDb,
+    server: Option<RunningServer>,
+}
+
+/// Starts the server on a fresh database of the given kind; `None` when that kind is not
+/// configured for this run (PostgreSQL without MCP_TEST_DATABASE_URL).
+pub async fn spawn_app(db: Db) -> Option<TestApp> {
+    spawn_app_with(db, &[]).await
+}
+
+pub async fn spawn_app_with(db: Db, extra: &[&str]) -> Option<TestApp> {
+    let test_db = TestDb::new(db).await?;
+    let settings = settings(&test_db.url, extra);
+    let store = Store::connect(&settings.database().unwrap()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let memory = Memory::new(store, settings.limits());
+    let server = RunningServer::start(AppState::new(memory.clone(), settings)).await.expect("server starts");
+    Some(TestApp { addr: server.addr, metrics_addr: server.metrics_addr, memory, db: test_db, server: Some(server) })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn client(&self) -> Client {
+        let transport = StreamableHttpClientTransport::from_uri(self.url("/mcp"));
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("mcp-server-tests", "0"))
+            .serve(transport)
+            .await
+            .expect("MCP initialize over HTTP")
+    }
+
+    pub fn tenant(&self) -> Tenant {
+        Tenant::default()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Calls a tool; protocol errors come back as `Err(ErrorData)`.
+pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ErrorData> {
+    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().cloned().unwrap_or_default());
+    match client.call_tool(params).await {
+        Ok(result) => Ok(result),
+        Err(rmcp::ServiceError::McpError(e)) => Err(e),
+        Err(other) => panic!("transport failure calling {tool}: {other}"),
+    }
+}
+
+/// Calls a tool that must succeed and returns its structured content.
+pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+    let result = call(client, tool, args).await.unwrap_or_else(|e| panic!("{tool} failed: {e:?}"));
+    assert_ne!(result.is_error, Some(true), "{tool} returned an error result: {result:?}");
+    result.structured_content.expect("structured content")
+}
+
+pub fn text(result: &CallToolResult) -> String {
+    result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect()
+}
+
+/// Runs `body` for SQLite and, when configured, PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(common::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(common::Db::Postgres).await
+            }
+        }
+    };
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
