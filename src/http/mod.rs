@@ -1,5 +1,6 @@
 //! HTTP layer: the axum router (`app`), health probes, metrics, and the server lifecycle.
 
+mod guard;
 mod health;
 pub mod metrics;
 mod server;
@@ -71,6 +72,8 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
 
 /// The application router: `/mcp` (Streamable HTTP) and the health probes.
 pub fn app(state: AppState) -> Router {
+    // Installed before the first request so that no early measurement is lost.
+    metrics::handle();
     let memory = state.memory.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(MemoryServer::new(memory.clone())),
@@ -84,7 +87,12 @@ pub fn app(state: AppState) -> Router {
         ("cache-control", "no-store"),
     ];
     let mut router = Router::new()
-        .nest_service("/mcp", mcp)
+        .nest_service(
+            "/mcp",
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(state.settings.max_body_bytes, guard::json_body))
+                .service(mcp),
+        )
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state.clone());

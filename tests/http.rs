@@ -1,0 +1,135 @@
+//! The HTTP surface as a plain HTTP client sees it: probes, limits, protocol errors, origins,
+//! resources and metrics.
+
+mod common;
+
+use common::{Db, ok, spawn_app, spawn_app_with};
+use rmcp::model::ReadResourceRequestParams;
+use serde_json::{Value, json};
+
+const ACCEPT: &str = "application/json, text/event-stream";
+
+async fn post(app: &common::TestApp, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(app.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.expect("request sent")
+}
+
+#[tokio::test]
+async fn probes_report_their_checks() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let live = reqwest::get(app.url("/health")).await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.json::<Value>().await.unwrap()["status"], "ok");
+    let ready = reqwest::get(app.url("/health/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(body["checks"]["schema"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_writes_nothing() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let big = "x".repeat(1_100_000);
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "create_entities", "arguments": { "entities": [{ "name": "big", "entityType": "t", "observations": [big] }] } } });
+    let response = post(&app, body.to_string(), &[]).await;
+    assert_eq!(response.status(), 413);
+    let c = app.client().await;
+    assert_eq!(ok(&c, "read_graph", json!({})).await["entities"], json!([]));
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_parse_error() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let response = post(&app, "{not json", &[]).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(body["error"]["code"], -32700, "{body}");
+}
+
+#[tokio::test]
+async fn stateless_post_answers_without_a_session() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let body = json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/list" });
+    let response = post(&app, body.to_string(), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none(), "no session is created by default");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 9);
+}
+
+#[tokio::test]
+async fn origins_outside_the_allow_list_are_refused() {
+    let app = spawn_app_with(Db::Sqlite, &["--allowed-origins", "https://app.example.com"]).await.unwrap();
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }).to_string();
+    assert_eq!(post(&app, body.clone(), &[("origin", "https://evil.example.net")]).await.status(), 403);
+    assert_eq!(post(&app, body.clone(), &[("origin", "https://app.example.com")]).await.status(), 200);
+    assert_eq!(post(&app, body.clone(), &[]).await.status(), 200, "non-browser clients send no Origin");
+    assert_eq!(post(&app, body, &[("host", "attacker.example")]).await.status(), 403, "Host allow-list");
+}
+
+#[tokio::test]
+async fn resources_expose_the_graph_and_each_entity() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let c = app.client().await;
+    ok(&c, "create_entities", json!({ "entities": [
+        { "name": "Ada Lovelace", "entityType": "person", "observations": ["wrote the first program"] },
+        { "name": "Engine", "entityType": "machine", "observations": [] },
+    ]})).await;
+    ok(&c, "create_relations", json!({ "relations": [{ "from": "Ada Lovelace", "to": "Engine", "relationType": "programmed" }] })).await;
+
+    let listed = c.list_all_resources().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].uri, "memory://knowledge-graph");
+    let templates = c.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates[0].uri_template, "memory://entities/{name}");
+
+    let read = |uri: &str| c.read_resource(ReadResourceRequestParams::new(uri));
+    let graph = read("memory://knowledge-graph").await.unwrap();
+    let text = serde_json::to_value(&graph.contents[0]).unwrap()["text"].as_str().unwrap().to_string();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["entities"].as_array().unwrap().len(), 2);
+
+    let one = read("memory://entities/Ada%20Lovelace").await.unwrap();
+    let body: Value = serde_json::from_str(serde_json::to_value(&one.contents[0]).unwrap()["text"].as_str().unwrap()).unwrap();
+    assert_eq!(body["entities"][0]["name"], "Ada Lovelace");
+    assert_eq!(body["relations"][0]["relationType"], "programmed");
+
+    match read("memory://entities/Nobody").await {
+        Err(rmcp::ServiceError::McpError(e)) => assert_eq!(e.code.0, -32002),
+        other => panic!("expected resource-not-found, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_tool_calls() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let c = app.client().await;
+    ok(&c, "read_graph", json!({})).await;
+    let _ = common::call(&c, "nope", json!({})).await;
+    let body = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
+    let value = |needle: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no series {needle} in:\n{body}"))
+    };
+    assert!(value("mcp_tool_calls_total{tool=\"read_graph\",outcome=\"ok\"}") >= 1.0);
+    assert!(value("mcp_tool_calls_total{tool=\"unknown\",outcome=\"invalid_params\"}") >= 1.0);
+    assert!(value("http_requests_total{method=\"POST\",route=\"/mcp\",status=\"200\"}") >= 1.0);
+    assert!(body.contains("mcp_tool_call_duration_seconds_bucket{tool=\"read_graph\""));
+    assert_eq!(value("mcp_server_build_info{"), 1.0);
+}
