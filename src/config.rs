@@ -23,13 +23,30 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Deployment environment; production refuses unsafe defaults
-    #[arg(long, env = "ENVIRONMENT", value_enum, default_value = "development", global = true)]
+    #[arg(
+        long,
+        env = "ENVIRONMENT",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
     pub environment: Environment,
     /// Log filter (EnvFilter syntax, e.g. `info,mcp_server=debug`)
-    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true)]
+    #[arg(
+        long,
+        env = "LOG_LEVEL",
+        default_value = "info,rmcp=warn",
+        global = true
+    )]
     pub log_level: String,
     /// Log line format
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     /// Address the MCP HTTP listener binds to
@@ -42,7 +59,13 @@ pub struct Settings {
     #[arg(long, env = "METRICS_PORT", default_value_t = 9090, global = true)]
     pub metrics_port: u16,
     /// Host names accepted in the Host header, comma separated (DNS-rebinding protection); `*` accepts any
-    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1", global = true)]
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1",
+        global = true
+    )]
     pub allowed_hosts: Vec<String>,
     /// Browser origins allowed to call /mcp, comma separated (e.g. `https://app.example.com`); empty: no browser origin is allowed
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
@@ -90,13 +113,23 @@ pub struct Settings {
     #[arg(long, env = "MAX_NAME_BYTES", default_value_t = 512, global = true)]
     pub max_name_bytes: usize,
     /// Longest observation, in bytes
-    #[arg(long, env = "MAX_OBSERVATION_BYTES", default_value_t = 16_384, global = true)]
+    #[arg(
+        long,
+        env = "MAX_OBSERVATION_BYTES",
+        default_value_t = 16_384,
+        global = true
+    )]
     pub max_observation_bytes: usize,
     /// Most items in one tool call (entities, relations, observations or names)
     #[arg(long, env = "MAX_BATCH", default_value_t = 1_000, global = true)]
     pub max_batch: usize,
     /// Largest accepted request body, in bytes (413 above it)
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
+    #[arg(
+        long,
+        env = "MAX_BODY_BYTES",
+        default_value_t = 1_048_576,
+        global = true
+    )]
     pub max_body_bytes: usize,
 
     /// After SIGTERM, keep serving (readiness 503) this long so load balancers stop routing here
@@ -134,7 +167,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(variable: &'static str, reason: impl Into<String>) -> Self {
-        Self { variable, reason: reason.into() }
+        Self {
+            variable,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -153,7 +189,10 @@ impl Settings {
             return Err(ConfigError::new("MAX_NAME_BYTES", "must be at least 1"));
         }
         if self.max_observation_bytes == 0 {
-            return Err(ConfigError::new("MAX_OBSERVATION_BYTES", "must be at least 1"));
+            return Err(ConfigError::new(
+                "MAX_OBSERVATION_BYTES",
+                "must be at least 1",
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
@@ -177,7 +216,10 @@ impl Settings {
             (_, Some(host)) if !host.is_empty() => (Backend::Postgres, self.postgres_url(host)),
             _ => (
                 Backend::Sqlite,
-                format!("sqlite://{}/mcp-server.db", self.data_dir.trim_end_matches('/')),
+                format!(
+                    "sqlite://{}/mcp-server.db",
+                    self.data_dir.trim_end_matches('/')
+                ),
             ),
         };
         Ok(DatabaseConfig {
@@ -229,7 +271,9 @@ fn backend_of(url: &str) -> Result<Backend, ConfigError> {
 /// Parses `25s`, `500ms`, `2m` or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let number: u64 = number
         .parse()

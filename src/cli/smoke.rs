@@ -1,12 +1,20 @@
 //! `mcp-server smoke URL`: a real MCP round trip against a deployed server.
 
-use std::{process::ExitCode, time::{Duration, Instant}};
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
 use rmcp::{
     ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, JsonObject},
-    transport::{StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig},
+    model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+        JsonObject,
+    },
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use serde_json::json;
 
@@ -14,7 +22,10 @@ pub async fn run(url: &str, token: Option<String>, timeout: Duration) -> ExitCod
     let started = Instant::now();
     match tokio::time::timeout(timeout, round_trip(url, token)).await {
         Ok(Ok(tools)) => {
-            println!("smoke ok: {url} ({tools} tools; write, read and cleanup in {} ms)", started.elapsed().as_millis());
+            println!(
+                "smoke ok: {url} ({tools} tools; write, read and cleanup in {} ms)",
+                started.elapsed().as_millis()
+            );
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {
@@ -33,14 +44,21 @@ fn args(value: serde_json::Value) -> JsonObject {
 }
 
 fn text(result: &CallToolResult) -> String {
-    result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect()
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect()
 }
 
 async fn round_trip(url: &str, token: Option<String>) -> anyhow::Result<usize> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url);
     config.auth_header = token;
     let transport = StreamableHttpClientTransport::from_config(config);
-    let info = ClientConfig::new(ClientCapabilities::default(), Implementation::new("mcp-server-smoke", env!("CARGO_PKG_VERSION")));
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("mcp-server-smoke", env!("CARGO_PKG_VERSION")),
+    );
     let client = info.serve(transport).await.context("initialize")?;
     let tools = client.list_all_tools().await.context("tools/list")?;
     if !tools.iter().any(|t| t.name == "open_nodes") {
@@ -63,7 +81,10 @@ async fn round_trip(url: &str, token: Option<String>) -> anyhow::Result<usize> {
     }
     let read = read.context("open_nodes")?;
     if !text(&read).contains(observation) {
-        bail!("open_nodes did not return what was written: {}", text(&read));
+        bail!(
+            "open_nodes did not return what was written: {}",
+            text(&read)
+        );
     }
     deleted.context("delete_entities")?;
     Ok(tools.len())

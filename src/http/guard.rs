@@ -13,7 +13,13 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 
 fn jsonrpc_error(status: StatusCode, code: i32, message: String) -> Response {
-    (status, Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }))).into_response()
+    (
+        status,
+        Json(
+            json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }),
+        ),
+    )
+        .into_response()
 }
 
 pub async fn json_body(State(max_bytes): State<usize>, request: Request, next: Next) -> Response {
@@ -31,5 +37,6 @@ pub async fn json_body(State(max_bytes): State<usize>, request: Request, next: N
     if let Err(e) = serde_json::from_slice::<IgnoredAny>(&bytes) {
         return jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"));
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }

@@ -25,15 +25,23 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
                 SchemaStatus::Behind { pending } => {
                     json!({ "status": "fail", "reason": format!("{pending} migration(s) pending") })
                 }
-                SchemaStatus::Ahead { .. } => json!({ "status": "fail", "reason": "schema is newer than this binary" }),
+                SchemaStatus::Ahead { .. } => {
+                    json!({ "status": "fail", "reason": "schema is newer than this binary" })
+                }
             };
             (json!({ "status": "ok", "latency_ms": latency_ms }), schema)
         }
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: database check failed");
-            (json!({ "status": "fail", "reason": "unreachable" }), json!({ "status": "unknown" }))
+            (
+                json!({ "status": "fail", "reason": "unreachable" }),
+                json!({ "status": "unknown" }),
+            )
         }
-        Err(_) => (json!({ "status": "fail", "reason": "timeout" }), json!({ "status": "unknown" })),
+        Err(_) => (
+            json!({ "status": "fail", "reason": "timeout" }),
+            json!({ "status": "unknown" }),
+        ),
     };
     let draining = state.is_draining();
     let ok = !draining && database["status"] == "ok" && schema["status"] == "ok";
@@ -45,6 +53,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "shutdown": if draining { json!({ "status": "fail", "reason": "draining" }) } else { json!({ "status": "ok" }) },
         }
     });
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }

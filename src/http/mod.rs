@@ -63,11 +63,24 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
     config = if settings.allowed_hosts.iter().any(|h| h == "*") {
         config.disable_allowed_hosts()
     } else {
-        config.with_allowed_hosts(settings.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned())
+        config.with_allowed_hosts(
+            settings
+                .allowed_hosts
+                .iter()
+                .filter(|h| !h.is_empty())
+                .cloned(),
+        )
     };
-    let origins: Vec<String> = settings.allowed_origins.iter().filter(|o| !o.is_empty()).cloned().collect();
+    let origins: Vec<String> = settings
+        .allowed_origins
+        .iter()
+        .filter(|o| !o.is_empty())
+        .cloned()
+        .collect();
     // An empty list still validates: a browser page from any origin is refused (DNS rebinding).
-    config.with_allowed_origins(origins).enforce_origin_validation()
+    config
+        .with_allowed_origins(origins)
+        .enforce_origin_validation()
 }
 
 /// The application router: `/mcp` (Streamable HTTP) and the health probes.
@@ -90,7 +103,10 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(state.settings.max_body_bytes, guard::json_body))
+                .layer(middleware::from_fn_with_state(
+                    state.settings.max_body_bytes,
+                    guard::json_body,
+                ))
                 .service(mcp),
         )
         .route("/health", get(health::live))

@@ -40,13 +40,19 @@ impl McpLayerError {
         match self {
             McpLayerError::Protocol(e) => Err(e),
             McpLayerError::Memory(e) => match e {
-                MemoryError::EntityNotFound(_) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
-                MemoryError::Invalid { ref field, .. } => {
-                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": field }))))
+                MemoryError::EntityNotFound(_) => {
+                    Ok(CallToolResult::error(vec![ContentBlock::text(
+                        e.to_string(),
+                    )]))
                 }
-                MemoryError::InvalidCursor => {
-                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": "cursor" }))))
-                }
+                MemoryError::Invalid { ref field, .. } => Err(McpError::invalid_params(
+                    e.to_string(),
+                    Some(json!({ "field": field })),
+                )),
+                MemoryError::InvalidCursor => Err(McpError::invalid_params(
+                    e.to_string(),
+                    Some(json!({ "field": "cursor" })),
+                )),
                 MemoryError::Storage(storage) => Err(storage_error(&storage)),
             },
         }
@@ -56,7 +62,10 @@ impl McpLayerError {
 fn storage_error(error: &crate::storage::StorageError) -> McpError {
     if error.is_unavailable() {
         tracing::warn!(%error, "database unavailable");
-        McpError::internal_error("database unavailable, retry later", Some(json!({ "retryable": true })))
+        McpError::internal_error(
+            "database unavailable, retry later",
+            Some(json!({ "retryable": true })),
+        )
     } else {
         tracing::error!(%error, "storage failure");
         McpError::internal_error("internal error", None)
@@ -124,18 +133,27 @@ impl ServerHandler for MemoryServer {
         let name = request.name.to_string();
         let outcome = match tools::call(&self.memory, &tenant, &name, request.arguments).await {
             Ok(Some(result)) => Ok(result),
-            Ok(None) => Err(McpError::invalid_params(format!("Unknown tool: {name}"), Some(json!({ "field": "name" })))),
+            Ok(None) => Err(McpError::invalid_params(
+                format!("Unknown tool: {name}"),
+                Some(json!({ "field": "name" })),
+            )),
             Err(e) => e.into_tool_response(),
         };
-        let label = if self.get_tool(&name).is_some() { name } else { "unknown".to_string() };
+        let label = if self.get_tool(&name).is_some() {
+            name
+        } else {
+            "unknown".to_string()
+        };
         let status = match &outcome {
             Ok(r) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
             Err(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => "invalid_params",
             Err(_) => "internal_error",
         };
-        metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status).increment(1);
-        metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label).record(started.elapsed().as_secs_f64());
+        metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status)
+            .increment(1);
+        metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label)
+            .record(started.elapsed().as_secs_f64());
         outcome.map(Into::into)
     }
 
@@ -152,7 +170,9 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
     }
 
     async fn read_resource(
@@ -161,6 +181,8 @@ impl ServerHandler for MemoryServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let tenant = self.tenant(&context);
-        resources::read(&self.memory, &tenant, &request.uri).await.map(Into::into)
+        resources::read(&self.memory, &tenant, &request.uri)
+            .await
+            .map(Into::into)
     }
 }

@@ -29,10 +29,16 @@ pub struct RelationRow {
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
 fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn bind_all<'q>(mut query: Query<'q, Any, sqlx::any::AnyArguments<'q>>, values: &'q [String]) -> Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+fn bind_all<'q>(
+    mut query: Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    values: &'q [String],
+) -> Query<'q, Any, sqlx::any::AnyArguments<'q>> {
     for value in values {
         query = query.bind(value.as_str());
     }
@@ -41,11 +47,19 @@ fn bind_all<'q>(mut query: Query<'q, Any, sqlx::any::AnyArguments<'q>>, values: 
 
 /// Escapes LIKE wildcards so a user's `%` or `_` matches itself.
 fn like_contains(needle: &str) -> String {
-    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = needle
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
-pub async fn insert_entity(conn: &mut AnyConnection, tenant: &str, name: &str, entity_type: &str) -> Result<Option<i64>> {
+pub async fn insert_entity(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    name: &str,
+    entity_type: &str,
+) -> Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (tenant, name) DO NOTHING RETURNING id",
@@ -59,14 +73,20 @@ pub async fn insert_entity(conn: &mut AnyConnection, tenant: &str, name: &str, e
     .await
 }
 
-pub async fn insert_observations(conn: &mut AnyConnection, entity_id: i64, contents: &[String]) -> Result<()> {
+pub async fn insert_observations(
+    conn: &mut AnyConnection,
+    entity_id: i64,
+    contents: &[String],
+) -> Result<()> {
     for content in contents {
-        sqlx::query("INSERT INTO observations (entity_id, content, content_lc) VALUES ($1, $2, $3)")
-            .bind(entity_id)
-            .bind(content.as_str())
-            .bind(content.to_lowercase())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO observations (entity_id, content, content_lc) VALUES ($1, $2, $3)",
+        )
+        .bind(entity_id)
+        .bind(content.as_str())
+        .bind(content.to_lowercase())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -86,7 +106,13 @@ pub async fn observation_contents(conn: &mut AnyConnection, entity_id: i64) -> R
         .await
 }
 
-pub async fn insert_relation(conn: &mut AnyConnection, tenant: &str, from: &str, to: &str, relation_type: &str) -> Result<bool> {
+pub async fn insert_relation(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    from: &str,
+    to: &str,
+    relation_type: &str,
+) -> Result<bool> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO relations (tenant, from_name, to_name, relation_type) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant, from_name, to_name, relation_type) DO NOTHING RETURNING id",
@@ -120,7 +146,11 @@ pub async fn delete_entity(conn: &mut AnyConnection, tenant: &str, name: &str) -
     Ok(())
 }
 
-pub async fn delete_observation(conn: &mut AnyConnection, entity_id: i64, content: &str) -> Result<()> {
+pub async fn delete_observation(
+    conn: &mut AnyConnection,
+    entity_id: i64,
+    content: &str,
+) -> Result<()> {
     sqlx::query("DELETE FROM observations WHERE entity_id = $1 AND content = $2")
         .bind(entity_id)
         .bind(content)
@@ -129,7 +159,13 @@ pub async fn delete_observation(conn: &mut AnyConnection, entity_id: i64, conten
     Ok(())
 }
 
-pub async fn delete_relation(conn: &mut AnyConnection, tenant: &str, from: &str, to: &str, relation_type: &str) -> Result<()> {
+pub async fn delete_relation(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    from: &str,
+    to: &str,
+    relation_type: &str,
+) -> Result<()> {
     sqlx::query("DELETE FROM relations WHERE tenant = $1 AND from_name = $2 AND to_name = $3 AND relation_type = $4")
         .bind(tenant)
         .bind(from)
@@ -168,7 +204,11 @@ fn relation_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<RelationRow>> {
 
 /// Fills in each entity's observations, in insertion order.
 async fn attach_observations(conn: &mut AnyConnection, entities: &mut [EntityRow]) -> Result<()> {
-    let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let index: HashMap<i64, usize> = entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id, i))
+        .collect();
     let ids: Vec<i64> = entities.iter().map(|e| e.id).collect();
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
@@ -190,7 +230,12 @@ async fn attach_observations(conn: &mut AnyConnection, entities: &mut [EntityRow
 }
 
 /// Entities after `after_id` in insertion order, at most `limit` of them (all when `None`).
-pub async fn entities_page(conn: &mut AnyConnection, tenant: &str, after_id: i64, limit: Option<i64>) -> Result<Vec<EntityRow>> {
+pub async fn entities_page(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    after_id: i64,
+    limit: Option<i64>,
+) -> Result<Vec<EntityRow>> {
     let rows = sqlx::query(
         "SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3",
     )
@@ -200,9 +245,16 @@ pub async fn entities_page(conn: &mut AnyConnection, tenant: &str, after_id: i64
     .fetch_all(&mut *conn)
     .await?;
     let mut entities = entity_rows(rows)?;
-    if let (Some(first), Some(last)) = (entities.first().map(|e| e.id), entities.last().map(|e| e.id)) {
+    if let (Some(first), Some(last)) = (
+        entities.first().map(|e| e.id),
+        entities.last().map(|e| e.id),
+    ) {
         // One range query instead of IN lists: the page is a contiguous id range of this tenant.
-        let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+        let index: HashMap<i64, usize> = entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id, i))
+            .collect();
         let rows = sqlx::query(
             "SELECT o.entity_id, o.content FROM observations o JOIN entities e ON e.id = o.entity_id \
              WHERE e.tenant = $1 AND e.id >= $2 AND e.id <= $3 ORDER BY o.id",
@@ -221,7 +273,12 @@ pub async fn entities_page(conn: &mut AnyConnection, tenant: &str, after_id: i64
     Ok(entities)
 }
 
-pub async fn relations_page(conn: &mut AnyConnection, tenant: &str, after_id: i64, limit: Option<i64>) -> Result<Vec<RelationRow>> {
+pub async fn relations_page(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    after_id: i64,
+    limit: Option<i64>,
+) -> Result<Vec<RelationRow>> {
     let rows = sqlx::query(
         "SELECT id, from_name, to_name, relation_type FROM relations WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3",
     )
@@ -285,14 +342,20 @@ pub async fn search_entities(
 }
 
 /// The named entities that exist, in insertion order.
-pub async fn entities_named(conn: &mut AnyConnection, tenant: &str, names: &[String]) -> Result<Vec<EntityRow>> {
+pub async fn entities_named(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    names: &[String],
+) -> Result<Vec<EntityRow>> {
     let mut entities = Vec::new();
     for chunk in names.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND name IN ({}) ORDER BY id",
             placeholders(2, chunk.len())
         );
-        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk).fetch_all(&mut *conn).await?;
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk)
+            .fetch_all(&mut *conn)
+            .await?;
         entities.extend(entity_rows(rows)?);
     }
     entities.sort_by_key(|e| e.id);
@@ -302,7 +365,11 @@ pub async fn entities_named(conn: &mut AnyConnection, tenant: &str, names: &[Str
 
 /// Relations with at least one end among `names`, in insertion order (the reference's rule for
 /// search_nodes and open_nodes since 2026: a node's connections are visible from it).
-pub async fn relations_touching_any(conn: &mut AnyConnection, tenant: &str, names: &[String]) -> Result<Vec<RelationRow>> {
+pub async fn relations_touching_any(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    names: &[String],
+) -> Result<Vec<RelationRow>> {
     let mut relations = Vec::new();
     for chunk in names.chunks(IN_CHUNK) {
         let list = placeholders(2, chunk.len());
@@ -310,7 +377,9 @@ pub async fn relations_touching_any(conn: &mut AnyConnection, tenant: &str, name
             "SELECT id, from_name, to_name, relation_type FROM relations \
              WHERE tenant = $1 AND (from_name IN ({list}) OR to_name IN ({list})) ORDER BY id"
         );
-        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk).fetch_all(&mut *conn).await?;
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk)
+            .fetch_all(&mut *conn)
+            .await?;
         relations.extend(relation_rows(rows)?);
     }
     relations.sort_by_key(|r| r.id);
@@ -323,7 +392,9 @@ impl Store {
     pub async fn begin_read(&self) -> std::result::Result<super::WriteTx, super::StorageError> {
         let tx = match self.backend {
             Backend::Postgres => {
-                self.read.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?
+                self.read
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?
             }
             Backend::Sqlite => self.read.begin().await?,
         };
@@ -332,7 +403,11 @@ impl Store {
 }
 
 /// Relations with `name` at either end, in insertion order.
-pub async fn relations_touching(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<Vec<RelationRow>> {
+pub async fn relations_touching(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    name: &str,
+) -> Result<Vec<RelationRow>> {
     let rows = sqlx::query(
         "SELECT id, from_name, to_name, relation_type FROM relations \
          WHERE tenant = $1 AND (from_name = $2 OR to_name = $2) ORDER BY id",

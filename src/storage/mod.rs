@@ -28,7 +28,10 @@ pub enum StorageError {
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "the database schema is not the one this binary knows ({detail}); run `mcp-server migrate` with this version"
     )]
@@ -41,7 +44,10 @@ impl StorageError {
         matches!(
             self,
             StorageError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
             )
         )
     }
@@ -52,9 +58,13 @@ impl StorageError {
 pub enum SchemaStatus {
     Current,
     /// Migrations the binary has that the database lacks.
-    Behind { pending: usize },
+    Behind {
+        pending: usize,
+    },
     /// Versions in the database this binary does not know (a newer release migrated it).
-    Ahead { unknown: Vec<i64> },
+    Ahead {
+        unknown: Vec<i64>,
+    },
 }
 
 #[derive(Clone)]
@@ -81,7 +91,11 @@ impl Store {
         match config.backend {
             Backend::Postgres => {
                 let pool = options(config.pool_max).connect_lazy(url)?;
-                Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool })
+                Ok(Self {
+                    backend: Backend::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                })
             }
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
@@ -102,7 +116,11 @@ impl Store {
                 };
                 let write = pragmas(1).connect(&url).await?;
                 let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
-                Ok(Self { backend: Backend::Sqlite, read, write })
+                Ok(Self {
+                    backend: Backend::Sqlite,
+                    read,
+                    write,
+                })
             }
         }
     }
@@ -137,12 +155,20 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let unknown: Vec<i64> = applied.iter().copied().filter(|v| !known.contains(v)).collect();
+        let unknown: Vec<i64> = applied
+            .iter()
+            .copied()
+            .filter(|v| !known.contains(v))
+            .collect();
         if !unknown.is_empty() {
             return Ok(SchemaStatus::Ahead { unknown });
         }
         let pending = known.iter().filter(|v| !applied.contains(v)).count();
-        Ok(if pending == 0 { SchemaStatus::Current } else { SchemaStatus::Behind { pending } })
+        Ok(if pending == 0 {
+            SchemaStatus::Current
+        } else {
+            SchemaStatus::Behind { pending }
+        })
     }
 
     /// Fails unless the schema is exactly the one this binary was built for.
@@ -183,15 +209,18 @@ impl Store {
 
 /// Makes sure the SQLite file can be created: `mode=rwc` and an existing parent directory.
 fn sqlite_url(url: &str) -> Result<String, StorageError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let file = path.split('?').next().unwrap_or_default();
-    if file != ":memory:" && !file.is_empty() {
-        if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+    if let Some(dir) = Path::new(file)
+        .parent()
+        .filter(|d| file != ":memory:" && !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     let _ = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
     Ok(if url.contains("mode=") {
