@@ -76,12 +76,32 @@ pub enum Command {
         timeout: Duration,
     },
     /// Validate the configuration and exit: 0 when valid, 2 naming the bad variable
-    CheckConfig,
+    CheckConfig {
+        /// Do not require secrets (for build-time checks, before secrets exist)
+        #[arg(long)]
+        no_secrets: bool,
+    },
+    /// Print an HS256 access token signed with JWT_SECRET (development and testing)
+    Token {
+        /// Tenant the token grants access to (its AUTH_TENANT_CLAIM claim)
+        #[arg(long, default_value = Tenant::DEFAULT)]
+        tenant: String,
+        /// Space-separated scopes
+        #[arg(long, default_value = "memory:read memory:write")]
+        scope: String,
+        /// Lifetime
+        #[arg(long, value_parser = crate::config::parse_duration, default_value = "1h")]
+        ttl: Duration,
+        /// Mint even with ENVIRONMENT=production
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cli.settings.validate() {
+    let secrets_present = !matches!(cli.command, Some(Command::CheckConfig { no_secrets: true }));
+    if let Err(e) = cli.settings.validate_with(secrets_present) {
         eprintln!("mcp-server: {e}");
         return ExitCode::from(2);
     }
@@ -111,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let memory = open_memory(&settings, settings.migrate_on_start).await?;
-            serve(AppState::new(memory, settings)).await?;
+            serve(AppState::new(memory, settings)?).await?;
         }
         Command::Stdio { tenant } => {
             let memory = open_memory(&settings, false).await?;
@@ -168,7 +188,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
             timeout,
         } => return Ok(smoke::run(&url, token, timeout).await),
-        Command::CheckConfig => println!("configuration is valid"),
+        Command::CheckConfig { .. } => println!("configuration is valid"),
+        Command::Token {
+            tenant,
+            scope,
+            ttl,
+            force,
+        } => return token(&settings, &tenant, &scope, ttl, force),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -194,6 +220,42 @@ async fn run_stdio(memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
         .await?;
     service.waiting().await?;
     Ok(())
+}
+
+fn token(
+    settings: &Settings,
+    tenant: &str,
+    scope: &str,
+    ttl: Duration,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    if settings.environment == crate::config::Environment::Production && !force {
+        anyhow::bail!("`token` is for development; with ENVIRONMENT=production pass --force");
+    }
+    let Some(secret) = settings.auth.jwt_secret.as_deref() else {
+        eprintln!("mcp-server: invalid value for JWT_SECRET: `token` needs it (at least 32 bytes)");
+        return Ok(ExitCode::from(2));
+    };
+    let auth = crate::auth::Authenticator::from_settings(settings, reqwest::Client::new())?;
+    let issuer = settings
+        .auth
+        .oauth_issuer
+        .as_deref()
+        .unwrap_or(crate::auth::DEFAULT_ISSUER);
+    let claim = &settings.auth.auth_tenant_claim;
+    println!(
+        "{}",
+        crate::auth::issue_hs256(
+            secret.as_bytes(),
+            issuer,
+            auth.resource(),
+            claim,
+            tenant,
+            scope,
+            ttl
+        )
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn healthcheck(url: &str) -> ExitCode {

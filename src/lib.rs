@@ -3,11 +3,13 @@
 //! Layers depend one way only: `http` → `mcp` → `memory` → `storage`.
 //! `cli` and `telemetry` sit at the edge and wire them together.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod mcp;
 pub mod memory;
+pub mod ratelimit;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;

@@ -1,5 +1,6 @@
-//! Checks a POST body before the MCP transport sees it: over MAX_BODY_BYTES is 413, and a body
-//! that is not JSON gets the JSON-RPC parse error (-32700) clients expect, not a bare 415.
+//! Checks a request before the MCP transport sees it: a POST body over MAX_BODY_BYTES is 413, a
+//! body that is not JSON gets the JSON-RPC parse error (-32700), and the scope the JSON-RPC
+//! methods need is checked against the caller's token.
 
 use axum::{
     Json,
@@ -9,8 +10,17 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::de::IgnoredAny;
-use serde_json::json;
+use serde::{Deserialize, de::IgnoredAny};
+use serde_json::{Value, json};
+
+use super::{
+    AppState,
+    auth::{RequiredScope, check_scope},
+};
+use crate::{
+    auth::{SCOPE_READ, SCOPE_WRITE},
+    mcp::tools::is_write,
+};
 
 fn jsonrpc_error(status: StatusCode, code: i32, message: String) -> Response {
     (
@@ -22,10 +32,77 @@ fn jsonrpc_error(status: StatusCode, code: i32, message: String) -> Response {
         .into_response()
 }
 
-pub async fn json_body(State(max_bytes): State<usize>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
-        return next.run(request).await;
+/// Just enough of a JSON-RPC message to tell which scope it needs; the rest is skipped unparsed.
+#[derive(Deserialize)]
+struct Message {
+    method: Option<Value>,
+    params: Option<Params>,
+}
+
+#[derive(Deserialize)]
+struct Params {
+    name: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Messages {
+    One(Message),
+    Batch(Vec<Message>),
+}
+
+fn scope_of(message: &Message) -> Option<&'static str> {
+    let method = message.method.as_ref()?.as_str()?;
+    match method {
+        "tools/call" => {
+            let tool = message
+                .params
+                .as_ref()
+                .and_then(|p| p.name.as_ref())
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Some(if is_write(tool) {
+                SCOPE_WRITE
+            } else {
+                SCOPE_READ
+            })
+        }
+        "tools/list" => Some(SCOPE_READ),
+        m if m.starts_with("resources/")
+            || m.starts_with("prompts/")
+            || m.starts_with("completion/") =>
+        {
+            Some(SCOPE_READ)
+        }
+        _ => None,
     }
+}
+
+/// The strongest scope any message needs (write implies read).
+fn required_scope(messages: &Messages) -> Option<&'static str> {
+    let scopes: Vec<&'static str> = match messages {
+        Messages::One(m) => scope_of(m).into_iter().collect(),
+        Messages::Batch(all) => all.iter().filter_map(scope_of).collect(),
+    };
+    scopes
+        .iter()
+        .copied()
+        .find(|s| *s == SCOPE_WRITE)
+        .or(scopes.first().copied())
+}
+
+pub async fn json_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match *request.method() {
+        Method::POST => {}
+        Method::GET => {
+            if let Some(denied) = check_scope(&state, &request, RequiredScope(Some(SCOPE_READ))) {
+                return denied;
+            }
+            return next.run(request).await;
+        }
+        _ => return next.run(request).await,
+    }
+    let max_bytes = state.settings.max_body_bytes;
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, max_bytes).await else {
         return jsonrpc_error(
@@ -34,9 +111,19 @@ pub async fn json_body(State(max_bytes): State<usize>, request: Request, next: N
             format!("request body is larger than {max_bytes} bytes (MAX_BODY_BYTES)"),
         );
     };
-    if let Err(e) = serde_json::from_slice::<IgnoredAny>(&bytes) {
-        return jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"));
+    // One parse in the common case; a second only tells "not JSON" from "JSON of another shape".
+    let scope = match serde_json::from_slice::<Messages>(&bytes) {
+        Ok(messages) => required_scope(&messages),
+        Err(_) => match serde_json::from_slice::<IgnoredAny>(&bytes) {
+            Ok(_) => Some(SCOPE_READ),
+            Err(e) => {
+                return jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"));
+            }
+        },
+    };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    if let Some(denied) = check_scope(&state, &request, RequiredScope(scope)) {
+        return denied;
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    next.run(request).await
 }

@@ -1,5 +1,6 @@
 //! HTTP layer: the axum router (`app`), health probes, metrics, and the server lifecycle.
 
+mod auth;
 mod guard;
 mod health;
 pub mod metrics;
@@ -24,7 +25,13 @@ use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
 pub use server::{RunningServer, serve};
 
-use crate::{config::Settings, mcp::MemoryServer, memory::Memory};
+use crate::{
+    auth::{AuthSetupError, Authenticator},
+    config::Settings,
+    mcp::MemoryServer,
+    memory::Memory,
+    ratelimit::{RateLimiter, RedisPool, redis_pool},
+};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -35,16 +42,55 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Cancelled when the server stops accepting: ends MCP sessions and SSE streams.
     pub shutdown: CancellationToken,
+    pub auth: Arc<Authenticator>,
+    pub redis: Option<RedisPool>,
+    /// Present when RATE_LIMIT_ENABLED.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Requests in flight on /mcp, bounded by MAX_CONCURRENT_REQUESTS.
+    pub permits: Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error("Redis settings: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 impl AppState {
-    pub fn new(memory: Memory, settings: Settings) -> Self {
-        AppState {
+    pub fn new(memory: Memory, settings: Settings) -> Result<Self, StateError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let auth = Arc::new(Authenticator::from_settings(&settings, http)?);
+        let redis = match settings.auth.redis() {
+            Some(url) => Some(redis_pool(&url, settings.auth.redis_timeout)?),
+            None => None,
+        };
+        let limiter = settings.auth.rate_limit_enabled.then(|| {
+            Arc::new(RateLimiter::new(
+                settings.auth.rate_limit_requests_per_minute,
+                redis.clone(),
+                settings.auth.redis_timeout,
+                "mcp-server:ratelimit:",
+            ))
+        });
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            settings.auth.max_concurrent_requests,
+        ));
+        Ok(AppState {
             memory,
             settings: Arc::new(settings),
             draining: Arc::new(AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
-        }
+            auth,
+            redis,
+            limiter,
+            permits,
+        })
     }
 
     pub fn is_draining(&self) -> bool {
@@ -104,10 +150,27 @@ pub fn app(state: AppState) -> Router {
             "/mcp",
             tower::ServiceBuilder::new()
                 .layer(middleware::from_fn_with_state(
-                    state.settings.max_body_bytes,
+                    state.permits.clone(),
+                    auth::shed_load,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::authenticate,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
                     guard::json_body,
                 ))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::rate_limit,
+                ))
                 .service(mcp),
+        )
+        .route("/.well-known/oauth-protected-resource", get(auth::metadata))
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(auth::metadata),
         )
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -148,7 +148,7 @@ pub async fn spawn_app_with(db: Db, extra: &[&str]) -> Option<TestApp> {
         .expect("connect");
     store.migrate().await.expect("migrate");
     let memory = Memory::new(store, settings.limits());
-    let server = RunningServer::start(AppState::new(memory.clone(), settings))
+    let server = RunningServer::start(AppState::new(memory.clone(), settings).expect("app state"))
         .await
         .expect("server starts");
     Some(TestApp {

@@ -1,6 +1,10 @@
 //! Typed configuration, read from flags and environment variables (clap), validated once.
 
+mod auth;
+
 use std::{net::IpAddr, time::Duration};
+
+pub use auth::{AuthMode, AuthSettings, ResolvedAuth};
 
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -22,7 +26,7 @@ pub enum LogFormat {
 /// `--help` lists them all with their defaults. Secrets never show their values.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Deployment environment; production refuses unsafe defaults
+    /// Deployment environment; production refuses to run without authentication
     #[arg(
         long,
         env = "ENVIRONMENT",
@@ -138,6 +142,9 @@ pub struct Settings {
     /// Then drain in-flight requests for at most this long
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "25s", global = true)]
     pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub auth: AuthSettings,
 }
 
 /// Which database the settings select.
@@ -166,7 +173,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &'static str, reason: impl Into<String>) -> Self {
         Self {
             variable,
             reason: reason.into(),
@@ -177,6 +184,14 @@ impl ConfigError {
 impl Settings {
     /// Checks what clap's types cannot: ranges and combinations.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(true)
+    }
+
+    /// As `validate`; `secrets_present: false` skips checks of secrets that are only
+    /// available at run time (the NixOS module's build-time check).
+    pub fn validate_with(&self, secrets_present: bool) -> Result<(), ConfigError> {
+        self.auth
+            .validate(self.environment == Environment::Production, secrets_present)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;
         if self.db_pool_max == 0 {

@@ -1,0 +1,229 @@
+//! Authentication, Redis and rate-limit settings (flattened into `Settings`).
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{ConfigError, parse_duration};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Pick from what is configured: introspection, then JWKS/issuer, then JWT_SECRET, else none
+    Auto,
+    None,
+    Hs256,
+    Jwks,
+    Introspection,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthSettings {
+    /// How bearer tokens are checked on /mcp
+    #[arg(
+        long,
+        env = "AUTH_MODE",
+        value_enum,
+        default_value = "auto",
+        global = true
+    )]
+    pub auth_mode: AuthMode,
+    /// Allow ENVIRONMENT=production to run without authentication (not recommended)
+    #[arg(long, env = "ALLOW_UNAUTHENTICATED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub allow_unauthenticated: bool,
+    /// HS256 signing secret, at least 32 bytes (secret)
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// Token issuer (`iss`); with JWKS mode also where keys are discovered (RFC 8414 / OpenID)
+    #[arg(long, env = "OAUTH_ISSUER", global = true)]
+    pub oauth_issuer: Option<String>,
+    /// JWKS URL (instead of discovering it from OAUTH_ISSUER)
+    #[arg(long, env = "OAUTH_JWKS_URL", global = true)]
+    pub oauth_jwks_url: Option<String>,
+    /// RFC 7662 introspection endpoint (instead of discovering it from OAUTH_ISSUER)
+    #[arg(long, env = "OAUTH_INTROSPECTION_URL", global = true)]
+    pub oauth_introspection_url: Option<String>,
+    /// Client id this server authenticates to the introspection endpoint with
+    #[arg(long, env = "OAUTH_CLIENT_ID", global = true)]
+    pub oauth_client_id: Option<String>,
+    /// Client secret for the introspection endpoint (secret)
+    #[arg(
+        long,
+        env = "OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub oauth_client_secret: Option<String>,
+    /// This server's /mcp URL: the audience tokens must carry and the protected resource id
+    #[arg(long, env = "MCP_RESOURCE_URL", global = true)]
+    pub mcp_resource_url: Option<String>,
+    /// Claim that names the tenant
+    #[arg(long, env = "AUTH_TENANT_CLAIM", default_value = "sub", global = true)]
+    pub auth_tenant_claim: String,
+    /// Least time between two JWKS refetches caused by unknown key ids
+    #[arg(long, env = "JWKS_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "30s", global = true)]
+    pub jwks_refresh_interval: Duration,
+
+    /// Redis URL (`redis://[:password@]host:port[/db]`); wins over REDIS_HOST/PORT/PASSWORD (secret)
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Redis host; setting it enables Redis
+    #[arg(long, env = "REDIS_HOST", global = true)]
+    pub redis_host: Option<String>,
+    /// Redis port
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379, global = true)]
+    pub redis_port: u16,
+    /// Redis password (secret)
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, global = true)]
+    pub redis_password: Option<String>,
+    /// Longest wait for Redis before falling back to per-replica behaviour
+    #[arg(long, env = "REDIS_TIMEOUT", value_parser = parse_duration, default_value = "250ms", global = true)]
+    pub redis_timeout: Duration,
+
+    /// Limit requests per tenant (shared by all replicas through Redis)
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub rate_limit_enabled: bool,
+    /// Requests each tenant may make per minute
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REQUESTS_PER_MINUTE",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_limit_requests_per_minute: u32,
+    /// Most requests one replica serves at once; more get 503 with Retry-After
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_REQUESTS",
+        default_value_t = 512,
+        global = true
+    )]
+    pub max_concurrent_requests: usize,
+}
+
+/// The resolved way tokens are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolvedAuth {
+    None,
+    Hs256,
+    Jwks,
+    Introspection,
+}
+
+impl AuthSettings {
+    pub fn resolved_mode(&self) -> ResolvedAuth {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        match self.auth_mode {
+            AuthMode::None => ResolvedAuth::None,
+            AuthMode::Hs256 => ResolvedAuth::Hs256,
+            AuthMode::Jwks => ResolvedAuth::Jwks,
+            AuthMode::Introspection => ResolvedAuth::Introspection,
+            AuthMode::Auto if set(&self.oauth_introspection_url) => ResolvedAuth::Introspection,
+            AuthMode::Auto if set(&self.oauth_jwks_url) || set(&self.oauth_issuer) => {
+                ResolvedAuth::Jwks
+            }
+            AuthMode::Auto if set(&self.jwt_secret) => ResolvedAuth::Hs256,
+            AuthMode::Auto => ResolvedAuth::None,
+        }
+    }
+
+    /// `secrets_present`: false at build time (NixOS check), when secrets are not available yet.
+    pub fn validate(&self, production: bool, secrets_present: bool) -> Result<(), ConfigError> {
+        let mode = self.resolved_mode();
+        if mode == ResolvedAuth::None && production && !self.allow_unauthenticated {
+            return Err(ConfigError::new(
+                "AUTH_MODE",
+                "ENVIRONMENT=production needs authentication: set JWT_SECRET, OAUTH_ISSUER or OAUTH_JWKS_URL \
+                 (or ALLOW_UNAUTHENTICATED=true to accept the risk)",
+            ));
+        }
+        if mode == ResolvedAuth::Hs256 && secrets_present {
+            match &self.jwt_secret {
+                None => {
+                    return Err(ConfigError::new(
+                        "JWT_SECRET",
+                        "AUTH_MODE=hs256 needs JWT_SECRET",
+                    ));
+                }
+                Some(s) if s.len() < 32 => {
+                    return Err(ConfigError::new(
+                        "JWT_SECRET",
+                        format!("must be at least 32 bytes, got {}", s.len()),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if mode == ResolvedAuth::Jwks
+            && self.oauth_jwks_url.is_none()
+            && self.oauth_issuer.is_none()
+        {
+            return Err(ConfigError::new(
+                "OAUTH_ISSUER",
+                "AUTH_MODE=jwks needs OAUTH_ISSUER or OAUTH_JWKS_URL",
+            ));
+        }
+        if mode == ResolvedAuth::Introspection {
+            if self.oauth_introspection_url.is_none() && self.oauth_issuer.is_none() {
+                return Err(ConfigError::new(
+                    "OAUTH_INTROSPECTION_URL",
+                    "introspection needs it or OAUTH_ISSUER",
+                ));
+            }
+            if self.oauth_client_id.is_none() {
+                return Err(ConfigError::new(
+                    "OAUTH_CLIENT_ID",
+                    "introspection needs a client id",
+                ));
+            }
+            if secrets_present && self.oauth_client_secret.is_none() {
+                return Err(ConfigError::new(
+                    "OAUTH_CLIENT_SECRET",
+                    "introspection needs a client secret",
+                ));
+            }
+        }
+        for (variable, value) in [
+            ("OAUTH_ISSUER", &self.oauth_issuer),
+            ("OAUTH_JWKS_URL", &self.oauth_jwks_url),
+            ("OAUTH_INTROSPECTION_URL", &self.oauth_introspection_url),
+            ("MCP_RESOURCE_URL", &self.mcp_resource_url),
+        ] {
+            if let Some(v) = value
+                && url::Url::parse(v).is_err()
+            {
+                return Err(ConfigError::new(
+                    variable,
+                    format!("`{v}` is not an absolute URL"),
+                ));
+            }
+        }
+        if self.rate_limit_requests_per_minute == 0 {
+            return Err(ConfigError::new(
+                "RATE_LIMIT_REQUESTS_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err(ConfigError::new(
+                "MAX_CONCURRENT_REQUESTS",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Redis URL from REDIS_URL or REDIS_HOST/PORT/PASSWORD; `None` when Redis is not configured.
+    pub fn redis(&self) -> Option<String> {
+        if let Some(url) = self.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            return Some(url.to_string());
+        }
+        let host = self.redis_host.as_deref().filter(|h| !h.is_empty())?;
+        let mut url = url::Url::parse("redis://localhost").expect("static URL parses");
+        let _ = url.set_host(Some(host));
+        let _ = url.set_port(Some(self.redis_port));
+        if let Some(password) = &self.redis_password {
+            let _ = url.set_password(Some(password));
+        }
+        Some(url.to_string())
+    }
+}

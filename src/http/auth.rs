@@ -1,0 +1,222 @@
+//! Authentication, scopes, rate limits and load shedding in front of `/mcp`, with the RFC 9728
+//! protected-resource metadata and the WWW-Authenticate challenges real clients follow.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::{
+    auth::{AuthError, Principal},
+    ratelimit::Decision,
+};
+
+/// Which scope a request needs; the guard computes it from the JSON-RPC body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequiredScope(pub Option<&'static str>);
+
+fn challenge(state: &AppState, params: &str) -> HeaderValue {
+    let value = format!(
+        "Bearer {params}resource_metadata=\"{}\"",
+        state.auth.resource_metadata_url()
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+fn oauth_error(
+    status: StatusCode,
+    www_authenticate: HeaderValue,
+    error: &str,
+    description: &str,
+) -> Response {
+    let mut response = (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, www_authenticate);
+    response
+}
+
+fn reject(state: &AppState, error: AuthError) -> Response {
+    metrics::counter!("auth_failures_total", "reason" => error.reason()).increment(1);
+    let description = error.to_string().replace('"', "'");
+    match error {
+        AuthError::Missing => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            challenge(state, "scope=\"memory:read memory:write\", "),
+            "invalid_token",
+            &description,
+        ),
+        AuthError::Malformed | AuthError::TokenInQuery => oauth_error(
+            StatusCode::BAD_REQUEST,
+            challenge(state, "error=\"invalid_request\", "),
+            "invalid_request",
+            &description,
+        ),
+        AuthError::Invalid(_) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            challenge(
+                state,
+                &format!("error=\"invalid_token\", error_description=\"{description}\", "),
+            ),
+            "invalid_token",
+            &description,
+        ),
+        AuthError::Unavailable(detail) => {
+            tracing::warn!(detail, "authorization server unavailable");
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({ "error": "temporarily_unavailable", "error_description": description }),
+                ),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+    }
+}
+
+fn query_carries_token(request: &Request) -> bool {
+    request.uri().query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .any(|(k, _)| k.eq_ignore_ascii_case("access_token") || k.eq_ignore_ascii_case("token"))
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token)
+}
+
+/// Validates the bearer token and attaches the caller's tenant to the request.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if query_carries_token(&request) {
+        return reject(&state, AuthError::TokenInQuery);
+    }
+    if !state.auth.enabled() {
+        return next.run(request).await;
+    }
+    let principal = match bearer(request.headers()) {
+        Ok(token) => state.auth.authenticate(token).await,
+        Err(e) => Err(e),
+    };
+    match principal {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal.tenant.clone());
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => reject(&state, error),
+    }
+}
+
+/// 403 with an `insufficient_scope` challenge when the token lacks the scope the body needs.
+pub fn check_scope(
+    state: &AppState,
+    request: &Request,
+    required: RequiredScope,
+) -> Option<Response> {
+    let (principal, scope) = (request.extensions().get::<Principal>()?, required.0?);
+    if principal.has_scope(scope) {
+        return None;
+    }
+    metrics::counter!("auth_failures_total", "reason" => "insufficient_scope").increment(1);
+    Some(oauth_error(
+        StatusCode::FORBIDDEN,
+        challenge(
+            state,
+            &format!("error=\"insufficient_scope\", scope=\"{scope}\", "),
+        ),
+        "insufficient_scope",
+        &format!("this request needs the {scope} scope"),
+    ))
+}
+
+fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
+    let policy = format!("\"tenant\";q={};w=60", d.limit);
+    let current = format!("\"tenant\";r={};t={}", d.remaining, d.reset);
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", current)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Per-tenant limit shared through Redis; 429 with Retry-After and the IETF RateLimit headers.
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(limiter) = state.limiter.clone() else {
+        return next.run(request).await;
+    };
+    let tenant = request
+        .extensions()
+        .get::<crate::memory::Tenant>()
+        .cloned()
+        .unwrap_or_default();
+    let decision = limiter.check(tenant.as_str()).await;
+    if !decision.allowed {
+        metrics::counter!("rate_limited_requests_total").increment(1);
+        let body = json!({ "jsonrpc": "2.0", "id": Value::Null, "error": {
+            "code": -32029,
+            "message": format!("rate limit exceeded: retry after {} s", decision.retry_after),
+            "data": { "retryAfter": decision.retry_after, "limit": decision.limit, "window": 60 },
+        }});
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        rate_headers(response.headers_mut(), &decision);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
+        return response;
+    }
+    let mut response = next.run(request).await;
+    rate_headers(response.headers_mut(), &decision);
+    response
+}
+
+/// Sheds load instead of queueing without bound: 503 + Retry-After when the replica is full.
+pub async fn shed_load(
+    State(permits): State<Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = permits.try_acquire() else {
+        metrics::counter!("load_shed_requests_total").increment(1);
+        let mut response =
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "overloaded", "error_description": "too many concurrent requests, retry shortly" })))
+                .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    next.run(request).await
+}
+
+/// RFC 9728 protected resource metadata.
+pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
+    Json(state.auth.metadata())
+}
