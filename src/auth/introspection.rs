@@ -15,13 +15,16 @@ use super::{AuthError, audience_matches, jwt::discover};
 const MAX_CACHE: Duration = Duration::from_secs(300);
 const MAX_ENTRIES: usize = 10_000;
 
+/// Introspection answers by SHA-256 of the token (the token itself is never kept), with expiry.
+type Cache = HashMap<[u8; 32], (Instant, Map<String, Value>)>;
+
 pub struct Introspection {
     http: reqwest::Client,
     endpoint: Option<String>,
     issuer: Option<String>,
     client_id: String,
     client_secret: String,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Map<String, Value>)>>,
+    cache: Mutex<Cache>,
 }
 
 impl Introspection {
