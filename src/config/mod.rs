@@ -283,7 +283,7 @@ fn backend_of(url: &str) -> Result<Backend, ConfigError> {
     }
 }
 
-/// Parses `25s`, `500ms`, `2m` or a bare number of seconds.
+/// Parses `25s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
     let split = value
@@ -297,7 +297,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "" | "s" => Ok(Duration::from_secs(number)),
         "ms" => Ok(Duration::from_millis(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("`{value}` has an unknown unit (use ms, s or m)")),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("`{value}` has an unknown unit (use ms, s, m or h)")),
     }
 }
 
@@ -322,8 +323,9 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("5d").is_err());
     }
 
     #[test]
