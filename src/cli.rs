@@ -106,10 +106,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     telemetry::init(&cli.settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcp-server: cannot start the async runtime: {e}");
@@ -139,9 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let db = settings.database()?;
-            let store = Store::connect(&db)
-                .await
-                .context("connecting to the database")?;
+            let store = Store::connect(&db).await.context("connecting to the database")?;
             store.migrate().await?;
             println!("migrations applied to {}", redact(&db.url));
         }
@@ -151,50 +146,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import { file, tenant } => {
             let memory = open_memory(&settings, false).await?;
-            let reader = BufReader::new(
-                File::open(&file).with_context(|| format!("opening {}", file.display()))?,
-            );
+            let reader = BufReader::new(File::open(&file).with_context(|| format!("opening {}", file.display()))?);
             let (entities, relations) =
                 transfer::parse(reader).with_context(|| format!("reading {}", file.display()))?;
             let bar = indicatif::ProgressBar::new((entities.len() + relations.len()) as u64);
             let summary =
-                transfer::import(&memory, &Tenant::new(tenant), entities, relations, |n| {
-                    bar.inc(n as u64)
-                })
-                .await?;
+                transfer::import(&memory, &Tenant::new(tenant), entities, relations, |n| bar.inc(n as u64)).await?;
             bar.finish_and_clear();
-            eprintln!(
-                "imported {} new entities and {} new relations",
-                summary.entities, summary.relations
-            );
+            eprintln!("imported {} new entities and {} new relations", summary.entities, summary.relations);
         }
         Command::Export { file, tenant } => {
             let memory = open_memory(&settings, false).await?;
             let out: Box<dyn Write> = match &file {
-                Some(path) => Box::new(
-                    File::create(path).with_context(|| format!("creating {}", path.display()))?,
-                ),
+                Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
                 None => Box::new(std::io::stdout().lock()),
             };
-            let summary =
-                transfer::export(&memory, &Tenant::new(tenant), BufWriter::new(out)).await?;
-            eprintln!(
-                "exported {} entities and {} relations",
-                summary.entities, summary.relations
-            );
+            let summary = transfer::export(&memory, &Tenant::new(tenant), BufWriter::new(out)).await?;
+            eprintln!("exported {} entities and {} relations", summary.entities, summary.relations);
         }
-        Command::Smoke {
-            url,
-            token,
-            timeout,
-        } => return Ok(smoke::run(&url, token, timeout).await),
+        Command::Smoke { url, token, timeout } => return Ok(smoke::run(&url, token, timeout).await),
         Command::CheckConfig { .. } => println!("configuration is valid"),
-        Command::Token {
-            tenant,
-            scope,
-            ttl,
-            force,
-        } => return token(&settings, &tenant, &scope, ttl, force),
+        Command::Token { tenant, scope, ttl, force } => return token(&settings, &tenant, &scope, ttl, force),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -203,9 +175,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// refuses a schema this binary does not know.
 async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Result<Memory> {
     let db = settings.database()?;
-    let store = Store::connect(&db)
-        .await
-        .with_context(|| format!("connecting to the database at {}", redact(&db.url)))?;
+    let store =
+        Store::connect(&db).await.with_context(|| format!("connecting to the database at {}", redact(&db.url)))?;
     if db.backend == Backend::Sqlite || migrate_postgres {
         store.migrate().await.context("migrating the database")?;
     }
@@ -215,20 +186,12 @@ async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Res
 
 async fn run_stdio(memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    let service = MemoryServer::with_tenant(memory, tenant)
-        .serve(rmcp::transport::stdio())
-        .await?;
+    let service = MemoryServer::with_tenant(memory, tenant).serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
     Ok(())
 }
 
-fn token(
-    settings: &Settings,
-    tenant: &str,
-    scope: &str,
-    ttl: Duration,
-    force: bool,
-) -> anyhow::Result<ExitCode> {
+fn token(settings: &Settings, tenant: &str, scope: &str, ttl: Duration, force: bool) -> anyhow::Result<ExitCode> {
     if settings.environment == crate::config::Environment::Production && !force {
         anyhow::bail!("`token` is for development; with ENVIRONMENT=production pass --force");
     }
@@ -237,38 +200,17 @@ fn token(
         return Ok(ExitCode::from(2));
     };
     let auth = crate::auth::Authenticator::from_settings(settings, reqwest::Client::new())?;
-    let issuer = settings
-        .auth
-        .oauth_issuer
-        .as_deref()
-        .unwrap_or(crate::auth::DEFAULT_ISSUER);
+    let issuer = settings.auth.oauth_issuer.as_deref().unwrap_or(crate::auth::DEFAULT_ISSUER);
     let claim = &settings.auth.auth_tenant_claim;
-    println!(
-        "{}",
-        crate::auth::issue_hs256(
-            secret.as_bytes(),
-            issuer,
-            auth.resource(),
-            claim,
-            tenant,
-            scope,
-            ttl
-        )
-    );
+    println!("{}", crate::auth::issue_hs256(secret.as_bytes(), issuer, auth.resource(), claim, tenant, scope, ttl));
     Ok(ExitCode::SUCCESS)
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build();
     let ok = match client {
         Ok(client) => matches!(client.get(url).send().await, Ok(r) if r.status().is_success()),
         Err(_) => false,
     };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

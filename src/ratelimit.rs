@@ -57,12 +57,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(
-        per_minute: u32,
-        redis: Option<RedisPool>,
-        timeout: Duration,
-        prefix: impl Into<String>,
-    ) -> Self {
+    pub fn new(per_minute: u32, redis: Option<RedisPool>, timeout: Duration, prefix: impl Into<String>) -> Self {
         let burst = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(burst).allow_burst(burst);
         RateLimiter {
@@ -99,14 +94,10 @@ impl RateLimiter {
     fn redis_failed(&self, error: &str) {
         metrics::counter!("redis_errors_total", "operation" => "rate_limit").increment(1);
         metrics::counter!("rate_limit_fallback_total").increment(1);
-        self.retry_redis_at
-            .store(now_ms() + 1000, Ordering::Relaxed);
+        self.retry_redis_at.store(now_ms() + 1000, Ordering::Relaxed);
         if !self.degraded.swap(true, Ordering::Relaxed) {
             metrics::gauge!("rate_limit_degraded").set(1.0);
-            tracing::warn!(
-                error,
-                "rate limiting: Redis unavailable, falling back to per-replica limits"
-            );
+            tracing::warn!(error, "rate limiting: Redis unavailable, falling back to per-replica limits");
         }
     }
 
@@ -136,13 +127,7 @@ impl RateLimiter {
     fn check_local(&self, tenant: &str) -> Decision {
         let key = tenant.to_string();
         match self.local.check_key(&key) {
-            Ok(_) => Decision {
-                allowed: true,
-                limit: self.per_minute,
-                remaining: 0,
-                reset: 60,
-                retry_after: 0,
-            },
+            Ok(_) => Decision { allowed: true, limit: self.per_minute, remaining: 0, reset: 60, retry_after: 0 },
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.local.clock().now());
                 Decision {
@@ -162,18 +147,11 @@ fn ceil_secs(ms: i64) -> u64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 /// A Redis pool that connects lazily, so start-up never waits for Redis.
 pub fn redis_pool(url: &str, timeout: Duration) -> Result<RedisPool, redis::RedisError> {
     let manager = RedisConnectionManager::new(url)?;
-    Ok(bb8::Pool::builder()
-        .max_size(16)
-        .connection_timeout(timeout)
-        .retry_connection(false)
-        .build_unchecked(manager))
+    Ok(bb8::Pool::builder().max_size(16).connection_timeout(timeout).retry_connection(false).build_unchecked(manager))
 }

@@ -9,17 +9,9 @@ pub fn init(settings: &Settings) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.log_format {
         LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_writer(std::io::stderr),
-            )
+            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_writer(std::io::stderr))
             .try_init(),
-        LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
     // Already initialised (tests start several servers in one process): keep the first.
     let _ = result;

@@ -5,9 +5,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::memory::{
-    Entity, Memory, MemoryError, ObservationAddition, PageRequest, Relation, Tenant,
-};
+use crate::memory::{Entity, Memory, MemoryError, ObservationAddition, PageRequest, Relation, Tenant};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -44,10 +42,7 @@ pub fn parse(reader: impl BufRead) -> Result<(Vec<Entity>, Vec<Relation>), Trans
             Ok(Line::Entity(e)) => entities.push(e),
             Ok(Line::Relation(r)) => relations.push(r),
             Err(e) => {
-                return Err(TransferError::Parse {
-                    line: i + 1,
-                    reason: e.to_string(),
-                });
+                return Err(TransferError::Parse { line: i + 1, reason: e.to_string() });
             }
         }
     }
@@ -69,10 +64,7 @@ pub async fn import(
         summary.entities += memory.create_entities(tenant, chunk.to_vec()).await?.len();
         let additions = chunk
             .iter()
-            .map(|e| ObservationAddition {
-                entity_name: e.name.clone(),
-                contents: e.observations.clone(),
-            })
+            .map(|e| ObservationAddition { entity_name: e.name.clone(), contents: e.observations.clone() })
             .collect();
         memory.add_observations(tenant, additions).await?;
         progress(chunk.len());
@@ -86,11 +78,7 @@ pub async fn import(
 
 /// Writes the tenant's graph, a page at a time, in the reference's line format: lines joined by
 /// `\n` with none after the last, as the reference writes its file, so round trips are identical.
-pub async fn export(
-    memory: &Memory,
-    tenant: &Tenant,
-    mut out: impl Write,
-) -> Result<ImportSummary, TransferError> {
+pub async fn export(memory: &Memory, tenant: &Tenant, mut out: impl Write) -> Result<ImportSummary, TransferError> {
     let mut summary = ImportSummary::default();
     let mut write_line = |out: &mut dyn Write, line: &Line| -> std::io::Result<()> {
         if summary.entities + summary.relations > 0 {
@@ -103,10 +91,7 @@ pub async fn export(
         serde_json::to_writer(out, line).map_err(std::io::Error::from)
     };
     let mut relations = Vec::new();
-    let mut request = PageRequest {
-        limit: Some(1000),
-        cursor: None,
-    };
+    let mut request = PageRequest { limit: Some(1000), cursor: None };
     loop {
         let page = memory.read_graph(tenant, &request).await?;
         for entity in page.graph.entities {

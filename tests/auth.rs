@@ -28,10 +28,7 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 const RESOURCE: &str = "https://mcp.example.test/mcp";
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn claims(sub: &str) -> Value {
@@ -39,21 +36,11 @@ fn claims(sub: &str) -> Value {
 }
 
 fn hs256(claims: &Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
 }
 
 async fn hs256_app() -> common::TestApp {
-    spawn_app_with(
-        Db::Sqlite,
-        &["--jwt-secret", SECRET, "--mcp-resource-url", RESOURCE],
-    )
-    .await
-    .unwrap()
+    spawn_app_with(Db::Sqlite, &["--jwt-secret", SECRET, "--mcp-resource-url", RESOURCE]).await.unwrap()
 }
 
 /// POSTs one JSON-RPC request with the given Authorization header value.
@@ -83,22 +70,18 @@ fn call(tool: &str, arguments: Value) -> Value {
 }
 
 fn challenge(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
 async fn expect_401(app: &common::TestApp, token: &str, why: &str) {
     let response = rpc(app, Some(&format!("Bearer {token}")), list_tools()).await;
     assert_eq!(response.status(), 401, "{why}");
     let www = challenge(&response);
+    assert!(www.starts_with("Bearer ") && www.contains("error=\"invalid_token\""), "{why}: {www}");
     assert!(
-        www.starts_with("Bearer ") && www.contains("error=\"invalid_token\""),
+        www.contains("resource_metadata=\"https://mcp.example.test/.well-known/oauth-protected-resource/mcp\""),
         "{why}: {www}"
     );
-    assert!(www.contains("resource_metadata=\"https://mcp.example.test/.well-known/oauth-protected-resource/mcp\""), "{why}: {www}");
 }
 
 #[tokio::test]
@@ -108,17 +91,13 @@ async fn hs256_attack_suite() {
     // No token: 401 with an absolute resource_metadata URL.
     let response = rpc(&app, None, list_tools()).await;
     assert_eq!(response.status(), 401);
-    assert!(challenge(&response).contains(
-        "resource_metadata=\"https://mcp.example.test/.well-known/oauth-protected-resource/mcp\""
-    ));
+    assert!(
+        challenge(&response)
+            .contains("resource_metadata=\"https://mcp.example.test/.well-known/oauth-protected-resource/mcp\"")
+    );
 
     let valid = hs256(&claims("alice"));
-    assert_eq!(
-        rpc(&app, Some(&format!("Bearer {valid}")), list_tools())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(rpc(&app, Some(&format!("Bearer {valid}")), list_tools()).await.status(), 200);
 
     // alg "none": an unsigned token.
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
@@ -147,24 +126,15 @@ async fn hs256_attack_suite() {
     )
     .unwrap();
     expect_401(&app, &bad_signature, "bad signature").await;
-    let hs384 = encode(
-        &Header::new(Algorithm::HS384),
-        &claims("alice"),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let hs384 =
+        encode(&Header::new(Algorithm::HS384), &claims("alice"), &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
     expect_401(&app, &hs384, "algorithm outside the allow-list").await;
 
     // Malformed header and token in the query string: 400 invalid_request.
     let response = rpc(&app, Some(&format!("Basic {valid}")), list_tools()).await;
     assert_eq!(response.status(), 400);
     assert!(challenge(&response).contains("error=\"invalid_request\""));
-    let in_query = rpc_to(
-        &format!("{}?access_token={valid}", app.url("/mcp")),
-        None,
-        list_tools(),
-    )
-    .await;
+    let in_query = rpc_to(&format!("{}?access_token={valid}", app.url("/mcp")), None, list_tools()).await;
     assert_eq!(in_query.status(), 400);
     assert!(challenge(&in_query).contains("error=\"invalid_request\""));
 
@@ -172,54 +142,21 @@ async fn hs256_attack_suite() {
     let mut read_only = claims("alice");
     read_only["scope"] = json!("memory:read");
     let read_only = format!("Bearer {}", hs256(&read_only));
-    assert_eq!(
-        rpc(&app, Some(&read_only), call("read_graph", json!({})))
-            .await
-            .status(),
-        200
-    );
-    let response = rpc(
-        &app,
-        Some(&read_only),
-        call("create_entities", json!({ "entities": [] })),
-    )
-    .await;
+    assert_eq!(rpc(&app, Some(&read_only), call("read_graph", json!({}))).await.status(), 200);
+    let response = rpc(&app, Some(&read_only), call("create_entities", json!({ "entities": [] }))).await;
     assert_eq!(response.status(), 403);
     let www = challenge(&response);
-    assert!(
-        www.contains("error=\"insufficient_scope\"") && www.contains("scope=\"memory:write\""),
-        "{www}"
-    );
+    assert!(www.contains("error=\"insufficient_scope\"") && www.contains("scope=\"memory:write\""), "{www}");
     let mut no_scope = claims("alice");
     no_scope["scope"] = json!("");
-    assert_eq!(
-        rpc(
-            &app,
-            Some(&format!("Bearer {}", hs256(&no_scope))),
-            list_tools()
-        )
-        .await
-        .status(),
-        403
-    );
+    assert_eq!(rpc(&app, Some(&format!("Bearer {}", hs256(&no_scope))), list_tools()).await.status(), 403);
 
     // RFC 9728 metadata, at both paths.
-    for path in [
-        "/.well-known/oauth-protected-resource",
-        "/.well-known/oauth-protected-resource/mcp",
-    ] {
-        let metadata: Value = reqwest::get(app.url(path))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
+        let metadata: Value = reqwest::get(app.url(path)).await.unwrap().json().await.unwrap();
         assert_eq!(metadata["resource"], RESOURCE);
         assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
-        assert_eq!(
-            metadata["scopes_supported"],
-            json!(["memory:read", "memory:write"])
-        );
+        assert_eq!(metadata["scopes_supported"], json!(["memory:read", "memory:write"]));
         assert_eq!(metadata["authorization_servers"], json!(["mcp-server"]));
     }
 }
@@ -233,89 +170,44 @@ async fn tenants_never_see_each_other() {
     let app = hs256_app().await;
     let alice = format!("Bearer {}", hs256(&claims("alice")));
     let bob = format!("Bearer {}", hs256(&claims("bob")));
-    let entities: Vec<Value> = (0..3).map(|i| json!({ "name": format!("alice-{i}"), "entityType": "secret", "observations": ["private"] })).collect();
-    assert_eq!(
-        rpc(
-            &app,
-            Some(&alice),
-            call("create_entities", json!({ "entities": entities }))
-        )
-        .await
-        .status(),
-        200
-    );
+    let entities: Vec<Value> = (0..3)
+        .map(|i| json!({ "name": format!("alice-{i}"), "entityType": "secret", "observations": ["private"] }))
+        .collect();
+    assert_eq!(rpc(&app, Some(&alice), call("create_entities", json!({ "entities": entities }))).await.status(), 200);
 
     for (tool, args) in [
         ("read_graph", json!({})),
         ("search_nodes", json!({ "query": "private" })),
         ("open_nodes", json!({ "names": ["alice-0"] })),
     ] {
-        let body: Value = rpc(&app, Some(&bob), call(tool, args))
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            text_of(&body)["entities"],
-            json!([]),
-            "bob sees nothing through {tool}"
-        );
+        let body: Value = rpc(&app, Some(&bob), call(tool, args)).await.json().await.unwrap();
+        assert_eq!(text_of(&body)["entities"], json!([]), "bob sees nothing through {tool}");
     }
     let resource = json!({ "jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": { "uri": "memory://entities/alice-0" } });
     let body: Value = rpc(&app, Some(&bob), resource).await.json().await.unwrap();
-    assert_eq!(
-        body["error"]["code"], -32002,
-        "bob cannot read alice's entity resource"
-    );
+    assert_eq!(body["error"]["code"], -32002, "bob cannot read alice's entity resource");
 
     // Bob's writes cannot reach alice's entities.
     let body: Value = rpc(
         &app,
         Some(&bob),
-        call(
-            "add_observations",
-            json!({ "observations": [{ "entityName": "alice-0", "contents": ["bob"] }] }),
-        ),
+        call("add_observations", json!({ "observations": [{ "entityName": "alice-0", "contents": ["bob"] }] })),
     )
     .await
     .json()
     .await
     .unwrap();
     assert_eq!(body["result"]["isError"], true);
-    rpc(
-        &app,
-        Some(&bob),
-        call("delete_entities", json!({ "entityNames": ["alice-0"] })),
-    )
-    .await;
+    rpc(&app, Some(&bob), call("delete_entities", json!({ "entityNames": ["alice-0"] }))).await;
 
     // A cursor alice was given is refused for bob.
-    let body: Value = rpc(
-        &app,
-        Some(&alice),
-        call("read_graph", json!({ "limit": 1 })),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let body: Value = rpc(&app, Some(&alice), call("read_graph", json!({ "limit": 1 }))).await.json().await.unwrap();
     let cursor = text_of(&body)["nextCursor"].as_str().unwrap().to_string();
-    let body: Value = rpc(
-        &app,
-        Some(&bob),
-        call("read_graph", json!({ "limit": 1, "cursor": cursor })),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let body: Value =
+        rpc(&app, Some(&bob), call("read_graph", json!({ "limit": 1, "cursor": cursor }))).await.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32602);
 
-    let body: Value = rpc(&app, Some(&alice), call("read_graph", json!({})))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = rpc(&app, Some(&alice), call("read_graph", json!({}))).await.json().await.unwrap();
     let graph = text_of(&body);
     assert_eq!(graph["entities"].as_array().unwrap().len(), 3);
     assert_eq!(graph["entities"][0]["observations"], json!(["private"]));
@@ -326,28 +218,11 @@ fn keypair(kind: &str, alg: Algorithm, kid: &str) -> (EncodingKey, Jwk) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("key.pem");
     let args: Vec<&str> = match kind {
-        "rsa" => vec![
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ],
-        "ec" => vec![
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ],
+        "rsa" => vec!["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        "ec" => vec!["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
         _ => vec!["genpkey", "-algorithm", "ED25519"],
     };
-    let out = Command::new("openssl")
-        .args(&args)
-        .arg("-out")
-        .arg(&path)
-        .output()
-        .expect("openssl is installed");
+    let out = Command::new("openssl").args(&args).arg("-out").arg(&path).output().expect("openssl is installed");
     assert!(out.status.success());
     let pem = std::fs::read(&path).unwrap();
     let key = match kind {
@@ -391,19 +266,10 @@ async fn issuer() -> Issuer {
     Issuer { url, jwks, fetches }
 }
 
-async fn introspect(
-    headers: axum::http::HeaderMap,
-    body: String,
-) -> (axum::http::StatusCode, Json<Value>) {
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("mcp-client:client-secret")
-    );
+async fn introspect(headers: axum::http::HeaderMap, body: String) -> (axum::http::StatusCode, Json<Value>) {
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("mcp-client:client-secret"));
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return (
-            axum::http::StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "invalid_client" })),
-        );
+        return (axum::http::StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_client" })));
     }
     let token = url::form_urlencoded::parse(body.as_bytes())
         .find(|(k, _)| k == "token")
@@ -443,66 +309,34 @@ async fn jwks_keys_rotation_and_algorithm_confusion() {
     *issuer.jwks.lock().unwrap() = vec![rsa_jwk.clone(), ec_jwk];
     let app = spawn_app_with(
         Db::Sqlite,
-        &[
-            "--oauth-issuer",
-            &issuer.url,
-            "--mcp-resource-url",
-            RESOURCE,
-            "--jwks-refresh-interval",
-            "0s",
-        ],
+        &["--oauth-issuer", &issuer.url, "--mcp-resource-url", RESOURCE, "--jwks-refresh-interval", "0s"],
     )
     .await
     .unwrap();
     let claims = asym_claims(&issuer.url, "dave");
-    for (key, alg, kid) in [
-        (&rsa, Algorithm::RS256, "rsa-1"),
-        (&ec, Algorithm::ES256, "ec-1"),
-    ] {
+    for (key, alg, kid) in [(&rsa, Algorithm::RS256, "rsa-1"), (&ec, Algorithm::ES256, "ec-1")] {
         let token = signed(key, alg, kid, &claims);
-        assert_eq!(
-            rpc(&app, Some(&format!("Bearer {token}")), list_tools())
-                .await
-                .status(),
-            200,
-            "{alg:?}"
-        );
+        assert_eq!(rpc(&app, Some(&format!("Bearer {token}")), list_tools()).await.status(), 200, "{alg:?}");
     }
     // RS256 key, ES256 header: the key's algorithm is the only one allowed.
-    expect_401(
-        &app,
-        &signed(&ec, Algorithm::ES256, "rsa-1", &claims),
-        "algorithm not the key's",
-    )
-    .await;
+    expect_401(&app, &signed(&ec, Algorithm::ES256, "rsa-1", &claims), "algorithm not the key's").await;
     // HS256 "signed" with the RSA public key as the HMAC secret (the classic confusion attack).
     let AlgorithmParametersRsa { n, e } = rsa_parts(&rsa_jwk);
-    let confusion = signed(
-        &EncodingKey::from_secret(format!("{n}.{e}").as_bytes()),
-        Algorithm::HS256,
-        "rsa-1",
-        &claims,
-    );
+    let confusion =
+        signed(&EncodingKey::from_secret(format!("{n}.{e}").as_bytes()), Algorithm::HS256, "rsa-1", &claims);
     expect_401(&app, &confusion, "HS256 with the RSA public key").await;
     // Unknown kid, then rotation: the new key is fetched on demand.
     let ed_token = signed(&ed, Algorithm::EdDSA, "ed-1", &claims);
     expect_401(&app, &ed_token, "unknown kid").await;
     issuer.jwks.lock().unwrap().push(ed_jwk);
     assert_eq!(
-        rpc(&app, Some(&format!("Bearer {ed_token}")), list_tools())
-            .await
-            .status(),
+        rpc(&app, Some(&format!("Bearer {ed_token}")), list_tools()).await.status(),
         200,
         "rotated key accepted"
     );
     let mut wrong_iss = claims.clone();
     wrong_iss["iss"] = json!("https://evil.example");
-    expect_401(
-        &app,
-        &signed(&rsa, Algorithm::RS256, "rsa-1", &wrong_iss),
-        "wrong issuer",
-    )
-    .await;
+    expect_401(&app, &signed(&rsa, Algorithm::RS256, "rsa-1", &wrong_iss), "wrong issuer").await;
 }
 
 struct AlgorithmParametersRsa {
@@ -512,10 +346,7 @@ struct AlgorithmParametersRsa {
 
 fn rsa_parts(jwk: &Jwk) -> AlgorithmParametersRsa {
     let value = serde_json::to_value(jwk).unwrap();
-    AlgorithmParametersRsa {
-        n: value["n"].as_str().unwrap().into(),
-        e: value["e"].as_str().unwrap().into(),
-    }
+    AlgorithmParametersRsa { n: value["n"].as_str().unwrap().into(), e: value["e"].as_str().unwrap().into() }
 }
 
 #[tokio::test]
@@ -525,44 +356,21 @@ async fn unknown_kids_do_not_hammer_the_jwks_endpoint() {
     *issuer.jwks.lock().unwrap() = vec![rsa_jwk];
     let app = spawn_app_with(
         Db::Sqlite,
-        &[
-            "--oauth-issuer",
-            &issuer.url,
-            "--mcp-resource-url",
-            RESOURCE,
-            "--jwks-refresh-interval",
-            "1h",
-        ],
+        &["--oauth-issuer", &issuer.url, "--mcp-resource-url", RESOURCE, "--jwks-refresh-interval", "1h"],
     )
     .await
     .unwrap();
     let claims = asym_claims(&issuer.url, "erin");
     assert_eq!(
-        rpc(
-            &app,
-            Some(&format!(
-                "Bearer {}",
-                signed(&rsa, Algorithm::RS256, "rsa-1", &claims)
-            )),
-            list_tools()
-        )
-        .await
-        .status(),
+        rpc(&app, Some(&format!("Bearer {}", signed(&rsa, Algorithm::RS256, "rsa-1", &claims))), list_tools())
+            .await
+            .status(),
         200
     );
     for i in 0..10 {
-        expect_401(
-            &app,
-            &signed(&rsa, Algorithm::RS256, &format!("nope-{i}"), &claims),
-            "unknown kid",
-        )
-        .await;
+        expect_401(&app, &signed(&rsa, Algorithm::RS256, &format!("nope-{i}"), &claims), "unknown kid").await;
     }
-    assert_eq!(
-        issuer.fetches.load(Ordering::SeqCst),
-        1,
-        "one fetch, refetches rate-limited"
-    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "one fetch, refetches rate-limited");
 }
 
 #[tokio::test]
@@ -584,34 +392,17 @@ async fn introspection_active_inactive_and_bad_client() {
     .await
     .unwrap();
     assert_eq!(
-        rpc(
-            &app,
-            Some("Bearer active-token"),
-            call("create_entities", json!({ "entities": [] }))
-        )
-        .await
-        .status(),
+        rpc(&app, Some("Bearer active-token"), call("create_entities", json!({ "entities": [] }))).await.status(),
         200
     );
     assert_eq!(
-        rpc(
-            &app,
-            Some("Bearer read-only-token"),
-            call("create_entities", json!({ "entities": [] }))
-        )
-        .await
-        .status(),
+        rpc(&app, Some("Bearer read-only-token"), call("create_entities", json!({ "entities": [] }))).await.status(),
         403
     );
     let response = rpc(&app, Some("Bearer revoked-token"), list_tools()).await;
     assert_eq!(response.status(), 401);
     assert!(challenge(&response).contains("invalid_token"));
-    assert_eq!(
-        rpc(&app, Some("Bearer other-audience"), list_tools())
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(rpc(&app, Some("Bearer other-audience"), list_tools()).await.status(), 401);
 
     let misconfigured = spawn_app_with(
         Db::Sqlite,
@@ -629,26 +420,14 @@ async fn introspection_active_inactive_and_bad_client() {
     .await
     .unwrap();
     let response = rpc(&misconfigured, Some("Bearer active-token"), list_tools()).await;
-    assert_eq!(
-        response.status(),
-        503,
-        "the server's own credentials are refused: fail closed, as unavailable"
-    );
+    assert_eq!(response.status(), 503, "the server's own credentials are refused: fail closed, as unavailable");
 }
 
 #[test]
 fn token_command_mints_a_token_the_server_accepts_and_config_guards_hold() {
     let bin = env!("CARGO_BIN_EXE_mcp-server");
     let out = Command::new(bin)
-        .args([
-            "token",
-            "--tenant",
-            "frank",
-            "--scope",
-            "memory:read",
-            "--ttl",
-            "5m",
-        ])
+        .args(["token", "--tenant", "frank", "--scope", "memory:read", "--ttl", "5m"])
         .env_clear()
         .env("JWT_SECRET", SECRET)
         .env("MCP_RESOURCE_URL", RESOURCE)
@@ -656,39 +435,23 @@ fn token_command_mints_a_token_the_server_accepts_and_config_guards_hold() {
         .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap();
-    let data = jsonwebtoken::decode::<Value>(
-        token.trim(),
-        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
-        &{
+    let data =
+        jsonwebtoken::decode::<Value>(token.trim(), &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()), &{
             let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
             v.set_audience(&[RESOURCE]);
             v
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     assert_eq!(data.claims["sub"], "frank");
     assert_eq!(data.claims["scope"], "memory:read");
     assert_eq!(data.claims["iss"], "mcp-server");
 
-    let short = Command::new(bin)
-        .arg("check-config")
-        .env_clear()
-        .env("JWT_SECRET", "too-short")
-        .output()
-        .unwrap();
+    let short = Command::new(bin).arg("check-config").env_clear().env("JWT_SECRET", "too-short").output().unwrap();
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("JWT_SECRET"));
-    let open_prod = Command::new(bin)
-        .arg("check-config")
-        .env_clear()
-        .env("ENVIRONMENT", "production")
-        .output()
-        .unwrap();
-    assert_eq!(
-        open_prod.status.code(),
-        Some(2),
-        "production refuses to run without auth"
-    );
+    let open_prod =
+        Command::new(bin).arg("check-config").env_clear().env("ENVIRONMENT", "production").output().unwrap();
+    assert_eq!(open_prod.status.code(), Some(2), "production refuses to run without auth");
     let opted_out = Command::new(bin)
         .arg("check-config")
         .env_clear()

@@ -20,39 +20,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcp-server");
 /// The binary with a clean environment: only what a test sets.
 fn mcp_server() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOG_LEVEL", "warn");
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("LOG_LEVEL", "warn");
     cmd
 }
 
 #[test]
 fn bad_configuration_exits_2_naming_the_variable() {
-    let out = mcp_server()
-        .args(["check-config"])
-        .env("PORT", "eighty")
-        .output()
-        .unwrap();
+    let out = mcp_server().args(["check-config"]).env("PORT", "eighty").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("PORT"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORT"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let out = mcp_server()
-        .args(["check-config"])
-        .env("DATABASE_URL", "mysql://x")
-        .output()
-        .unwrap();
+    let out = mcp_server().args(["check-config"]).env("DATABASE_URL", "mysql://x").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for DATABASE_URL"));
 
-    let out = mcp_server()
-        .args(["check-config"])
-        .env("SHUTDOWN_TIMEOUT", "soon")
-        .output()
-        .unwrap();
+    let out = mcp_server().args(["check-config"]).env("SHUTDOWN_TIMEOUT", "soon").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHUTDOWN_TIMEOUT"));
 
@@ -84,21 +66,11 @@ fn help_lists_every_variable_with_its_default() {
         "ALLOWED_HOSTS",
         "MAX_BODY_BYTES",
     ] {
-        assert!(
-            help.contains(&format!("[env: {var}")),
-            "--help lacks {var}:\n{help}"
-        );
+        assert!(help.contains(&format!("[env: {var}")), "--help lacks {var}:\n{help}");
     }
     assert!(help.contains("[default: 8000]"));
-    let with_secret = mcp_server()
-        .arg("--help")
-        .env("DB_PASSWORD", "hunter2")
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&with_secret.stdout).contains("hunter2"),
-        "secrets never shown"
-    );
+    let with_secret = mcp_server().arg("--help").env("DB_PASSWORD", "hunter2").output().unwrap();
+    assert!(!String::from_utf8_lossy(&with_secret.stdout).contains("hunter2"), "secrets never shown");
 }
 
 #[tokio::test]
@@ -118,38 +90,19 @@ async fn postgres_migrate_is_idempotent_concurrent_and_required() {
 
     // Three pods' init containers at once.
     let runs: Vec<_> = (0..3)
-        .map(|_| {
-            mcp_server()
-                .arg("migrate")
-                .env("DATABASE_URL", &db.url)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| mcp_server().arg("migrate").env("DATABASE_URL", &db.url).stdout(Stdio::null()).spawn().unwrap())
         .collect();
     for mut run in runs {
         assert!(run.wait().unwrap().success());
     }
-    assert!(
-        mcp_server()
-            .arg("migrate")
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .unwrap()
-            .status
-            .success(),
-        "idempotent"
-    );
+    assert!(mcp_server().arg("migrate").env("DATABASE_URL", &db.url).output().unwrap().status.success(), "idempotent");
     let out = mcp_server()
         .args(["serve", "--port", "0", "--metrics-port", "0"])
         .env("DATABASE_URL", "postgres://127.0.0.1:1/x")
         .env("DB_TIMEOUT", "1s")
         .output()
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "an unreachable database fails start-up"
-    );
+    assert!(!out.status.success(), "an unreachable database fails start-up");
 }
 
 fn generated_jsonl(entities: usize) -> String {
@@ -173,67 +126,27 @@ async fn import_export_round_trip(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("memory.jsonl");
     let original = generated_jsonl(10_000);
-    std::fs::File::create(&input)
-        .unwrap()
-        .write_all(original.as_bytes())
-        .unwrap();
-    let env = [
-        ("DATABASE_URL", test_db.url.as_str()),
-        ("MIGRATE_ON_START", "true"),
-    ];
+    std::fs::File::create(&input).unwrap().write_all(original.as_bytes()).unwrap();
+    let env = [("DATABASE_URL", test_db.url.as_str()), ("MIGRATE_ON_START", "true")];
     if db == Db::Postgres {
-        assert!(
-            mcp_server()
-                .arg("migrate")
-                .envs(env)
-                .output()
-                .unwrap()
-                .status
-                .success()
-        );
+        assert!(mcp_server().arg("migrate").envs(env).output().unwrap().status.success());
     }
     for _ in 0..2 {
-        let out = mcp_server()
-            .arg("import")
-            .arg(&input)
-            .envs(env)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = mcp_server().arg("import").arg(&input).envs(env).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let out = mcp_server().arg("export").envs(env).output().unwrap();
     assert!(out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stdout) == original,
-        "export differs from the imported file"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout) == original, "export differs from the imported file");
 
     // A file with a bad line imports nothing.
     let bad = dir.path().join("bad.jsonl");
-    std::fs::write(
-        &bad,
-        "{\"type\":\"entity\",\"name\":\"x\",\"entityType\":\"t\",\"observations\":[]}\nnot json",
-    )
-    .unwrap();
-    let out = mcp_server()
-        .arg("import")
-        .arg(&bad)
-        .arg("--tenant")
-        .arg("other")
-        .envs(env)
-        .output()
+    std::fs::write(&bad, "{\"type\":\"entity\",\"name\":\"x\",\"entityType\":\"t\",\"observations\":[]}\nnot json")
         .unwrap();
+    let out = mcp_server().arg("import").arg(&bad).arg("--tenant").arg("other").envs(env).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
-    let out = mcp_server()
-        .args(["export", "--tenant", "other"])
-        .envs(env)
-        .output()
-        .unwrap();
+    let out = mcp_server().args(["export", "--tenant", "other"]).envs(env).output().unwrap();
     assert!(out.stdout.is_empty());
 }
 
@@ -249,18 +162,12 @@ async fn import_export_round_trip_postgres() {
 
 async fn stdio_client(db_url: &str, tenant: &str) -> common::Client {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("stdio")
-        .env("DATABASE_URL", db_url)
-        .env("MCP_TENANT", tenant)
-        .env("LOG_LEVEL", "warn");
+    cmd.arg("stdio").env("DATABASE_URL", db_url).env("MCP_TENANT", tenant).env("LOG_LEVEL", "warn");
     let transport = TokioChildProcess::new(cmd).unwrap();
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("stdio-test", "0"),
-    )
-    .serve(transport)
-    .await
-    .unwrap()
+    ClientConfig::new(ClientCapabilities::default(), Implementation::new("stdio-test", "0"))
+        .serve(transport)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -269,15 +176,14 @@ async fn stdio_serves_the_tools_and_keeps_tenants_apart() {
     let alice = stdio_client(&db.url, "alice").await;
     let bob = stdio_client(&db.url, "bob").await;
     assert_eq!(alice.list_all_tools().await.unwrap().len(), 9);
-    ok(&alice, "create_entities", json!({ "entities": [{ "name": "secret", "entityType": "note", "observations": ["alice only"] }] })).await;
-    assert_eq!(
-        ok(&bob, "search_nodes", json!({ "query": "secret" })).await["entities"],
-        json!([])
-    );
-    assert_eq!(
-        ok(&bob, "open_nodes", json!({ "names": ["secret"] })).await["entities"],
-        json!([])
-    );
+    ok(
+        &alice,
+        "create_entities",
+        json!({ "entities": [{ "name": "secret", "entityType": "note", "observations": ["alice only"] }] }),
+    )
+    .await;
+    assert_eq!(ok(&bob, "search_nodes", json!({ "query": "secret" })).await["entities"], json!([]));
+    assert_eq!(ok(&bob, "open_nodes", json!({ "names": ["secret"] })).await["entities"], json!([]));
     // Bob's writes cannot touch Alice's entity either.
     let result = common::call(
         &bob,
@@ -287,12 +193,7 @@ async fn stdio_serves_the_tools_and_keeps_tenants_apart() {
     .await
     .unwrap();
     assert_eq!(result.is_error, Some(true));
-    ok(
-        &bob,
-        "delete_entities",
-        json!({ "entityNames": ["secret"] }),
-    )
-    .await;
+    ok(&bob, "delete_entities", json!({ "entityNames": ["secret"] })).await;
     let graph = ok(&alice, "read_graph", json!({})).await;
     assert_eq!(graph["entities"][0]["observations"], json!(["alice only"]));
     alice.cancel().await.unwrap();

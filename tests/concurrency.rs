@@ -14,12 +14,8 @@ both_backends!(sixty_four_writers_lose_nothing, |db: Db| async move {
         return;
     };
     let setup = app.client().await;
-    ok(
-        &setup,
-        "create_entities",
-        json!({ "entities": [{ "name": "hub", "entityType": "hub", "observations": [] }] }),
-    )
-    .await;
+    ok(&setup, "create_entities", json!({ "entities": [{ "name": "hub", "entityType": "hub", "observations": [] }] }))
+        .await;
     let mut clients = Vec::new();
     for _ in 0..8 {
         clients.push(std::sync::Arc::new(app.client().await));
@@ -36,21 +32,14 @@ both_backends!(sixty_four_writers_lose_nothing, |db: Db| async move {
         })
         .collect();
     for task in tasks {
-        tokio::time::timeout(common::WAIT * 3, task)
-            .await
-            .expect("writers finish")
-            .expect("writer succeeded");
+        tokio::time::timeout(common::WAIT * 3, task).await.expect("writers finish").expect("writer succeeded");
     }
     let graph = ok(&setup, "read_graph", json!({})).await;
     assert_eq!(graph["entities"].as_array().unwrap().len(), WRITERS + 1);
     assert_eq!(graph["relations"].as_array().unwrap().len(), WRITERS);
     let hub = &graph["entities"][0];
-    let mut seen: Vec<String> = hub["observations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o.as_str().unwrap().to_string())
-        .collect();
+    let mut seen: Vec<String> =
+        hub["observations"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
     seen.sort();
     let mut expected: Vec<String> = (0..WRITERS).map(|i| format!("seen {i}")).collect();
     expected.sort();
@@ -59,32 +48,18 @@ both_backends!(sixty_four_writers_lose_nothing, |db: Db| async move {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_fails_readiness_first_then_stops() {
-    let app = spawn_app_with(Db::Sqlite, &["--shutdown-delay", "1s"])
-        .await
-        .unwrap();
+    let app = spawn_app_with(Db::Sqlite, &["--shutdown-delay", "1s"]).await.unwrap();
     let client = app.client().await;
     let ready_url = app.url("/health/ready");
     let health_url = app.url("/health");
     let stopping = tokio::spawn(app.shutdown());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let ready = reqwest::get(&ready_url)
-        .await
-        .expect("still serving during the delay");
+    let ready = reqwest::get(&ready_url).await.expect("still serving during the delay");
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["shutdown"]["reason"], "draining");
-    assert_eq!(
-        reqwest::get(&health_url).await.unwrap().status(),
-        200,
-        "liveness stays up"
-    );
+    assert_eq!(reqwest::get(&health_url).await.unwrap().status(), 200, "liveness stays up");
     ok(&client, "read_graph", json!({})).await;
-    tokio::time::timeout(Duration::from_secs(10), stopping)
-        .await
-        .expect("drains in time")
-        .unwrap();
-    assert!(
-        reqwest::get(&health_url).await.is_err(),
-        "listener closed after the drain"
-    );
+    tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("drains in time").unwrap();
+    assert!(reqwest::get(&health_url).await.is_err(), "listener closed after the drain");
 }

@@ -23,7 +23,8 @@ async fn connect(command: Command) -> common::Client {
 /// What a call produced, in a form both servers can be compared in: invalid arguments are one
 /// class (the reference reports them as an error result, we as JSON-RPC -32602: see README).
 async fn outcome(client: &common::Client, tool: &str, arguments: &Value) -> Value {
-    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.as_object().cloned().unwrap_or_default());
+    let params =
+        CallToolRequestParams::new(tool.to_string()).with_arguments(arguments.as_object().cloned().unwrap_or_default());
     match client.call_tool(params).await {
         Ok(result) => {
             let text = common::text(&result);
@@ -60,7 +61,10 @@ async fn same_results_as_the_reference_server() {
     let our_tools = ours.list_all_tools().await.unwrap();
     assert_eq!(their_tools.len(), our_tools.len());
     for (t, o) in their_tools.iter().zip(&our_tools) {
-        assert_eq!((&t.name, &t.title, &t.description, &t.annotations), (&o.name, &o.title, &o.description, &o.annotations));
+        assert_eq!(
+            (&t.name, &t.title, &t.description, &t.annotations),
+            (&o.name, &o.title, &o.description, &o.annotations)
+        );
         let (mut ti, mut oi) = (json!(*t.input_schema), json!(*o.input_schema));
         for extension in ["limit", "cursor"] {
             oi["properties"].as_object_mut().unwrap().remove(extension);
@@ -78,7 +82,8 @@ async fn same_results_as_the_reference_server() {
         let expected = outcome(&theirs, tool, &step["arguments"]).await;
         let actual = outcome(&ours, tool, &step["arguments"]).await;
         if expected != actual {
-            mismatches.push(format!("step {i} {tool} ({}):\n  reference: {expected}\n  ours:      {actual}", step["note"]));
+            mismatches
+                .push(format!("step {i} {tool} ({}):\n  reference: {expected}\n  ours:      {actual}", step["note"]));
         }
     }
     assert!(mismatches.is_empty(), "{} of {} calls differ:\n{}", mismatches.len(), steps.len(), mismatches.join("\n"));

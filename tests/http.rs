@@ -9,11 +9,7 @@ use serde_json::{Value, json};
 
 const ACCEPT: &str = "application/json, text/event-stream";
 
-async fn post(
-    app: &common::TestApp,
-    body: impl Into<reqwest::Body>,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
+async fn post(app: &common::TestApp, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(app.url("/mcp"))
         .header("content-type", "application/json")
@@ -68,10 +64,7 @@ async fn stateless_post_answers_without_a_session() {
     let body = json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/list" });
     let response = post(&app, body.to_string(), &[]).await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers().get("mcp-session-id").is_none(),
-        "no session is created by default"
-    );
+    assert!(response.headers().get("mcp-session-id").is_none(), "no session is created by default");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["id"], 7);
@@ -80,52 +73,33 @@ async fn stateless_post_answers_without_a_session() {
 
 #[tokio::test]
 async fn origins_outside_the_allow_list_are_refused() {
-    let app = spawn_app_with(
-        Db::Sqlite,
-        &["--allowed-origins", "https://app.example.com"],
-    )
-    .await
-    .unwrap();
+    let app = spawn_app_with(Db::Sqlite, &["--allowed-origins", "https://app.example.com"]).await.unwrap();
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }).to_string();
-    assert_eq!(
-        post(
-            &app,
-            body.clone(),
-            &[("origin", "https://evil.example.net")]
-        )
-        .await
-        .status(),
-        403
-    );
-    assert_eq!(
-        post(&app, body.clone(), &[("origin", "https://app.example.com")])
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        post(&app, body.clone(), &[]).await.status(),
-        200,
-        "non-browser clients send no Origin"
-    );
-    assert_eq!(
-        post(&app, body, &[("host", "attacker.example")])
-            .await
-            .status(),
-        403,
-        "Host allow-list"
-    );
+    assert_eq!(post(&app, body.clone(), &[("origin", "https://evil.example.net")]).await.status(), 403);
+    assert_eq!(post(&app, body.clone(), &[("origin", "https://app.example.com")]).await.status(), 200);
+    assert_eq!(post(&app, body.clone(), &[]).await.status(), 200, "non-browser clients send no Origin");
+    assert_eq!(post(&app, body, &[("host", "attacker.example")]).await.status(), 403, "Host allow-list");
 }
 
 #[tokio::test]
 async fn resources_expose_the_graph_and_each_entity() {
     let app = spawn_app(Db::Sqlite).await.unwrap();
     let c = app.client().await;
-    ok(&c, "create_entities", json!({ "entities": [
-        { "name": "Ada Lovelace", "entityType": "person", "observations": ["wrote the first program"] },
-        { "name": "Engine", "entityType": "machine", "observations": [] },
-    ]})).await;
-    ok(&c, "create_relations", json!({ "relations": [{ "from": "Ada Lovelace", "to": "Engine", "relationType": "programmed" }] })).await;
+    ok(
+        &c,
+        "create_entities",
+        json!({ "entities": [
+            { "name": "Ada Lovelace", "entityType": "person", "observations": ["wrote the first program"] },
+            { "name": "Engine", "entityType": "machine", "observations": [] },
+        ]}),
+    )
+    .await;
+    ok(
+        &c,
+        "create_relations",
+        json!({ "relations": [{ "from": "Ada Lovelace", "to": "Engine", "relationType": "programmed" }] }),
+    )
+    .await;
 
     let listed = c.list_all_resources().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -135,25 +109,12 @@ async fn resources_expose_the_graph_and_each_entity() {
 
     let read = |uri: &str| c.read_resource(ReadResourceRequestParams::new(uri));
     let graph = read("memory://knowledge-graph").await.unwrap();
-    let text = serde_json::to_value(&graph.contents[0]).unwrap()["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        serde_json::from_str::<Value>(&text).unwrap()["entities"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    let text = serde_json::to_value(&graph.contents[0]).unwrap()["text"].as_str().unwrap().to_string();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["entities"].as_array().unwrap().len(), 2);
 
     let one = read("memory://entities/Ada%20Lovelace").await.unwrap();
-    let body: Value = serde_json::from_str(
-        serde_json::to_value(&one.contents[0]).unwrap()["text"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let body: Value =
+        serde_json::from_str(serde_json::to_value(&one.contents[0]).unwrap()["text"].as_str().unwrap()).unwrap();
     assert_eq!(body["entities"][0]["name"], "Ada Lovelace");
     assert_eq!(body["relations"][0]["relationType"], "programmed");
 
@@ -169,12 +130,7 @@ async fn metrics_count_requests_and_tool_calls() {
     let c = app.client().await;
     ok(&c, "read_graph", json!({})).await;
     let _ = common::call(&c, "nope", json!({})).await;
-    let body = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
     let value = |needle: &str| -> f64 {
         body.lines()
             .find(|l| l.starts_with(needle))

@@ -16,28 +16,17 @@ const SECRET: &str = "rate-limit-test-secret-0123456789abcdef";
 const RESOURCE: &str = "http://localhost/mcp";
 
 fn token(tenant: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({ "iss": "mcp-server", "aud": RESOURCE, "sub": tenant, "scope": "memory:read", "exp": now + 600 });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims =
+        json!({ "iss": "mcp-server", "aud": RESOURCE, "sub": tenant, "scope": "memory:read", "exp": now + 600 });
     format!(
         "Bearer {}",
-        encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET.as_bytes())
-        )
-        .unwrap()
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
     )
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn list_tools(url: &str, auth: &str) -> reqwest::Response {
@@ -64,10 +53,7 @@ impl Drop for Replica {
 async fn wait_healthy(port: u16) {
     let deadline = Instant::now() + common::WAIT;
     while Instant::now() < deadline {
-        if reqwest::get(format!("http://127.0.0.1:{port}/health"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if reqwest::get(format!("http://127.0.0.1:{port}/health")).await.is_ok_and(|r| r.status().is_success()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -77,8 +63,7 @@ async fn wait_healthy(port: u16) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_enforce_one_limit() {
-    let redis =
-        std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let db = TestDb::new(Db::Sqlite).await.unwrap();
     // Migrate once, as the init container does, before the replicas start.
     let migrated = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
@@ -131,28 +116,13 @@ async fn three_replicas_enforce_one_limit() {
         }
     }
     let refill = started.elapsed().as_secs() as usize;
-    assert!(
-        allowed >= 60 && allowed <= 60 + refill,
-        "{allowed} allowed in {refill} s across three replicas"
-    );
+    assert!(allowed >= 60 && allowed <= 60 + refill, "{allowed} allowed in {refill} s across three replicas");
     assert_eq!(allowed + limited, 75);
     let rejection = rejection.expect("some requests were limited");
-    let retry_after: u64 = rejection.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = rejection.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after));
-    assert_eq!(
-        rejection.headers()["ratelimit-policy"],
-        "\"tenant\";q=60;w=60"
-    );
-    assert!(
-        rejection.headers()["ratelimit"]
-            .to_str()
-            .unwrap()
-            .starts_with("\"tenant\";r=0;t=")
-    );
+    assert_eq!(rejection.headers()["ratelimit-policy"], "\"tenant\";q=60;w=60");
+    assert!(rejection.headers()["ratelimit"].to_str().unwrap().starts_with("\"tenant\";r=0;t="));
     let body: Value = rejection.json().await.unwrap();
     assert_eq!(body["error"]["data"]["retryAfter"], retry_after);
 }
@@ -167,16 +137,7 @@ impl OwnRedis {
     fn start(port: u16) -> OwnRedis {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -187,11 +148,7 @@ impl OwnRedis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        OwnRedis {
-            child,
-            port,
-            _dir: dir,
-        }
+        OwnRedis { child, port, _dir: dir }
     }
 
     fn kill(&mut self) {
@@ -207,11 +164,7 @@ impl Drop for OwnRedis {
 }
 
 fn gauge(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    metrics.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -249,21 +202,9 @@ async fn redis_outage_falls_back_per_replica_and_recovers() {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 429),
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        5,
-        "{statuses:?}"
-    );
-    let metrics = reqwest::get(&metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
     assert_eq!(gauge(&metrics, "rate_limit_degraded"), Some(1.0));
     assert!(gauge(&metrics, "rate_limit_fallback_total").unwrap_or(0.0) >= 1.0);
 
@@ -272,19 +213,11 @@ async fn redis_outage_falls_back_per_replica_and_recovers() {
     let recovered = Instant::now();
     loop {
         let _ = list_tools(&url, &auth).await;
-        let metrics = reqwest::get(&metrics_url)
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
         if gauge(&metrics, "rate_limit_degraded") == Some(0.0) {
             break;
         }
-        assert!(
-            recovered.elapsed() < Duration::from_secs(5),
-            "limits are shared again within 5 s"
-        );
+        assert!(recovered.elapsed() < Duration::from_secs(5), "limits are shared again within 5 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The fresh Redis has no state for this tenant: the shared limit starts over.

@@ -33,11 +33,7 @@ both_backends!(tools_list_is_the_reference_list, |db: Db| async move {
     let delete = tools.iter().find(|t| t.name == "delete_entities").unwrap();
     let hints = delete.annotations.as_ref().unwrap();
     assert_eq!(
-        (
-            hints.read_only_hint,
-            hints.destructive_hint,
-            hints.idempotent_hint
-        ),
+        (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint),
         (Some(false), Some(true), Some(true))
     );
     let search = tools.iter().find(|t| t.name == "search_nodes").unwrap();
@@ -46,157 +42,120 @@ both_backends!(tools_list_is_the_reference_list, |db: Db| async move {
     client.cancel().await.unwrap();
 });
 
-both_backends!(
-    full_workflow_matches_reference_semantics,
-    |db: Db| async move {
-        let Some(app) = spawn_app(db).await else {
-            return;
-        };
-        let c = app.client().await;
+both_backends!(full_workflow_matches_reference_semantics, |db: Db| async move {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let c = app.client().await;
 
-        let created = ok(
-            &c,
-            "create_entities",
-            json!({ "entities": [
-                entity("Alice", "person", &["likes tea", "works at Acme"]),
-                entity("Acme", "company", &[]),
+    let created = ok(
+        &c,
+        "create_entities",
+        json!({ "entities": [
+            entity("Alice", "person", &["likes tea", "works at Acme"]),
+            entity("Acme", "company", &[]),
+            entity("Bob", "person", &["ÄÖÜ unicode"]),
+        ]}),
+    )
+    .await;
+    assert_eq!(created["entities"].as_array().unwrap().len(), 3);
+
+    // Existing names are skipped and not returned.
+    let again = ok(
+        &c,
+        "create_entities",
+        json!({ "entities": [entity("Alice", "robot", &[]), entity("Carol", "person", &[])] }),
+    )
+    .await;
+    assert_eq!(again, json!({ "entities": [entity("Carol", "person", &[])] }));
+
+    let rels = ok(
+        &c,
+        "create_relations",
+        json!({ "relations": [
+            { "from": "Alice", "to": "Acme", "relationType": "works_at" },
+            { "from": "Bob", "to": "Alice", "relationType": "knows" },
+        ]}),
+    )
+    .await;
+    assert_eq!(rels["relations"].as_array().unwrap().len(), 2);
+    let dup = ok(
+        &c,
+        "create_relations",
+        json!({ "relations": [{ "from": "Alice", "to": "Acme", "relationType": "works_at" }] }),
+    )
+    .await;
+    assert_eq!(dup, json!({ "relations": [] }));
+
+    let added = ok(
+        &c,
+        "add_observations",
+        json!({ "observations": [
+            { "entityName": "Alice", "contents": ["likes tea", "plays chess"] },
+        ]}),
+    )
+    .await;
+    assert_eq!(added, json!({ "results": [{ "entityName": "Alice", "addedObservations": ["plays chess"] }] }));
+
+    // Case-insensitive substring over names, types and observations; relations touching a hit.
+    let found = ok(&c, "search_nodes", json!({ "query": "CHESS" })).await;
+    assert_eq!(found["entities"], json!([entity("Alice", "person", &["likes tea", "works at Acme", "plays chess"])]));
+    assert_eq!(found["relations"].as_array().unwrap().len(), 2);
+    let by_type = ok(&c, "search_nodes", json!({ "query": "compan" })).await;
+    assert_eq!(by_type["entities"][0]["name"], "Acme");
+    let unicode = ok(&c, "search_nodes", json!({ "query": "äöü" })).await;
+    assert_eq!(unicode["entities"][0]["name"], "Bob");
+    let wildcard = ok(&c, "search_nodes", json!({ "query": "%" })).await;
+    assert_eq!(wildcard["entities"], json!([]), "LIKE wildcards match only themselves");
+
+    let opened = ok(&c, "open_nodes", json!({ "names": ["Acme", "Nobody"] })).await;
+    assert_eq!(opened["entities"], json!([entity("Acme", "company", &[])]));
+    assert_eq!(opened["relations"], json!([{ "from": "Alice", "to": "Acme", "relationType": "works_at" }]));
+
+    let deleted = ok(
+        &c,
+        "delete_observations",
+        json!({ "deletions": [
+            { "entityName": "Alice", "observations": ["likes tea"] },
+            { "entityName": "Nobody", "observations": ["x"] },
+        ]}),
+    )
+    .await;
+    assert_eq!(deleted, json!({ "success": true, "message": "Observations deleted successfully" }));
+
+    ok(&c, "delete_relations", json!({ "relations": [{ "from": "Bob", "to": "Alice", "relationType": "knows" }] }))
+        .await;
+    // Deleting an entity cascades to the relations that name it.
+    ok(&c, "delete_entities", json!({ "entityNames": ["Acme"] })).await;
+
+    let graph = ok(&c, "read_graph", json!({})).await;
+    assert_eq!(
+        graph,
+        json!({
+            "entities": [
+                entity("Alice", "person", &["works at Acme", "plays chess"]),
                 entity("Bob", "person", &["ÄÖÜ unicode"]),
-            ]}),
-        )
-        .await;
-        assert_eq!(created["entities"].as_array().unwrap().len(), 3);
+                entity("Carol", "person", &[]),
+            ],
+            "relations": [],
+        })
+    );
 
-        // Existing names are skipped and not returned.
-        let again = ok(
-            &c,
-            "create_entities",
-            json!({ "entities": [entity("Alice", "robot", &[]), entity("Carol", "person", &[])] }),
-        )
-        .await;
-        assert_eq!(
-            again,
-            json!({ "entities": [entity("Carol", "person", &[])] })
-        );
-
-        let rels = ok(
-            &c,
-            "create_relations",
-            json!({ "relations": [
-                { "from": "Alice", "to": "Acme", "relationType": "works_at" },
-                { "from": "Bob", "to": "Alice", "relationType": "knows" },
-            ]}),
-        )
-        .await;
-        assert_eq!(rels["relations"].as_array().unwrap().len(), 2);
-        let dup = ok(
-            &c,
-            "create_relations",
-            json!({ "relations": [{ "from": "Alice", "to": "Acme", "relationType": "works_at" }] }),
-        )
-        .await;
-        assert_eq!(dup, json!({ "relations": [] }));
-
-        let added = ok(
-            &c,
-            "add_observations",
-            json!({ "observations": [
-                { "entityName": "Alice", "contents": ["likes tea", "plays chess"] },
-            ]}),
-        )
-        .await;
-        assert_eq!(
-            added,
-            json!({ "results": [{ "entityName": "Alice", "addedObservations": ["plays chess"] }] })
-        );
-
-        // Case-insensitive substring over names, types and observations; relations touching a hit.
-        let found = ok(&c, "search_nodes", json!({ "query": "CHESS" })).await;
-        assert_eq!(
-            found["entities"],
-            json!([entity(
-                "Alice",
-                "person",
-                &["likes tea", "works at Acme", "plays chess"]
-            )])
-        );
-        assert_eq!(found["relations"].as_array().unwrap().len(), 2);
-        let by_type = ok(&c, "search_nodes", json!({ "query": "compan" })).await;
-        assert_eq!(by_type["entities"][0]["name"], "Acme");
-        let unicode = ok(&c, "search_nodes", json!({ "query": "äöü" })).await;
-        assert_eq!(unicode["entities"][0]["name"], "Bob");
-        let wildcard = ok(&c, "search_nodes", json!({ "query": "%" })).await;
-        assert_eq!(
-            wildcard["entities"],
-            json!([]),
-            "LIKE wildcards match only themselves"
-        );
-
-        let opened = ok(&c, "open_nodes", json!({ "names": ["Acme", "Nobody"] })).await;
-        assert_eq!(opened["entities"], json!([entity("Acme", "company", &[])]));
-        assert_eq!(
-            opened["relations"],
-            json!([{ "from": "Alice", "to": "Acme", "relationType": "works_at" }])
-        );
-
-        let deleted = ok(
-            &c,
-            "delete_observations",
-            json!({ "deletions": [
-                { "entityName": "Alice", "observations": ["likes tea"] },
-                { "entityName": "Nobody", "observations": ["x"] },
-            ]}),
-        )
-        .await;
-        assert_eq!(
-            deleted,
-            json!({ "success": true, "message": "Observations deleted successfully" })
-        );
-
-        ok(
-            &c,
-            "delete_relations",
-            json!({ "relations": [{ "from": "Bob", "to": "Alice", "relationType": "knows" }] }),
-        )
-        .await;
-        // Deleting an entity cascades to the relations that name it.
-        ok(&c, "delete_entities", json!({ "entityNames": ["Acme"] })).await;
-
-        let graph = ok(&c, "read_graph", json!({})).await;
-        assert_eq!(
-            graph,
-            json!({
-                "entities": [
-                    entity("Alice", "person", &["works at Acme", "plays chess"]),
-                    entity("Bob", "person", &["ÄÖÜ unicode"]),
-                    entity("Carol", "person", &[]),
-                ],
-                "relations": [],
-            })
-        );
-
-        // The text content is the reference's JSON.stringify(result, null, 2).
-        let result = call(&c, "open_nodes", json!({ "names": ["Carol"] }))
-            .await
-            .unwrap();
-        assert_eq!(
-            text(&result),
-            "{\n  \"entities\": [\n    {\n      \"name\": \"Carol\",\n      \"entityType\": \"person\",\n      \"observations\": []\n    }\n  ],\n  \"relations\": []\n}"
-        );
-        c.cancel().await.unwrap();
-    }
-);
+    // The text content is the reference's JSON.stringify(result, null, 2).
+    let result = call(&c, "open_nodes", json!({ "names": ["Carol"] })).await.unwrap();
+    assert_eq!(
+        text(&result),
+        "{\n  \"entities\": [\n    {\n      \"name\": \"Carol\",\n      \"entityType\": \"person\",\n      \"observations\": []\n    }\n  ],\n  \"relations\": []\n}"
+    );
+    c.cancel().await.unwrap();
+});
 
 both_backends!(failing_batch_writes_nothing, |db: Db| async move {
     let Some(app) = spawn_app(db).await else {
         return;
     };
     let c = app.client().await;
-    ok(
-        &c,
-        "create_entities",
-        json!({ "entities": [entity("Alice", "person", &[])] }),
-    )
-    .await;
+    ok(&c, "create_entities", json!({ "entities": [entity("Alice", "person", &[])] })).await;
     let result = call(
         &c,
         "add_observations",
@@ -210,11 +169,7 @@ both_backends!(failing_batch_writes_nothing, |db: Db| async move {
     assert_eq!(result.is_error, Some(true));
     assert_eq!(text(&result), "Entity with name Ghost not found");
     let graph = ok(&c, "read_graph", json!({})).await;
-    assert_eq!(
-        graph["entities"][0]["observations"],
-        json!([]),
-        "the valid half was rolled back"
-    );
+    assert_eq!(graph["entities"][0]["observations"], json!([]), "the valid half was rolled back");
 
     // A limit violation anywhere in the batch rejects the whole batch.
     let long = "x".repeat(600);
@@ -226,15 +181,8 @@ both_backends!(failing_batch_writes_nothing, |db: Db| async move {
     .await
     .unwrap_err();
     assert_eq!(err.code.0, -32602);
-    assert!(
-        err.message.contains("entities[1].name") && err.message.contains("MAX_NAME_BYTES"),
-        "{}",
-        err.message
-    );
-    assert_eq!(
-        ok(&c, "open_nodes", json!({ "names": ["Bob"] })).await["entities"],
-        json!([])
-    );
+    assert!(err.message.contains("entities[1].name") && err.message.contains("MAX_NAME_BYTES"), "{}", err.message);
+    assert_eq!(ok(&c, "open_nodes", json!({ "names": ["Bob"] })).await["entities"], json!([]));
     c.cancel().await.unwrap();
 });
 
@@ -246,120 +194,84 @@ both_backends!(bad_arguments_name_the_field, |db: Db| async move {
     let missing = call(&c, "create_entities", json!({})).await.unwrap_err();
     assert_eq!(missing.code.0, -32602);
     assert_eq!(missing.data, Some(json!({ "field": "entities" })));
-    let wrong_type = call(
-        &c,
-        "create_entities",
-        json!({ "entities": [{ "name": 1, "entityType": "t", "observations": [] }] }),
-    )
-    .await
-    .unwrap_err();
+    let wrong_type =
+        call(&c, "create_entities", json!({ "entities": [{ "name": 1, "entityType": "t", "observations": [] }] }))
+            .await
+            .unwrap_err();
     assert_eq!(wrong_type.code.0, -32602);
-    assert!(
-        wrong_type.message.contains("entities[0].name"),
-        "{}",
-        wrong_type.message
-    );
+    assert!(wrong_type.message.contains("entities[0].name"), "{}", wrong_type.message);
     let unknown = call(&c, "no_such_tool", json!({})).await.unwrap_err();
     assert_eq!(unknown.code.0, -32602);
     assert_eq!(unknown.message, "Unknown tool: no_such_tool");
     let too_many: Vec<String> = (0..1001).map(|i| format!("n{i}")).collect();
-    let batch = call(&c, "open_nodes", json!({ "names": too_many }))
-        .await
-        .unwrap_err();
+    let batch = call(&c, "open_nodes", json!({ "names": too_many })).await.unwrap_err();
     assert!(batch.message.contains("MAX_BATCH"), "{}", batch.message);
-    let limit = call(&c, "read_graph", json!({ "limit": 0 }))
-        .await
-        .unwrap_err();
+    let limit = call(&c, "read_graph", json!({ "limit": 0 })).await.unwrap_err();
     assert_eq!(limit.data, Some(json!({ "field": "limit" })));
     c.cancel().await.unwrap();
 });
 
-both_backends!(
-    read_graph_and_search_page_with_cursors,
-    |db: Db| async move {
-        let Some(app) = spawn_app(db).await else {
-            return;
-        };
-        let c = app.client().await;
-        let entities: Vec<Value> = (0..7)
-            .map(|i| entity(&format!("node{i}"), "thing", &[&format!("obs {i}")]))
-            .collect();
-        ok(&c, "create_entities", json!({ "entities": entities })).await;
-        let relations: Vec<Value> =
-        (0..5).map(|i| json!({ "from": format!("node{i}"), "to": format!("node{}", i + 1), "relationType": "next" })).collect();
-        ok(&c, "create_relations", json!({ "relations": relations })).await;
+both_backends!(read_graph_and_search_page_with_cursors, |db: Db| async move {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let c = app.client().await;
+    let entities: Vec<Value> = (0..7).map(|i| entity(&format!("node{i}"), "thing", &[&format!("obs {i}")])).collect();
+    ok(&c, "create_entities", json!({ "entities": entities })).await;
+    let relations: Vec<Value> = (0..5)
+        .map(|i| json!({ "from": format!("node{i}"), "to": format!("node{}", i + 1), "relationType": "next" }))
+        .collect();
+    ok(&c, "create_relations", json!({ "relations": relations })).await;
 
-        let (mut names, mut rels, mut cursor, mut pages) = (vec![], 0, None::<String>, 0);
-        loop {
-            let mut args = json!({ "limit": 3 });
-            if let Some(cur) = &cursor {
-                args["cursor"] = json!(cur);
-            }
-            let page = ok(&c, "read_graph", args).await;
-            pages += 1;
-            names.extend(
-                page["entities"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["name"].as_str().unwrap().to_string()),
-            );
-            rels += page["relations"].as_array().unwrap().len();
-            match page.get("nextCursor") {
-                Some(next) => cursor = Some(next.as_str().unwrap().to_string()),
-                None => break,
-            }
+    let (mut names, mut rels, mut cursor, mut pages) = (vec![], 0, None::<String>, 0);
+    loop {
+        let mut args = json!({ "limit": 3 });
+        if let Some(cur) = &cursor {
+            args["cursor"] = json!(cur);
         }
-        assert_eq!(pages, 3);
-        assert_eq!(
-            names,
-            (0..7).map(|i| format!("node{i}")).collect::<Vec<_>>()
-        );
-        assert_eq!(rels, 5);
-
-        // Ranked search: the exact name first, then prefixes, then observation-only matches.
-        ok(&c, "create_entities", json!({ "entities": [entity("node", "thing", &[]), entity("other", "thing", &["mentions node"])] })).await;
-        let page = ok(&c, "search_nodes", json!({ "query": "node", "limit": 2 })).await;
-        assert_eq!(page["entities"][0]["name"], "node");
-        assert_eq!(page["entities"][1]["name"], "node0");
-        let next = page["nextCursor"].as_str().unwrap().to_string();
-        let mut seen = 2;
-        let mut cursor = Some(next);
-        let mut last = String::new();
-        while let Some(cur) = cursor {
-            let page = ok(
-                &c,
-                "search_nodes",
-                json!({ "query": "node", "limit": 2, "cursor": cur }),
-            )
-            .await;
-            seen += page["entities"].as_array().unwrap().len();
-            last = page["entities"].as_array().unwrap().last().unwrap()["name"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            cursor = page
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+        let page = ok(&c, "read_graph", args).await;
+        pages += 1;
+        names.extend(page["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()));
+        rels += page["relations"].as_array().unwrap().len();
+        match page.get("nextCursor") {
+            Some(next) => cursor = Some(next.as_str().unwrap().to_string()),
+            None => break,
         }
-        assert_eq!(seen, 9);
-        assert_eq!(last, "other", "observation-only match ranks last");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, (0..7).map(|i| format!("node{i}")).collect::<Vec<_>>());
+    assert_eq!(rels, 5);
 
-        // A cursor is bound to its query: replaying it elsewhere is refused.
-        let page = ok(&c, "search_nodes", json!({ "query": "node", "limit": 2 })).await;
-        let err = call(
-            &c,
-            "search_nodes",
-            json!({ "query": "thing", "limit": 2, "cursor": page["nextCursor"] }),
-        )
+    // Ranked search: the exact name first, then prefixes, then observation-only matches.
+    ok(
+        &c,
+        "create_entities",
+        json!({ "entities": [entity("node", "thing", &[]), entity("other", "thing", &["mentions node"])] }),
+    )
+    .await;
+    let page = ok(&c, "search_nodes", json!({ "query": "node", "limit": 2 })).await;
+    assert_eq!(page["entities"][0]["name"], "node");
+    assert_eq!(page["entities"][1]["name"], "node0");
+    let next = page["nextCursor"].as_str().unwrap().to_string();
+    let mut seen = 2;
+    let mut cursor = Some(next);
+    let mut last = String::new();
+    while let Some(cur) = cursor {
+        let page = ok(&c, "search_nodes", json!({ "query": "node", "limit": 2, "cursor": cur })).await;
+        seen += page["entities"].as_array().unwrap().len();
+        last = page["entities"].as_array().unwrap().last().unwrap()["name"].as_str().unwrap().to_string();
+        cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+    }
+    assert_eq!(seen, 9);
+    assert_eq!(last, "other", "observation-only match ranks last");
+
+    // A cursor is bound to its query: replaying it elsewhere is refused.
+    let page = ok(&c, "search_nodes", json!({ "query": "node", "limit": 2 })).await;
+    let err = call(&c, "search_nodes", json!({ "query": "thing", "limit": 2, "cursor": page["nextCursor"] }))
         .await
         .unwrap_err();
-        assert_eq!(err.data, Some(json!({ "field": "cursor" })));
-        let err = call(&c, "read_graph", json!({ "cursor": "garbage" }))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code.0, -32602);
-        c.cancel().await.unwrap();
-    }
-);
+    assert_eq!(err.data, Some(json!({ "field": "cursor" })));
+    let err = call(&c, "read_graph", json!({ "cursor": "garbage" })).await.unwrap_err();
+    assert_eq!(err.code.0, -32602);
+    c.cancel().await.unwrap();
+});

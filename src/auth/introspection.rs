@@ -35,14 +35,7 @@ impl Introspection {
         client_id: String,
         client_secret: String,
     ) -> Self {
-        Introspection {
-            http,
-            endpoint,
-            issuer,
-            client_id,
-            client_secret,
-            cache: Mutex::default(),
-        }
+        Introspection { http, endpoint, issuer, client_id, client_secret, cache: Mutex::default() }
     }
 
     pub async fn verify(
@@ -77,19 +70,12 @@ impl Introspection {
             return Err(AuthError::Invalid("the token is not active".into()));
         }
         if let Some(expected) = issuer
-            && claims
-                .get("iss")
-                .and_then(Value::as_str)
-                .is_some_and(|iss| iss != expected)
+            && claims.get("iss").and_then(Value::as_str).is_some_and(|iss| iss != expected)
         {
-            return Err(AuthError::Invalid(
-                "the token's issuer is not trusted".into(),
-            ));
+            return Err(AuthError::Invalid("the token's issuer is not trusted".into()));
         }
         if !audience_matches(&claims, resource) {
-            return Err(AuthError::Invalid(format!(
-                "the token's audience does not include {resource}"
-            )));
+            return Err(AuthError::Invalid(format!("the token's audience does not include {resource}")));
         }
         Ok(claims)
     }
@@ -102,9 +88,7 @@ impl Introspection {
                 .get("introspection_endpoint")
                 .and_then(Value::as_str)
                 .map(String::from)
-                .ok_or_else(|| {
-                    AuthError::Unavailable("issuer metadata has no introspection_endpoint".into())
-                })?,
+                .ok_or_else(|| AuthError::Unavailable("issuer metadata has no introspection_endpoint".into()))?,
         };
         let response = self
             .http
@@ -116,15 +100,9 @@ impl Introspection {
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
         if !response.status().is_success() {
             tracing::error!(status = %response.status(), "introspection endpoint refused this server's credentials or failed");
-            return Err(AuthError::Unavailable(format!(
-                "introspection answered {}",
-                response.status()
-            )));
+            return Err(AuthError::Unavailable(format!("introspection answered {}", response.status())));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))
+        response.json().await.map_err(|e| AuthError::Unavailable(e.to_string()))
     }
 }
 
@@ -133,10 +111,7 @@ fn cache_time(claims: &Map<String, Value>) -> Duration {
     if claims.get("active") != Some(&Value::Bool(true)) {
         return Duration::from_secs(10);
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     match claims.get("exp").and_then(Value::as_u64) {
         Some(exp) if exp > now => Duration::from_secs(exp - now).min(MAX_CACHE),
         Some(_) => Duration::ZERO,

@@ -56,9 +56,7 @@ fn check(
         )
     })?;
     if !audience_matches(&data.claims, resource) {
-        return Err(AuthError::Invalid(format!(
-            "the token's audience does not include {resource}"
-        )));
+        return Err(AuthError::Invalid(format!("the token's audience does not include {resource}")));
     }
     Ok(data.claims)
 }
@@ -75,17 +73,10 @@ pub struct Hs256 {
 
 impl Hs256 {
     pub fn new(secret: &[u8]) -> Self {
-        Hs256 {
-            key: DecodingKey::from_secret(secret),
-        }
+        Hs256 { key: DecodingKey::from_secret(secret) }
     }
 
-    pub fn verify(
-        &self,
-        token: &str,
-        issuer: Option<&str>,
-        resource: &str,
-    ) -> Result<Map<String, Value>, AuthError> {
+    pub fn verify(&self, token: &str, issuer: Option<&str>, resource: &str) -> Result<Map<String, Value>, AuthError> {
         if header(token)?.alg != Algorithm::HS256 {
             return Err(AuthError::Invalid("only HS256 tokens are accepted".into()));
         }
@@ -103,10 +94,7 @@ pub fn issue_hs256(
     scope: &str,
     ttl: Duration,
 ) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let mut claims = json!({
         "iss": issuer,
         "aud": audience,
@@ -118,12 +106,8 @@ pub fn issue_hs256(
         "jti": format!("{:032x}", rand::random::<u128>()),
     });
     claims[tenant_claim] = json!(tenant);
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("HS256 signing cannot fail")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+        .expect("HS256 signing cannot fail")
 }
 
 #[derive(Clone)]
@@ -143,20 +127,8 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(
-        http: reqwest::Client,
-        jwks_url: Option<String>,
-        issuer: Option<String>,
-        min_refresh: Duration,
-    ) -> Self {
-        Jwks {
-            http,
-            jwks_url,
-            issuer,
-            min_refresh,
-            keys: RwLock::default(),
-            last_fetch: Mutex::default(),
-        }
+    pub fn new(http: reqwest::Client, jwks_url: Option<String>, issuer: Option<String>, min_refresh: Duration) -> Self {
+        Jwks { http, jwks_url, issuer, min_refresh, keys: RwLock::default(), last_fetch: Mutex::default() }
     }
 
     pub async fn verify(
@@ -169,9 +141,7 @@ impl Jwks {
         let kid = header.kid.unwrap_or_default();
         let key = self.key(&kid).await?;
         if header.alg != key.alg {
-            return Err(AuthError::Invalid(
-                "the token's algorithm is not allowed for this key".into(),
-            ));
+            return Err(AuthError::Invalid("the token's algorithm is not allowed for this key".into()));
         }
         check(token, &key.key, key.alg, issuer, resource)
     }
@@ -200,19 +170,14 @@ impl Jwks {
             let fresh = self.fetch().await?;
             *self.keys.write().expect("key cache lock") = fresh;
         }
-        self.cached(kid)
-            .ok_or_else(|| AuthError::Invalid("the token's key id is not known".into()))
+        self.cached(kid).ok_or_else(|| AuthError::Invalid("the token's key id is not known".into()))
     }
 
     async fn jwks_url(&self) -> Result<String, AuthError> {
         if let Some(url) = &self.jwks_url {
             return Ok(url.clone());
         }
-        let issuer = self
-            .issuer
-            .as_deref()
-            .unwrap_or_default()
-            .trim_end_matches('/');
+        let issuer = self.issuer.as_deref().unwrap_or_default().trim_end_matches('/');
         let metadata = discover(&self.http, issuer).await?;
         metadata
             .get("jwks_uri")
@@ -230,10 +195,7 @@ impl Jwks {
                 continue;
             };
             if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                keys.insert(
-                    jwk.common.key_id.clone().unwrap_or_default(),
-                    Key { key, alg },
-                );
+                keys.insert(jwk.common.key_id.clone().unwrap_or_default(), Key { key, alg });
             }
         }
         tracing::info!(keys = keys.len(), "fetched JWKS");
@@ -248,15 +210,10 @@ fn asymmetric_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
         AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
         AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
-        }
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
         _ => return None,
     };
-    let declared = jwk
-        .common
-        .key_algorithm
-        .map(|a| format!("{a:?}").parse::<Algorithm>());
+    let declared = jwk.common.key_algorithm.map(|a| format!("{a:?}").parse::<Algorithm>());
     match declared {
         None => Some(implied),
         Some(Ok(alg)) if alg.family() == implied.family() => Some(alg),
@@ -265,12 +222,8 @@ fn asymmetric_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
 }
 
 /// RFC 8414 authorization server metadata, falling back to OpenID discovery.
-pub async fn discover(
-    http: &reqwest::Client,
-    issuer: &str,
-) -> Result<Map<String, Value>, AuthError> {
-    let url = url::Url::parse(issuer)
-        .map_err(|_| AuthError::Unavailable("OAUTH_ISSUER is not a URL".into()))?;
+pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Map<String, Value>, AuthError> {
+    let url = url::Url::parse(issuer).map_err(|_| AuthError::Unavailable("OAUTH_ISSUER is not a URL".into()))?;
     let path = url.path().trim_end_matches('/');
     let origin = url.origin().ascii_serialization();
     let candidates = [
@@ -287,23 +240,10 @@ pub async fn discover(
     Err(last)
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    url: &str,
-) -> Result<T, AuthError> {
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, AuthError> {
+    let response = http.get(url).send().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
     if !response.status().is_success() {
-        return Err(AuthError::Unavailable(format!(
-            "{url} answered {}",
-            response.status()
-        )));
+        return Err(AuthError::Unavailable(format!("{url} answered {}", response.status())));
     }
-    response
-        .json()
-        .await
-        .map_err(|e| AuthError::Unavailable(e.to_string()))
+    response.json().await.map_err(|e| AuthError::Unavailable(e.to_string()))
 }

@@ -82,10 +82,7 @@ pub struct Authenticator {
 pub struct AuthSetupError(String);
 
 impl Authenticator {
-    pub fn from_settings(
-        settings: &Settings,
-        http: reqwest::Client,
-    ) -> Result<Self, AuthSetupError> {
+    pub fn from_settings(settings: &Settings, http: reqwest::Client) -> Result<Self, AuthSetupError> {
         let auth = &settings.auth;
         let resource = auth
             .mcp_resource_url
@@ -93,20 +90,14 @@ impl Authenticator {
             .unwrap_or_else(|| format!("http://{}:{}/mcp", display_host(settings), settings.port));
         let mode = auth.resolved_mode();
         let issuer = match mode {
-            ResolvedAuth::Hs256 => Some(
-                auth.oauth_issuer
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_ISSUER.into()),
-            ),
+            ResolvedAuth::Hs256 => Some(auth.oauth_issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.into())),
             _ => auth.oauth_issuer.clone(),
         };
         let verifier = match mode {
             ResolvedAuth::None => None,
             ResolvedAuth::Hs256 => {
-                let secret = auth
-                    .jwt_secret
-                    .as_deref()
-                    .ok_or_else(|| AuthSetupError("JWT_SECRET is not set".into()))?;
+                let secret =
+                    auth.jwt_secret.as_deref().ok_or_else(|| AuthSetupError("JWT_SECRET is not set".into()))?;
                 Some(Verifier::Hs256(jwt::Hs256::new(secret.as_bytes())))
             }
             ResolvedAuth::Jwks => Some(Verifier::Jwks(jwt::Jwks::new(
@@ -115,22 +106,15 @@ impl Authenticator {
                 auth.oauth_issuer.clone(),
                 auth.jwks_refresh_interval,
             ))),
-            ResolvedAuth::Introspection => {
-                Some(Verifier::Introspection(introspection::Introspection::new(
-                    http,
-                    auth.oauth_introspection_url.clone(),
-                    auth.oauth_issuer.clone(),
-                    auth.oauth_client_id.clone().unwrap_or_default(),
-                    auth.oauth_client_secret.clone().unwrap_or_default(),
-                )))
-            }
+            ResolvedAuth::Introspection => Some(Verifier::Introspection(introspection::Introspection::new(
+                http,
+                auth.oauth_introspection_url.clone(),
+                auth.oauth_issuer.clone(),
+                auth.oauth_client_id.clone().unwrap_or_default(),
+                auth.oauth_client_secret.clone().unwrap_or_default(),
+            ))),
         };
-        Ok(Authenticator {
-            verifier,
-            tenant_claim: auth.auth_tenant_claim.clone(),
-            resource,
-            issuer,
-        })
+        Ok(Authenticator { verifier, tenant_claim: auth.auth_tenant_claim.clone(), resource, issuer })
     }
 
     pub fn enabled(&self) -> bool {
@@ -174,14 +158,8 @@ impl Authenticator {
                 });
             }
             Some(Verifier::Hs256(v)) => v.verify(token, self.issuer.as_deref(), &self.resource)?,
-            Some(Verifier::Jwks(v)) => {
-                v.verify(token, self.issuer.as_deref(), &self.resource)
-                    .await?
-            }
-            Some(Verifier::Introspection(v)) => {
-                v.verify(token, self.issuer.as_deref(), &self.resource)
-                    .await?
-            }
+            Some(Verifier::Jwks(v)) => v.verify(token, self.issuer.as_deref(), &self.resource).await?,
+            Some(Verifier::Introspection(v)) => v.verify(token, self.issuer.as_deref(), &self.resource).await?,
         };
         self.principal(&claims)
     }
@@ -191,16 +169,8 @@ impl Authenticator {
             .get(&self.tenant_claim)
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| {
-                AuthError::Invalid(format!(
-                    "the token has no usable `{}` claim",
-                    self.tenant_claim
-                ))
-            })?;
-        Ok(Principal {
-            tenant: Tenant::new(tenant),
-            scopes: scopes(claims),
-        })
+            .ok_or_else(|| AuthError::Invalid(format!("the token has no usable `{}` claim", self.tenant_claim)))?;
+        Ok(Principal { tenant: Tenant::new(tenant), scopes: scopes(claims) })
     }
 }
 

@@ -8,13 +8,8 @@ use std::{
 use anyhow::{Context, bail};
 use rmcp::{
     ServiceExt,
-    model::{
-        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-        JsonObject,
-    },
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
+    model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, JsonObject},
+    transport::{StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig},
 };
 use serde_json::json;
 
@@ -44,11 +39,7 @@ fn args(value: serde_json::Value) -> JsonObject {
 }
 
 fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect()
+    result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect()
 }
 
 async fn round_trip(url: &str, token: Option<String>) -> anyhow::Result<usize> {
@@ -69,9 +60,12 @@ async fn round_trip(url: &str, token: Option<String>) -> anyhow::Result<usize> {
     let call = |tool: &'static str, arguments: serde_json::Value| {
         client.call_tool(CallToolRequestParams::new(tool).with_arguments(args(arguments)))
     };
-    let created = call("create_entities", json!({ "entities": [{ "name": name, "entityType": "smoke-test", "observations": [observation] }] }))
-        .await
-        .context("create_entities")?;
+    let created = call(
+        "create_entities",
+        json!({ "entities": [{ "name": name, "entityType": "smoke-test", "observations": [observation] }] }),
+    )
+    .await
+    .context("create_entities")?;
     let read = call("open_nodes", json!({ "names": [name] })).await;
     // Clean up even when the read failed.
     let deleted = call("delete_entities", json!({ "entityNames": [name] })).await;
@@ -81,10 +75,7 @@ async fn round_trip(url: &str, token: Option<String>) -> anyhow::Result<usize> {
     }
     let read = read.context("open_nodes")?;
     if !text(&read).contains(observation) {
-        bail!(
-            "open_nodes did not return what was written: {}",
-            text(&read)
-        );
+        bail!("open_nodes did not return what was written: {}", text(&read));
     }
     deleted.context("delete_entities")?;
     Ok(tools.len())

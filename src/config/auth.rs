@@ -19,13 +19,7 @@ pub enum AuthMode {
 #[derive(Debug, Clone, Args)]
 pub struct AuthSettings {
     /// How bearer tokens are checked on /mcp
-    #[arg(
-        long,
-        env = "AUTH_MODE",
-        value_enum,
-        default_value = "auto",
-        global = true
-    )]
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "auto", global = true)]
     pub auth_mode: AuthMode,
     /// Allow ENVIRONMENT=production to run without authentication (not recommended)
     #[arg(long, env = "ALLOW_UNAUTHENTICATED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
@@ -46,12 +40,7 @@ pub struct AuthSettings {
     #[arg(long, env = "OAUTH_CLIENT_ID", global = true)]
     pub oauth_client_id: Option<String>,
     /// Client secret for the introspection endpoint (secret)
-    #[arg(
-        long,
-        env = "OAUTH_CLIENT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "OAUTH_CLIENT_SECRET", hide_env_values = true, global = true)]
     pub oauth_client_secret: Option<String>,
     /// This server's /mcp URL: the audience tokens must carry and the protected resource id
     #[arg(long, env = "MCP_RESOURCE_URL", global = true)]
@@ -83,20 +72,10 @@ pub struct AuthSettings {
     #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub rate_limit_enabled: bool,
     /// Requests each tenant may make per minute
-    #[arg(
-        long,
-        env = "RATE_LIMIT_REQUESTS_PER_MINUTE",
-        default_value_t = 60,
-        global = true
-    )]
+    #[arg(long, env = "RATE_LIMIT_REQUESTS_PER_MINUTE", default_value_t = 60, global = true)]
     pub rate_limit_requests_per_minute: u32,
     /// Most requests one replica serves at once; more get 503 with Retry-After
-    #[arg(
-        long,
-        env = "MAX_CONCURRENT_REQUESTS",
-        default_value_t = 512,
-        global = true
-    )]
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 512, global = true)]
     pub max_concurrent_requests: usize,
 }
 
@@ -118,9 +97,7 @@ impl AuthSettings {
             AuthMode::Jwks => ResolvedAuth::Jwks,
             AuthMode::Introspection => ResolvedAuth::Introspection,
             AuthMode::Auto if set(&self.oauth_introspection_url) => ResolvedAuth::Introspection,
-            AuthMode::Auto if set(&self.oauth_jwks_url) || set(&self.oauth_issuer) => {
-                ResolvedAuth::Jwks
-            }
+            AuthMode::Auto if set(&self.oauth_jwks_url) || set(&self.oauth_issuer) => ResolvedAuth::Jwks,
             AuthMode::Auto if set(&self.jwt_secret) => ResolvedAuth::Hs256,
             AuthMode::Auto => ResolvedAuth::None,
         }
@@ -139,47 +116,26 @@ impl AuthSettings {
         if mode == ResolvedAuth::Hs256 && secrets_present {
             match &self.jwt_secret {
                 None => {
-                    return Err(ConfigError::new(
-                        "JWT_SECRET",
-                        "AUTH_MODE=hs256 needs JWT_SECRET",
-                    ));
+                    return Err(ConfigError::new("JWT_SECRET", "AUTH_MODE=hs256 needs JWT_SECRET"));
                 }
                 Some(s) if s.len() < 32 => {
-                    return Err(ConfigError::new(
-                        "JWT_SECRET",
-                        format!("must be at least 32 bytes, got {}", s.len()),
-                    ));
+                    return Err(ConfigError::new("JWT_SECRET", format!("must be at least 32 bytes, got {}", s.len())));
                 }
                 Some(_) => {}
             }
         }
-        if mode == ResolvedAuth::Jwks
-            && self.oauth_jwks_url.is_none()
-            && self.oauth_issuer.is_none()
-        {
-            return Err(ConfigError::new(
-                "OAUTH_ISSUER",
-                "AUTH_MODE=jwks needs OAUTH_ISSUER or OAUTH_JWKS_URL",
-            ));
+        if mode == ResolvedAuth::Jwks && self.oauth_jwks_url.is_none() && self.oauth_issuer.is_none() {
+            return Err(ConfigError::new("OAUTH_ISSUER", "AUTH_MODE=jwks needs OAUTH_ISSUER or OAUTH_JWKS_URL"));
         }
         if mode == ResolvedAuth::Introspection {
             if self.oauth_introspection_url.is_none() && self.oauth_issuer.is_none() {
-                return Err(ConfigError::new(
-                    "OAUTH_INTROSPECTION_URL",
-                    "introspection needs it or OAUTH_ISSUER",
-                ));
+                return Err(ConfigError::new("OAUTH_INTROSPECTION_URL", "introspection needs it or OAUTH_ISSUER"));
             }
             if self.oauth_client_id.is_none() {
-                return Err(ConfigError::new(
-                    "OAUTH_CLIENT_ID",
-                    "introspection needs a client id",
-                ));
+                return Err(ConfigError::new("OAUTH_CLIENT_ID", "introspection needs a client id"));
             }
             if secrets_present && self.oauth_client_secret.is_none() {
-                return Err(ConfigError::new(
-                    "OAUTH_CLIENT_SECRET",
-                    "introspection needs a client secret",
-                ));
+                return Err(ConfigError::new("OAUTH_CLIENT_SECRET", "introspection needs a client secret"));
             }
         }
         for (variable, value) in [
@@ -191,23 +147,14 @@ impl AuthSettings {
             if let Some(v) = value
                 && url::Url::parse(v).is_err()
             {
-                return Err(ConfigError::new(
-                    variable,
-                    format!("`{v}` is not an absolute URL"),
-                ));
+                return Err(ConfigError::new(variable, format!("`{v}` is not an absolute URL")));
             }
         }
         if self.rate_limit_requests_per_minute == 0 {
-            return Err(ConfigError::new(
-                "RATE_LIMIT_REQUESTS_PER_MINUTE",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("RATE_LIMIT_REQUESTS_PER_MINUTE", "must be at least 1"));
         }
         if self.max_concurrent_requests == 0 {
-            return Err(ConfigError::new(
-                "MAX_CONCURRENT_REQUESTS",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
         }
         Ok(())
     }

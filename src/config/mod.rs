@@ -27,30 +27,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Deployment environment; production refuses to run without authentication
-    #[arg(
-        long,
-        env = "ENVIRONMENT",
-        value_enum,
-        default_value = "development",
-        global = true
-    )]
+    #[arg(long, env = "ENVIRONMENT", value_enum, default_value = "development", global = true)]
     pub environment: Environment,
     /// Log filter (EnvFilter syntax, e.g. `info,mcp_server=debug`)
-    #[arg(
-        long,
-        env = "LOG_LEVEL",
-        default_value = "info,rmcp=warn",
-        global = true
-    )]
+    #[arg(long, env = "LOG_LEVEL", default_value = "info,rmcp=warn", global = true)]
     pub log_level: String,
     /// Log line format
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "json",
-        global = true
-    )]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json", global = true)]
     pub log_format: LogFormat,
 
     /// Address the MCP HTTP listener binds to
@@ -71,8 +54,14 @@ pub struct Settings {
         global = true
     )]
     pub allowed_hosts: Vec<String>,
-    /// Browser origins allowed to call /mcp, comma separated (e.g. `https://app.example.com`); empty: no browser origin is allowed
-    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    /// Browser origins allowed to call /mcp, comma separated (`:*` matches any port); any other Origin gets 403
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*",
+        global = true
+    )]
     pub allowed_origins: Vec<String>,
     /// Give 2025-11-25 clients an Mcp-Session-Id and GET streams (sessions live in this replica);
     /// off by default: every request is served statelessly, by any replica
@@ -117,23 +106,13 @@ pub struct Settings {
     #[arg(long, env = "MAX_NAME_BYTES", default_value_t = 512, global = true)]
     pub max_name_bytes: usize,
     /// Longest observation, in bytes
-    #[arg(
-        long,
-        env = "MAX_OBSERVATION_BYTES",
-        default_value_t = 16_384,
-        global = true
-    )]
+    #[arg(long, env = "MAX_OBSERVATION_BYTES", default_value_t = 16_384, global = true)]
     pub max_observation_bytes: usize,
     /// Most items in one tool call (entities, relations, observations or names)
     #[arg(long, env = "MAX_BATCH", default_value_t = 1_000, global = true)]
     pub max_batch: usize,
     /// Largest accepted request body, in bytes (413 above it)
-    #[arg(
-        long,
-        env = "MAX_BODY_BYTES",
-        default_value_t = 1_048_576,
-        global = true
-    )]
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
     pub max_body_bytes: usize,
 
     /// After SIGTERM, keep serving (readiness 503) this long so load balancers stop routing here
@@ -142,6 +121,10 @@ pub struct Settings {
     /// Then drain in-flight requests for at most this long
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "25s", global = true)]
     pub shutdown_timeout: Duration,
+
+    /// Also serve the fixture tools, resources and prompts of the official MCP conformance suite
+    #[arg(long, env = "MCP_CONFORMANCE_FIXTURES", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub conformance_fixtures: bool,
 
     #[command(flatten)]
     pub auth: AuthSettings,
@@ -174,10 +157,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(variable: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            variable,
-            reason: reason.into(),
-        }
+        Self { variable, reason: reason.into() }
     }
 }
 
@@ -190,8 +170,7 @@ impl Settings {
     /// As `validate`; `secrets_present: false` skips checks of secrets that are only
     /// available at run time (the NixOS module's build-time check).
     pub fn validate_with(&self, secrets_present: bool) -> Result<(), ConfigError> {
-        self.auth
-            .validate(self.environment == Environment::Production, secrets_present)?;
+        self.auth.validate(self.environment == Environment::Production, secrets_present)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;
         if self.db_pool_max == 0 {
@@ -204,10 +183,7 @@ impl Settings {
             return Err(ConfigError::new("MAX_NAME_BYTES", "must be at least 1"));
         }
         if self.max_observation_bytes == 0 {
-            return Err(ConfigError::new(
-                "MAX_OBSERVATION_BYTES",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("MAX_OBSERVATION_BYTES", "must be at least 1"));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
@@ -229,13 +205,7 @@ impl Settings {
         let (backend, url) = match (&self.database_url, &self.db_host) {
             (Some(url), _) if !url.is_empty() => (backend_of(url)?, url.clone()),
             (_, Some(host)) if !host.is_empty() => (Backend::Postgres, self.postgres_url(host)),
-            _ => (
-                Backend::Sqlite,
-                format!(
-                    "sqlite://{}/mcp-server.db",
-                    self.data_dir.trim_end_matches('/')
-                ),
-            ),
+            _ => (Backend::Sqlite, format!("sqlite://{}/mcp-server.db", self.data_dir.trim_end_matches('/'))),
         };
         Ok(DatabaseConfig {
             backend,
@@ -276,23 +246,16 @@ fn backend_of(url: &str) -> Result<Backend, ConfigError> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("postgres" | "postgresql") => Ok(Backend::Postgres),
         Some("sqlite") => Ok(Backend::Sqlite),
-        _ => Err(ConfigError::new(
-            "DATABASE_URL",
-            "must start with postgres://, postgresql:// or sqlite://",
-        )),
+        _ => Err(ConfigError::new("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://")),
     }
 }
 
 /// Parses `25s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration such as 25s, 500ms or 2m"))?;
+    let number: u64 = number.parse().map_err(|_| format!("`{value}` is not a duration such as 25s, 500ms or 2m"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(number)),
         "ms" => Ok(Duration::from_millis(number)),

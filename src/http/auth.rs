@@ -23,27 +23,13 @@ use crate::{
 pub struct RequiredScope(pub Option<&'static str>);
 
 fn challenge(state: &AppState, params: &str) -> HeaderValue {
-    let value = format!(
-        "Bearer {params}resource_metadata=\"{}\"",
-        state.auth.resource_metadata_url()
-    );
+    let value = format!("Bearer {params}resource_metadata=\"{}\"", state.auth.resource_metadata_url());
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
-fn oauth_error(
-    status: StatusCode,
-    www_authenticate: HeaderValue,
-    error: &str,
-    description: &str,
-) -> Response {
-    let mut response = (
-        status,
-        Json(json!({ "error": error, "error_description": description })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, www_authenticate);
+fn oauth_error(status: StatusCode, www_authenticate: HeaderValue, error: &str, description: &str) -> Response {
+    let mut response = (status, Json(json!({ "error": error, "error_description": description }))).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, www_authenticate);
     response
 }
 
@@ -65,10 +51,7 @@ fn reject(state: &AppState, error: AuthError) -> Response {
         ),
         AuthError::Invalid(_) => oauth_error(
             StatusCode::UNAUTHORIZED,
-            challenge(
-                state,
-                &format!("error=\"invalid_token\", error_description=\"{description}\", "),
-            ),
+            challenge(state, &format!("error=\"invalid_token\", error_description=\"{description}\", ")),
             "invalid_token",
             &description,
         ),
@@ -76,14 +59,10 @@ fn reject(state: &AppState, error: AuthError) -> Response {
             tracing::warn!(detail, "authorization server unavailable");
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    json!({ "error": "temporarily_unavailable", "error_description": description }),
-                ),
+                Json(json!({ "error": "temporarily_unavailable", "error_description": description })),
             )
                 .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             response
         }
     }
@@ -97,9 +76,7 @@ fn query_carries_token(request: &Request) -> bool {
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(AuthError::Missing)?;
+    let value = headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     let value = value.to_str().map_err(|_| AuthError::Malformed)?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
     let token = token.trim();
@@ -110,11 +87,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
 }
 
 /// Validates the bearer token and attaches the caller's tenant to the request.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if query_carries_token(&request) {
         return reject(&state, AuthError::TokenInQuery);
     }
@@ -136,11 +109,7 @@ pub async fn authenticate(
 }
 
 /// 403 with an `insufficient_scope` challenge when the token lacks the scope the body needs.
-pub fn check_scope(
-    state: &AppState,
-    request: &Request,
-    required: RequiredScope,
-) -> Option<Response> {
+pub fn check_scope(state: &AppState, request: &Request, required: RequiredScope) -> Option<Response> {
     let (principal, scope) = (request.extensions().get::<Principal>()?, required.0?);
     if principal.has_scope(scope) {
         return None;
@@ -148,10 +117,7 @@ pub fn check_scope(
     metrics::counter!("auth_failures_total", "reason" => "insufficient_scope").increment(1);
     Some(oauth_error(
         StatusCode::FORBIDDEN,
-        challenge(
-            state,
-            &format!("error=\"insufficient_scope\", scope=\"{scope}\", "),
-        ),
+        challenge(state, &format!("error=\"insufficient_scope\", scope=\"{scope}\", ")),
         "insufficient_scope",
         &format!("this request needs the {scope} scope"),
     ))
@@ -172,11 +138,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     let Some(limiter) = state.limiter.clone() else {
         return next.run(request).await;
     };
-    let tenant = request
-        .extensions()
-        .get::<crate::memory::Tenant>()
-        .cloned()
-        .unwrap_or_default();
+    let tenant = request.extensions().get::<crate::memory::Tenant>().cloned().unwrap_or_default();
     let decision = limiter.check(tenant.as_str()).await;
     if !decision.allowed {
         metrics::counter!("rate_limited_requests_total").increment(1);
@@ -187,9 +149,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         }});
         let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
         rate_headers(response.headers_mut(), &decision);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
         return response;
     }
     let mut response = next.run(request).await;
@@ -198,19 +158,15 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 }
 
 /// Sheds load instead of queueing without bound: 503 + Retry-After when the replica is full.
-pub async fn shed_load(
-    State(permits): State<Arc<tokio::sync::Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn shed_load(State(permits): State<Arc<tokio::sync::Semaphore>>, request: Request, next: Next) -> Response {
     let Ok(_permit) = permits.try_acquire() else {
         metrics::counter!("load_shed_requests_total").increment(1);
-        let mut response =
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": "overloaded", "error_description": "too many concurrent requests, retry shortly" })))
-                .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "overloaded", "error_description": "too many concurrent requests, retry shortly" })),
+        )
+            .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
     next.run(request).await

@@ -23,12 +23,7 @@ use crate::{
 };
 
 fn jsonrpc_error(status: StatusCode, code: i32, message: String) -> Response {
-    (
-        status,
-        Json(
-            json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } }),
-        ),
-    )
+    (status, Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } })))
         .into_response()
 }
 
@@ -55,23 +50,12 @@ fn scope_of(message: &Message) -> Option<&'static str> {
     let method = message.method.as_ref()?.as_str()?;
     match method {
         "tools/call" => {
-            let tool = message
-                .params
-                .as_ref()
-                .and_then(|p| p.name.as_ref())
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            Some(if is_write(tool) {
-                SCOPE_WRITE
-            } else {
-                SCOPE_READ
-            })
+            let tool =
+                message.params.as_ref().and_then(|p| p.name.as_ref()).and_then(Value::as_str).unwrap_or_default();
+            Some(if is_write(tool) { SCOPE_WRITE } else { SCOPE_READ })
         }
         "tools/list" => Some(SCOPE_READ),
-        m if m.starts_with("resources/")
-            || m.starts_with("prompts/")
-            || m.starts_with("completion/") =>
-        {
+        m if m.starts_with("resources/") || m.starts_with("prompts/") || m.starts_with("completion/") => {
             Some(SCOPE_READ)
         }
         _ => None,
@@ -84,11 +68,7 @@ fn required_scope(messages: &Messages) -> Option<&'static str> {
         Messages::One(m) => scope_of(m).into_iter().collect(),
         Messages::Batch(all) => all.iter().filter_map(scope_of).collect(),
     };
-    scopes
-        .iter()
-        .copied()
-        .find(|s| *s == SCOPE_WRITE)
-        .or(scopes.first().copied())
+    scopes.iter().copied().find(|s| *s == SCOPE_WRITE).or(scopes.first().copied())
 }
 
 pub async fn json_body(State(state): State<AppState>, request: Request, next: Next) -> Response {

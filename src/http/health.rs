@@ -33,15 +33,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: database check failed");
-            (
-                json!({ "status": "fail", "reason": "unreachable" }),
-                json!({ "status": "unknown" }),
-            )
+            (json!({ "status": "fail", "reason": "unreachable" }), json!({ "status": "unknown" }))
         }
-        Err(_) => (
-            json!({ "status": "fail", "reason": "timeout" }),
-            json!({ "status": "unknown" }),
-        ),
+        Err(_) => (json!({ "status": "fail", "reason": "timeout" }), json!({ "status": "unknown" })),
     };
     let draining = state.is_draining();
     let ok = !draining && database["status"] == "ok" && schema["status"] == "ok";
@@ -53,10 +47,6 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "shutdown": if draining { json!({ "status": "fail", "reason": "draining" }) } else { json!({ "status": "ok" }) },
         }
     });
-    let code = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body))
 }

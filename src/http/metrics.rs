@@ -9,9 +9,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Installs the recorder once per process (tests start many servers in one process).
 pub fn handle() -> PrometheusHandle {
@@ -38,13 +36,14 @@ pub fn handle() -> PrometheusHandle {
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || route_of(request.uri().path()),
-        |p| p.as_str().to_string(),
-    );
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| route_of(request.uri().path()), |p| p.as_str().to_string());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
@@ -62,7 +61,6 @@ fn route_of(path: &str) -> String {
 pub fn render(state: &super::AppState) -> String {
     let (size, idle) = state.memory.store().pool_stats();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
-    metrics::gauge!("db_pool_connections", "state" => "in_use")
-        .set(size.saturating_sub(idle as u32) as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
     handle().render()
 }

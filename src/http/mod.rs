@@ -62,9 +62,7 @@ pub enum StateError {
 
 impl AppState {
     pub fn new(memory: Memory, settings: Settings) -> Result<Self, StateError> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .build()?;
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
         let auth = Arc::new(Authenticator::from_settings(&settings, http)?);
         let redis = match settings.auth.redis() {
             Some(url) => Some(redis_pool(&url, settings.auth.redis_timeout)?),
@@ -78,9 +76,7 @@ impl AppState {
                 "mcp-server:ratelimit:",
             ))
         });
-        let permits = Arc::new(tokio::sync::Semaphore::new(
-            settings.auth.max_concurrent_requests,
-        ));
+        let permits = Arc::new(tokio::sync::Semaphore::new(settings.auth.max_concurrent_requests));
         Ok(AppState {
             memory,
             settings: Arc::new(settings),
@@ -109,24 +105,11 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
     config = if settings.allowed_hosts.iter().any(|h| h == "*") {
         config.disable_allowed_hosts()
     } else {
-        config.with_allowed_hosts(
-            settings
-                .allowed_hosts
-                .iter()
-                .filter(|h| !h.is_empty())
-                .cloned(),
-        )
+        config.with_allowed_hosts(settings.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned())
     };
-    let origins: Vec<String> = settings
-        .allowed_origins
-        .iter()
-        .filter(|o| !o.is_empty())
-        .cloned()
-        .collect();
+    let origins: Vec<String> = settings.allowed_origins.iter().filter(|o| !o.is_empty()).cloned().collect();
     // An empty list still validates: a browser page from any origin is refused (DNS rebinding).
-    config
-        .with_allowed_origins(origins)
-        .enforce_origin_validation()
+    config.with_allowed_origins(origins).enforce_origin_validation()
 }
 
 /// The application router: `/mcp` (Streamable HTTP) and the health probes.
@@ -134,8 +117,9 @@ pub fn app(state: AppState) -> Router {
     // Installed before the first request so that no early measurement is lost.
     metrics::handle();
     let memory = state.memory.clone();
+    let fixtures = state.settings.conformance_fixtures;
     let mcp = StreamableHttpService::new(
-        move || Ok(MemoryServer::new(memory.clone())),
+        move || Ok(MemoryServer::new(memory.clone()).with_conformance_fixtures(fixtures)),
         LocalSessionManager::default().into(),
         mcp_config(&state),
     );
@@ -149,29 +133,14 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(
-                    state.permits.clone(),
-                    auth::shed_load,
-                ))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    auth::authenticate,
-                ))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    guard::json_body,
-                ))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    auth::rate_limit,
-                ))
+                .layer(middleware::from_fn_with_state(state.permits.clone(), auth::shed_load))
+                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+                .layer(middleware::from_fn_with_state(state.clone(), guard::json_body))
+                .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit))
                 .service(mcp),
         )
         .route("/.well-known/oauth-protected-resource", get(auth::metadata))
-        .route(
-            "/.well-known/oauth-protected-resource/mcp",
-            get(auth::metadata),
-        )
+        .route("/.well-known/oauth-protected-resource/mcp", get(auth::metadata))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state.clone());
@@ -182,9 +151,6 @@ pub fn app(state: AppState) -> Router {
         ));
     }
     router
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            state.settings.request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, state.settings.request_timeout))
         .layer(middleware::from_fn(metrics::track_requests))
 }

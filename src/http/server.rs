@@ -27,13 +27,7 @@ impl RunningServer {
         let metrics_addr = metrics_listener.local_addr()?;
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(state.clone(), listener, metrics_listener, stop.clone()));
-        Ok(RunningServer {
-            addr,
-            metrics_addr,
-            state,
-            stop,
-            task,
-        })
+        Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }
 
     /// Runs the shutdown sequence and waits for it to finish.
@@ -52,22 +46,15 @@ impl RunningServer {
     }
 }
 
-async fn run(
-    state: AppState,
-    listener: TcpListener,
-    metrics_listener: TcpListener,
-    stop: CancellationToken,
-) {
+async fn run(state: AppState, listener: TcpListener, metrics_listener: TcpListener, stop: CancellationToken) {
     let stop_accepting = CancellationToken::new();
-    let server = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let server =
+        axum::serve(listener, app(state.clone())).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
     let metrics_state = state.clone();
-    let metrics_router: Router = Router::new().route(
-        "/metrics",
-        get(move || std::future::ready(metrics::render(&metrics_state))),
-    );
-    let metrics_server = axum::serve(metrics_listener, metrics_router)
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let metrics_router: Router =
+        Router::new().route("/metrics", get(move || std::future::ready(metrics::render(&metrics_state))));
+    let metrics_server =
+        axum::serve(metrics_listener, metrics_router).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
     let mut server_task = tokio::spawn(async move { server.await });
     let metrics_task = tokio::spawn(async move { metrics_server.await });
 
@@ -85,11 +72,7 @@ async fn run(
 /// Readiness turns 503 at once; requests are still served for SHUTDOWN_DELAY (endpoints take
 /// time to update), then the listener closes, streams end, and in-flight requests get
 /// SHUTDOWN_TIMEOUT to finish.
-async fn drain(
-    state: &AppState,
-    stop_accepting: CancellationToken,
-    server_task: JoinHandle<std::io::Result<()>>,
-) {
+async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task: JoinHandle<std::io::Result<()>>) {
     let settings = &state.settings;
     state.draining.store(true, Ordering::Relaxed);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -1,16 +1,20 @@
 //! MCP layer: the rmcp `ServerHandler` that exposes the memory over any transport.
 
+mod fixtures;
 mod resources;
 pub mod tools;
 
 use std::time::Instant;
 
+#[allow(deprecated)]
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock,
+        GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+        UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
@@ -40,19 +44,13 @@ impl McpLayerError {
         match self {
             McpLayerError::Protocol(e) => Err(e),
             McpLayerError::Memory(e) => match e {
-                MemoryError::EntityNotFound(_) => {
-                    Ok(CallToolResult::error(vec![ContentBlock::text(
-                        e.to_string(),
-                    )]))
+                MemoryError::EntityNotFound(_) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
+                MemoryError::Invalid { ref field, .. } => {
+                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": field }))))
                 }
-                MemoryError::Invalid { ref field, .. } => Err(McpError::invalid_params(
-                    e.to_string(),
-                    Some(json!({ "field": field })),
-                )),
-                MemoryError::InvalidCursor => Err(McpError::invalid_params(
-                    e.to_string(),
-                    Some(json!({ "field": "cursor" })),
-                )),
+                MemoryError::InvalidCursor => {
+                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": "cursor" }))))
+                }
                 MemoryError::Storage(storage) => Err(storage_error(&storage)),
             },
         }
@@ -62,10 +60,7 @@ impl McpLayerError {
 fn storage_error(error: &crate::storage::StorageError) -> McpError {
     if error.is_unavailable() {
         tracing::warn!(%error, "database unavailable");
-        McpError::internal_error(
-            "database unavailable, retry later",
-            Some(json!({ "retryable": true })),
-        )
+        McpError::internal_error("database unavailable, retry later", Some(json!({ "retryable": true })))
     } else {
         tracing::error!(%error, "storage failure");
         McpError::internal_error("internal error", None)
@@ -78,6 +73,8 @@ pub struct MemoryServer {
     memory: Memory,
     /// The tenant of a transport with no per-request identity (stdio).
     tenant: Tenant,
+    /// Serve the conformance suite's fixtures too.
+    fixtures: bool,
 }
 
 impl MemoryServer {
@@ -86,7 +83,12 @@ impl MemoryServer {
     }
 
     pub fn with_tenant(memory: Memory, tenant: Tenant) -> Self {
-        MemoryServer { memory, tenant }
+        MemoryServer { memory, tenant, fixtures: false }
+    }
+
+    pub fn with_conformance_fixtures(mut self, enabled: bool) -> Self {
+        self.fixtures = enabled;
+        self
     }
 
     /// The tenant the HTTP layer attached to the request, else this server's own.
@@ -99,11 +101,25 @@ impl MemoryServer {
     }
 }
 
+#[allow(deprecated)]
 impl ServerHandler for MemoryServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+        let capabilities = if self.fixtures {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_logging() // deprecated by SEP-2577, still exercised by the suite
+                .enable_completions()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().enable_resources().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(
-                Implementation::new("mcp-server", env!("CARGO_PKG_VERSION")).with_title("mcp-server knowledge-graph memory"),
+                Implementation::new("mcp-server", env!("CARGO_PKG_VERSION"))
+                    .with_title("mcp-server knowledge-graph memory"),
             )
             .with_instructions(
                 "A persistent knowledge-graph memory: entities with observations, and relations between them. \
@@ -116,11 +132,16 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(tools::TOOLS.clone()))
+        let mut all = tools::TOOLS.clone();
+        if self.fixtures {
+            all.extend(fixtures::TOOLS.iter().cloned());
+        }
+        Ok(ListToolsResult::with_all_items(all))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tools::TOOLS.iter().find(|t| t.name == name).cloned()
+        let fixtures = if self.fixtures { &fixtures::TOOLS[..] } else { &[] };
+        tools::TOOLS.iter().chain(fixtures).find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -131,29 +152,28 @@ impl ServerHandler for MemoryServer {
         let tenant = self.tenant(&context);
         let started = Instant::now();
         let name = request.name.to_string();
+        if self.fixtures {
+            let args = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+            if let Some(result) = fixtures::call(&name, &args, &context).await {
+                return Ok(result.into());
+            }
+        }
         let outcome = match tools::call(&self.memory, &tenant, &name, request.arguments).await {
             Ok(Some(result)) => Ok(result),
-            Ok(None) => Err(McpError::invalid_params(
-                format!("Unknown tool: {name}"),
-                Some(json!({ "field": "name" })),
-            )),
+            Ok(None) => {
+                Err(McpError::invalid_params(format!("Unknown tool: {name}"), Some(json!({ "field": "name" }))))
+            }
             Err(e) => e.into_tool_response(),
         };
-        let label = if self.get_tool(&name).is_some() {
-            name
-        } else {
-            "unknown".to_string()
-        };
+        let label = if self.get_tool(&name).is_some() { name } else { "unknown".to_string() };
         let status = match &outcome {
             Ok(r) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
             Err(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => "invalid_params",
             Err(_) => "internal_error",
         };
-        metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status)
-            .increment(1);
-        metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label)
-            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status).increment(1);
+        metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label).record(started.elapsed().as_secs_f64());
         outcome.map(Into::into)
     }
 
@@ -162,7 +182,11 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        Ok(ListResourcesResult::with_all_items(resources::list()))
+        let mut all = resources::list();
+        if self.fixtures {
+            all.extend(fixtures::resources());
+        }
+        Ok(ListResourcesResult::with_all_items(all))
     }
 
     async fn list_resource_templates(
@@ -170,9 +194,11 @@ impl ServerHandler for MemoryServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        Ok(ListResourceTemplatesResult::with_all_items(
-            resources::templates(),
-        ))
+        let mut all = resources::templates();
+        if self.fixtures {
+            all.extend(fixtures::templates());
+        }
+        Ok(ListResourceTemplatesResult::with_all_items(all))
     }
 
     async fn read_resource(
@@ -180,9 +206,78 @@ impl ServerHandler for MemoryServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        if self.fixtures
+            && let Some(result) = fixtures::read(&request.uri)
+        {
+            return Ok(result.into());
+        }
         let tenant = self.tenant(&context);
-        resources::read(&self.memory, &tenant, &request.uri)
-            .await
-            .map(Into::into)
+        resources::read(&self.memory, &tenant, &request.uri).await.map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let prompts = if self.fixtures { fixtures::prompts() } else { Vec::new() };
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if !self.fixtures {
+            return Err(McpError::invalid_params(format!("Prompt {} not found", request.name), None));
+        }
+        fixtures::prompt(&request.name, &request.arguments.unwrap_or_default()).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        _request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        Ok(CompleteResult::default())
+    }
+
+    // The conformance suite still exercises logging and legacy subscriptions.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if self.fixtures {
+            let level = serde_json::to_value(request.level).unwrap_or_default();
+            fixtures::notify_log(&context, &format!("Log level set to: {}", level.as_str().unwrap_or_default())).await;
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if self.fixtures {
+            fixtures::notify_log(&context, &format!("Subscribed to resource: {}", request.uri)).await;
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if self.fixtures {
+            fixtures::notify_log(&context, &format!("Unsubscribed from resource: {}", request.uri)).await;
+        }
+        Ok(())
     }
 }

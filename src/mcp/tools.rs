@@ -12,15 +12,13 @@ use serde_json::{Value, json};
 
 use super::McpLayerError;
 use crate::memory::{
-    Entity, GraphPage, KnowledgeGraph, Memory, ObservationAddition, ObservationDeletion,
-    PageRequest, Relation, Tenant,
+    Entity, GraphPage, KnowledgeGraph, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant,
 };
 
 /// The reference's tool list (names, titles, schemas, annotations), as advertised by
 /// `@modelcontextprotocol/server-memory`, with our optional `limit`/`cursor` extensions.
-pub static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("tools.json")).expect("tools.json is valid")
-});
+pub static TOOLS: LazyLock<Vec<Tool>> =
+    LazyLock::new(|| serde_json::from_str(include_str!("tools.json")).expect("tools.json is valid"));
 
 #[derive(Deserialize)]
 struct EntitiesArgs {
@@ -77,15 +75,8 @@ fn parse<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, McpErr
             Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
             None => path.clone(),
         };
-        let message = if path == "." {
-            inner.clone()
-        } else {
-            format!("{path}: {inner}")
-        };
-        McpError::invalid_params(
-            format!("Invalid arguments: {message}"),
-            Some(json!({ "field": field })),
-        )
+        let message = if path == "." { inner.clone() } else { format!("{path}: {inner}") };
+        McpError::invalid_params(format!("Invalid arguments: {message}"), Some(json!({ "field": field })))
     })
 }
 
@@ -99,10 +90,7 @@ impl PageArgs {
                 Some(json!({ "field": "limit" })),
             ));
         }
-        Ok(PageRequest {
-            limit: self.limit,
-            cursor: self.cursor,
-        })
+        Ok(PageRequest { limit: self.limit, cursor: self.cursor })
     }
 }
 
@@ -150,24 +138,15 @@ pub async fn call(
     let result = match name {
         "create_entities" => {
             let args: EntitiesArgs = parse(arguments)?;
-            list_result(
-                "entities",
-                &memory.create_entities(tenant, args.entities).await?,
-            )
+            list_result("entities", &memory.create_entities(tenant, args.entities).await?)
         }
         "create_relations" => {
             let args: RelationsArgs = parse(arguments)?;
-            list_result(
-                "relations",
-                &memory.create_relations(tenant, args.relations).await?,
-            )
+            list_result("relations", &memory.create_relations(tenant, args.relations).await?)
         }
         "add_observations" => {
             let args: ObservationsArgs = parse(arguments)?;
-            list_result(
-                "results",
-                &memory.add_observations(tenant, args.observations).await?,
-            )
+            list_result("results", &memory.add_observations(tenant, args.observations).await?)
         }
         "delete_entities" => {
             let args: EntityNamesArgs = parse(arguments)?;
@@ -190,11 +169,7 @@ pub async fn call(
         }
         "search_nodes" => {
             let args: SearchArgs = parse(arguments)?;
-            page_result(
-                memory
-                    .search_nodes(tenant, &args.query, &args.page.into_request()?)
-                    .await?,
-            )
+            page_result(memory.search_nodes(tenant, &args.query, &args.page.into_request()?).await?)
         }
         "open_nodes" => {
             let args: NamesArgs = parse(arguments)?;

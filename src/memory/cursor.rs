@@ -15,21 +15,13 @@ pub struct Cursor {
 }
 
 fn binding(tenant: &str, scope: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(tenant)
-        .chain_update([0])
-        .chain_update(scope)
-        .finalize();
+    let digest = Sha256::new().chain_update(tenant).chain_update([0]).chain_update(scope).finalize();
     hex::encode(&digest[..12])
 }
 
 impl Cursor {
     pub fn encode(tenant: &str, scope: &str, e: i64, r: i64) -> String {
-        let cursor = Cursor {
-            b: binding(tenant, scope),
-            e,
-            r,
-        };
+        let cursor = Cursor { b: binding(tenant, scope), e, r };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).expect("cursor serializes"))
     }
 

@@ -21,11 +21,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_name_bytes: 512,
-            max_observation_bytes: 16_384,
-            max_batch: 1_000,
-        }
+        Limits { max_name_bytes: 512, max_observation_bytes: 16_384, max_batch: 1_000 }
     }
 }
 
@@ -91,11 +87,7 @@ impl Memory {
         self.limits
     }
 
-    pub async fn create_entities(
-        &self,
-        tenant: &Tenant,
-        entities: Vec<Entity>,
-    ) -> Result<Vec<Entity>> {
+    pub async fn create_entities(&self, tenant: &Tenant, entities: Vec<Entity>) -> Result<Vec<Entity>> {
         let check = self.check();
         check.batch("entities", entities.len())?;
         for (i, e) in entities.iter().enumerate() {
@@ -107,8 +99,7 @@ impl Memory {
         let mut created = Vec::new();
         for entity in entities {
             if let Some(id) =
-                storage::insert_entity(&mut tx, tenant.as_str(), &entity.name, &entity.entity_type)
-                    .await?
+                storage::insert_entity(&mut tx, tenant.as_str(), &entity.name, &entity.entity_type).await?
             {
                 storage::insert_observations(&mut tx, id, &entity.observations).await?;
                 created.push(entity);
@@ -118,18 +109,12 @@ impl Memory {
         Ok(created)
     }
 
-    pub async fn create_relations(
-        &self,
-        tenant: &Tenant,
-        relations: Vec<Relation>,
-    ) -> Result<Vec<Relation>> {
+    pub async fn create_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<Vec<Relation>> {
         self.check().relations(&relations)?;
         let mut tx = self.store.begin_write().await?;
         let mut created = Vec::new();
         for r in relations {
-            if storage::insert_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type)
-                .await?
-            {
+            if storage::insert_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await? {
                 created.push(r);
             }
         }
@@ -154,21 +139,11 @@ impl Memory {
             let id = storage::entity_id(&mut tx, tenant.as_str(), &addition.entity_name)
                 .await?
                 .ok_or_else(|| MemoryError::EntityNotFound(addition.entity_name.clone()))?;
-            let existing: HashSet<String> = storage::observation_contents(&mut tx, id)
-                .await?
-                .into_iter()
-                .collect();
+            let existing: HashSet<String> = storage::observation_contents(&mut tx, id).await?.into_iter().collect();
             // Skips what the entity already has; like the reference, repeats within one item are kept.
-            let added: Vec<String> = addition
-                .contents
-                .into_iter()
-                .filter(|c| !existing.contains(c))
-                .collect();
+            let added: Vec<String> = addition.contents.into_iter().filter(|c| !existing.contains(c)).collect();
             storage::insert_observations(&mut tx, id, &added).await?;
-            results.push(ObservationsAdded {
-                entity_name: addition.entity_name,
-                added_observations: added,
-            });
+            results.push(ObservationsAdded { entity_name: addition.entity_name, added_observations: added });
         }
         tx.commit().await?;
         Ok(results)
@@ -184,11 +159,7 @@ impl Memory {
         Ok(())
     }
 
-    pub async fn delete_observations(
-        &self,
-        tenant: &Tenant,
-        deletions: Vec<ObservationDeletion>,
-    ) -> Result<()> {
+    pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
         let check = self.check();
         check.batch("deletions", deletions.len())?;
         for (i, d) in deletions.iter().enumerate() {
@@ -198,9 +169,7 @@ impl Memory {
         let mut tx = self.store.begin_write().await?;
         for deletion in &deletions {
             // A missing entity is skipped silently, as the reference does.
-            if let Some(id) =
-                storage::entity_id(&mut tx, tenant.as_str(), &deletion.entity_name).await?
-            {
+            if let Some(id) = storage::entity_id(&mut tx, tenant.as_str(), &deletion.entity_name).await? {
                 for content in &deletion.observations {
                     storage::delete_observation(&mut tx, id, content).await?;
                 }
@@ -214,8 +183,7 @@ impl Memory {
         self.check().relations(&relations)?;
         let mut tx = self.store.begin_write().await?;
         for r in &relations {
-            storage::delete_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type)
-                .await?;
+            storage::delete_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -226,8 +194,7 @@ impl Memory {
     pub async fn read_graph(&self, tenant: &Tenant, page: &PageRequest) -> Result<GraphPage> {
         let (after_e, after_r) = match &page.cursor {
             Some(text) => {
-                let c = Cursor::decode(tenant.as_str(), "graph", text)
-                    .ok_or(MemoryError::InvalidCursor)?;
+                let c = Cursor::decode(tenant.as_str(), "graph", text).ok_or(MemoryError::InvalidCursor)?;
                 (c.e, c.r)
             }
             None => (0, 0),
@@ -236,8 +203,7 @@ impl Memory {
         let fetch = limit.map(|l| l + 1);
         let mut tx = self.store.begin_read().await?;
         let mut entities = storage::entities_page(&mut tx, tenant.as_str(), after_e, fetch).await?;
-        let mut relations =
-            storage::relations_page(&mut tx, tenant.as_str(), after_r, fetch).await?;
+        let mut relations = storage::relations_page(&mut tx, tenant.as_str(), after_r, fetch).await?;
         tx.commit().await?;
         let mut next_cursor = None;
         if let Some(limit) = limit.map(|l| l as usize) {
@@ -247,12 +213,7 @@ impl Memory {
             if more {
                 let e = entities.last().map_or(i64::MAX, |e| e.id);
                 let r = relations.last().map_or(i64::MAX, |r| r.id);
-                next_cursor = Some(Cursor::encode(
-                    tenant.as_str(),
-                    "graph",
-                    e.max(after_e),
-                    r.max(after_r),
-                ));
+                next_cursor = Some(Cursor::encode(tenant.as_str(), "graph", e.max(after_e), r.max(after_r)));
             }
         }
         Ok(GraphPage {
@@ -266,46 +227,24 @@ impl Memory {
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
     /// relations that touch them. With a limit, results are ranked and paged.
-    pub async fn search_nodes(
-        &self,
-        tenant: &Tenant,
-        query: &str,
-        page: &PageRequest,
-    ) -> Result<GraphPage> {
-        self.check()
-            .text("query", query, self.limits.max_observation_bytes)?;
+    pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
+        self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = format!("search:{query}");
         let offset = match &page.cursor {
-            Some(text) => {
-                Cursor::decode(tenant.as_str(), &scope, text)
-                    .ok_or(MemoryError::InvalidCursor)?
-                    .e
-            }
+            Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e,
             None => 0,
         };
         let ranked = page.limit.is_some() || page.cursor.is_some();
         let limit = page.limit.map(i64::from);
         let mut tx = self.store.begin_read().await?;
-        let mut entities = storage::search_entities(
-            &mut tx,
-            tenant.as_str(),
-            query,
-            ranked,
-            offset,
-            limit.map(|l| l + 1),
-        )
-        .await?;
+        let mut entities =
+            storage::search_entities(&mut tx, tenant.as_str(), query, ranked, offset, limit.map(|l| l + 1)).await?;
         let mut next_cursor = None;
         if let Some(limit) = limit.map(|l| l as usize)
             && entities.len() > limit
         {
             entities.truncate(limit);
-            next_cursor = Some(Cursor::encode(
-                tenant.as_str(),
-                &scope,
-                offset + limit as i64,
-                0,
-            ));
+            next_cursor = Some(Cursor::encode(tenant.as_str(), &scope, offset + limit as i64, 0));
         }
         let names: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
         let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &names).await?;
@@ -334,22 +273,12 @@ impl Memory {
     }
 
     /// One entity with every relation that names it (either end): the entity resource.
-    pub async fn entity(
-        &self,
-        tenant: &Tenant,
-        name: &str,
-    ) -> Result<Option<(Entity, Vec<Relation>)>> {
+    pub async fn entity(&self, tenant: &Tenant, name: &str) -> Result<Option<(Entity, Vec<Relation>)>> {
         let mut tx = self.store.begin_read().await?;
-        let mut found =
-            storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;
+        let mut found = storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;
         let relations = storage::relations_touching(&mut tx, tenant.as_str(), name).await?;
         tx.commit().await?;
-        Ok(found.pop().map(|e| {
-            (
-                e.into(),
-                relations.into_iter().map(Relation::from).collect(),
-            )
-        }))
+        Ok(found.pop().map(|e| (e.into(), relations.into_iter().map(Relation::from).collect())))
     }
 
     fn check(&self) -> Check {
@@ -363,23 +292,14 @@ struct Check(Limits);
 impl Check {
     fn batch(&self, field: &str, len: usize) -> Result<()> {
         if len > self.0.max_batch {
-            return Err(invalid(
-                field,
-                format!(
-                    "at most {} items per call (MAX_BATCH), got {len}",
-                    self.0.max_batch
-                ),
-            ));
+            return Err(invalid(field, format!("at most {} items per call (MAX_BATCH), got {len}", self.0.max_batch)));
         }
         Ok(())
     }
 
     fn text(&self, field: &str, value: &str, max: usize) -> Result<()> {
         if value.len() > max {
-            return Err(invalid(
-                field,
-                format!("at most {max} bytes, got {}", value.len()),
-            ));
+            return Err(invalid(field, format!("at most {max} bytes, got {}", value.len())));
         }
         Ok(())
     }
@@ -388,11 +308,7 @@ impl Check {
         if value.len() > self.0.max_name_bytes {
             return Err(invalid(
                 field,
-                format!(
-                    "at most {} bytes (MAX_NAME_BYTES), got {}",
-                    self.0.max_name_bytes,
-                    value.len()
-                ),
+                format!("at most {} bytes (MAX_NAME_BYTES), got {}", self.0.max_name_bytes, value.len()),
             ));
         }
         Ok(())
@@ -400,10 +316,7 @@ impl Check {
 
     fn names(&self, field: &str, names: &[String]) -> Result<()> {
         self.batch(field, names.len())?;
-        names
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, n)| self.name(&format!("{field}[{i}]"), n))
+        names.iter().enumerate().try_for_each(|(i, n)| self.name(&format!("{field}[{i}]"), n))
     }
 
     fn observations(&self, field: &str, observations: &[String]) -> Result<()> {
@@ -412,11 +325,7 @@ impl Check {
             if o.len() > self.0.max_observation_bytes {
                 return Err(invalid(
                     &format!("{field}[{i}]"),
-                    format!(
-                        "at most {} bytes (MAX_OBSERVATION_BYTES), got {}",
-                        self.0.max_observation_bytes,
-                        o.len()
-                    ),
+                    format!("at most {} bytes (MAX_OBSERVATION_BYTES), got {}", self.0.max_observation_bytes, o.len()),
                 ));
             }
         }
@@ -435,8 +344,5 @@ impl Check {
 }
 
 fn invalid(field: &str, reason: String) -> MemoryError {
-    MemoryError::Invalid {
-        field: field.to_string(),
-        reason,
-    }
+    MemoryError::Invalid { field: field.to_string(), reason }
 }

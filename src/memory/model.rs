@@ -64,20 +64,12 @@ pub struct PageRequest {
 
 impl From<crate::storage::EntityRow> for Entity {
     fn from(row: crate::storage::EntityRow) -> Self {
-        Entity {
-            name: row.name,
-            entity_type: row.entity_type,
-            observations: row.observations,
-        }
+        Entity { name: row.name, entity_type: row.entity_type, observations: row.observations }
     }
 }
 
 impl From<crate::storage::RelationRow> for Relation {
     fn from(row: crate::storage::RelationRow) -> Self {
-        Relation {
-            from: row.from,
-            to: row.to,
-            relation_type: row.relation_type,
-        }
+        Relation { from: row.from, to: row.to, relation_type: row.relation_type }
     }
 }

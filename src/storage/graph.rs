@@ -29,10 +29,7 @@ pub struct RelationRow {
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
 fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 fn bind_all<'q>(
@@ -47,10 +44,7 @@ fn bind_all<'q>(
 
 /// Escapes LIKE wildcards so a user's `%` or `_` matches itself.
 fn like_contains(needle: &str) -> String {
-    let escaped = needle
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -73,20 +67,14 @@ pub async fn insert_entity(
     .await
 }
 
-pub async fn insert_observations(
-    conn: &mut AnyConnection,
-    entity_id: i64,
-    contents: &[String],
-) -> Result<()> {
+pub async fn insert_observations(conn: &mut AnyConnection, entity_id: i64, contents: &[String]) -> Result<()> {
     for content in contents {
-        sqlx::query(
-            "INSERT INTO observations (entity_id, content, content_lc) VALUES ($1, $2, $3)",
-        )
-        .bind(entity_id)
-        .bind(content.as_str())
-        .bind(content.to_lowercase())
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query("INSERT INTO observations (entity_id, content, content_lc) VALUES ($1, $2, $3)")
+            .bind(entity_id)
+            .bind(content.as_str())
+            .bind(content.to_lowercase())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -133,24 +121,18 @@ pub async fn delete_entity(conn: &mut AnyConnection, tenant: &str, name: &str) -
         .bind(name)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM observations WHERE entity_id IN (SELECT id FROM entities WHERE tenant = $1 AND name = $2)")
-        .bind(tenant)
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM entities WHERE tenant = $1 AND name = $2")
-        .bind(tenant)
-        .bind(name)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "DELETE FROM observations WHERE entity_id IN (SELECT id FROM entities WHERE tenant = $1 AND name = $2)",
+    )
+    .bind(tenant)
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM entities WHERE tenant = $1 AND name = $2").bind(tenant).bind(name).execute(conn).await?;
     Ok(())
 }
 
-pub async fn delete_observation(
-    conn: &mut AnyConnection,
-    entity_id: i64,
-    content: &str,
-) -> Result<()> {
+pub async fn delete_observation(conn: &mut AnyConnection, entity_id: i64, content: &str) -> Result<()> {
     sqlx::query("DELETE FROM observations WHERE entity_id = $1 AND content = $2")
         .bind(entity_id)
         .bind(content)
@@ -204,11 +186,7 @@ fn relation_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<RelationRow>> {
 
 /// Fills in each entity's observations, in insertion order.
 async fn attach_observations(conn: &mut AnyConnection, entities: &mut [EntityRow]) -> Result<()> {
-    let index: HashMap<i64, usize> = entities
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.id, i))
-        .collect();
+    let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     let ids: Vec<i64> = entities.iter().map(|e| e.id).collect();
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
@@ -236,25 +214,17 @@ pub async fn entities_page(
     after_id: i64,
     limit: Option<i64>,
 ) -> Result<Vec<EntityRow>> {
-    let rows = sqlx::query(
-        "SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(tenant)
-    .bind(after_id)
-    .bind(limit.unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(tenant)
+            .bind(after_id)
+            .bind(limit.unwrap_or(i64::MAX))
+            .fetch_all(&mut *conn)
+            .await?;
     let mut entities = entity_rows(rows)?;
-    if let (Some(first), Some(last)) = (
-        entities.first().map(|e| e.id),
-        entities.last().map(|e| e.id),
-    ) {
+    if let (Some(first), Some(last)) = (entities.first().map(|e| e.id), entities.last().map(|e| e.id)) {
         // One range query instead of IN lists: the page is a contiguous id range of this tenant.
-        let index: HashMap<i64, usize> = entities
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.id, i))
-            .collect();
+        let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
         let rows = sqlx::query(
             "SELECT o.entity_id, o.content FROM observations o JOIN entities e ON e.id = o.entity_id \
              WHERE e.tenant = $1 AND e.id >= $2 AND e.id <= $3 ORDER BY o.id",
@@ -342,20 +312,14 @@ pub async fn search_entities(
 }
 
 /// The named entities that exist, in insertion order.
-pub async fn entities_named(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    names: &[String],
-) -> Result<Vec<EntityRow>> {
+pub async fn entities_named(conn: &mut AnyConnection, tenant: &str, names: &[String]) -> Result<Vec<EntityRow>> {
     let mut entities = Vec::new();
     for chunk in names.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND name IN ({}) ORDER BY id",
             placeholders(2, chunk.len())
         );
-        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk).fetch_all(&mut *conn).await?;
         entities.extend(entity_rows(rows)?);
     }
     entities.sort_by_key(|e| e.id);
@@ -377,9 +341,7 @@ pub async fn relations_touching_any(
             "SELECT id, from_name, to_name, relation_type FROM relations \
              WHERE tenant = $1 AND (from_name IN ({list}) OR to_name IN ({list})) ORDER BY id"
         );
-        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = bind_all(sqlx::query(&sql).bind(tenant), chunk).fetch_all(&mut *conn).await?;
         relations.extend(relation_rows(rows)?);
     }
     relations.sort_by_key(|r| r.id);
@@ -391,11 +353,7 @@ impl Store {
     /// A read transaction: one consistent snapshot for the several statements of a read.
     pub async fn begin_read(&self) -> std::result::Result<super::WriteTx, super::StorageError> {
         let tx = match self.backend {
-            Backend::Postgres => {
-                self.read
-                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .await?
-            }
+            Backend::Postgres => self.read.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?,
             Backend::Sqlite => self.read.begin().await?,
         };
         Ok(tx)
@@ -403,11 +361,7 @@ impl Store {
 }
 
 /// Relations with `name` at either end, in insertion order.
-pub async fn relations_touching(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    name: &str,
-) -> Result<Vec<RelationRow>> {
+pub async fn relations_touching(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<Vec<RelationRow>> {
     let rows = sqlx::query(
         "SELECT id, from_name, to_name, relation_type FROM relations \
          WHERE tenant = $1 AND (from_name = $2 OR to_name = $2) ORDER BY id",

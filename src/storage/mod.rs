@@ -28,10 +28,7 @@ pub enum StorageError {
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error(
         "the database schema is not the one this binary knows ({detail}); run `mcp-server migrate` with this version"
     )]
@@ -44,10 +41,7 @@ impl StorageError {
         matches!(
             self,
             StorageError::Database(
-                sqlx::Error::PoolTimedOut
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
             )
         )
     }
@@ -91,11 +85,7 @@ impl Store {
         match config.backend {
             Backend::Postgres => {
                 let pool = options(config.pool_max).connect_lazy(url)?;
-                Ok(Self {
-                    backend: Backend::Postgres,
-                    read: pool.clone(),
-                    write: pool,
-                })
+                Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool })
             }
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
@@ -116,11 +106,7 @@ impl Store {
                 };
                 let write = pragmas(1).connect(&url).await?;
                 let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
-                Ok(Self {
-                    backend: Backend::Sqlite,
-                    read,
-                    write,
-                })
+                Ok(Self { backend: Backend::Sqlite, read, write })
             }
         }
     }
@@ -144,43 +130,34 @@ impl Store {
     }
 
     pub async fn schema_status(&self) -> Result<SchemaStatus, StorageError> {
-        let applied: Vec<i64> = match sqlx::query_scalar::<_, i64>(
-            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-        )
-        .fetch_all(&self.read)
-        .await
-        {
-            Ok(versions) => versions,
-            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => vec![],
-            Err(e) => return Err(e.into()),
-        };
+        let applied: Vec<i64> =
+            match sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.read)
+                .await
+            {
+                Ok(versions) => versions,
+                Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => vec![],
+                Err(e) => return Err(e.into()),
+            };
         let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let unknown: Vec<i64> = applied
-            .iter()
-            .copied()
-            .filter(|v| !known.contains(v))
-            .collect();
+        let unknown: Vec<i64> = applied.iter().copied().filter(|v| !known.contains(v)).collect();
         if !unknown.is_empty() {
             return Ok(SchemaStatus::Ahead { unknown });
         }
         let pending = known.iter().filter(|v| !applied.contains(v)).count();
-        Ok(if pending == 0 {
-            SchemaStatus::Current
-        } else {
-            SchemaStatus::Behind { pending }
-        })
+        Ok(if pending == 0 { SchemaStatus::Current } else { SchemaStatus::Behind { pending } })
     }
 
     /// Fails unless the schema is exactly the one this binary was built for.
     pub async fn require_current_schema(&self) -> Result<(), StorageError> {
         match self.schema_status().await? {
             SchemaStatus::Current => Ok(()),
-            SchemaStatus::Behind { pending } => Err(StorageError::UnknownSchema {
-                detail: format!("{pending} migration(s) not applied"),
-            }),
-            SchemaStatus::Ahead { unknown } => Err(StorageError::UnknownSchema {
-                detail: format!("database has newer migration(s) {unknown:?}"),
-            }),
+            SchemaStatus::Behind { pending } => {
+                Err(StorageError::UnknownSchema { detail: format!("{pending} migration(s) not applied") })
+            }
+            SchemaStatus::Ahead { unknown } => {
+                Err(StorageError::UnknownSchema { detail: format!("database has newer migration(s) {unknown:?}") })
+            }
         }
     }
 
@@ -209,18 +186,11 @@ impl Store {
 
 /// Makes sure the SQLite file can be created: `mode=rwc` and an existing parent directory.
 fn sqlite_url(url: &str) -> Result<String, StorageError> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let file = path.split('?').next().unwrap_or_default();
-    if let Some(dir) = Path::new(file)
-        .parent()
-        .filter(|d| file != ":memory:" && !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
+    if let Some(dir) = Path::new(file).parent().filter(|d| file != ":memory:" && !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
     }
     let _ = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
     Ok(if url.contains("mode=") {

@@ -14,9 +14,7 @@ use mcp_server::{
 };
 use rmcp::{
     RoleClient, ServiceExt,
-    model::{
-        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    },
+    model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation},
     service::RunningService,
     transport::StreamableHttpClientTransport,
 };
@@ -45,11 +43,7 @@ impl TestDb {
             Db::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}/test.db", dir.path().display());
-                Some(TestDb {
-                    url,
-                    _dir: Some(dir),
-                    pg_drop: None,
-                })
+                Some(TestDb { url, _dir: Some(dir), pg_drop: None })
             }
             Db::Postgres => {
                 let Ok(admin_url) = std::env::var("MCP_TEST_DATABASE_URL") else {
@@ -63,11 +57,7 @@ impl TestDb {
                     .expect("create the test database (is MCP_TEST_DATABASE_URL reachable?)");
                 let mut url = url::Url::parse(&admin_url).expect("MCP_TEST_DATABASE_URL is a URL");
                 url.set_path(&name);
-                Some(TestDb {
-                    url: url.to_string(),
-                    _dir: None,
-                    pg_drop: Some((admin_url, name)),
-                })
+                Some(TestDb { url: url.to_string(), _dir: None, pg_drop: Some((admin_url, name)) })
             }
         }
     }
@@ -75,9 +65,7 @@ impl TestDb {
 
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
     use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to MCP_TEST_DATABASE_URL")
+    sqlx::PgConnection::connect(url).await.expect("connect to MCP_TEST_DATABASE_URL")
 }
 
 impl Drop for TestDb {
@@ -85,10 +73,7 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = self.pg_drop.take() {
             // Drop runs outside async context: use a private runtime on a plain thread.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     let mut admin = sqlx_connect(&admin_url).await;
                     let _ = sqlx::Executor::execute(
@@ -143,21 +128,12 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
 pub async fn spawn_app_with(db: Db, extra: &[&str]) -> Option<TestApp> {
     let test_db = TestDb::new(db).await?;
     let settings = settings(&test_db.url, extra);
-    let store = Store::connect(&settings.database().unwrap())
-        .await
-        .expect("connect");
+    let store = Store::connect(&settings.database().unwrap()).await.expect("connect");
     store.migrate().await.expect("migrate");
     let memory = Memory::new(store, settings.limits());
-    let server = RunningServer::start(AppState::new(memory.clone(), settings).expect("app state"))
-        .await
-        .expect("server starts");
-    Some(TestApp {
-        addr: server.addr,
-        metrics_addr: server.metrics_addr,
-        memory,
-        db: test_db,
-        server: Some(server),
-    })
+    let server =
+        RunningServer::start(AppState::new(memory.clone(), settings).expect("app state")).await.expect("server starts");
+    Some(TestApp { addr: server.addr, metrics_addr: server.metrics_addr, memory, db: test_db, server: Some(server) })
 }
 
 impl TestApp {
@@ -167,13 +143,10 @@ impl TestApp {
 
     pub async fn client(&self) -> Client {
         let transport = StreamableHttpClientTransport::from_uri(self.url("/mcp"));
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("mcp-server-tests", "0"),
-        )
-        .serve(transport)
-        .await
-        .expect("MCP initialize over HTTP")
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("mcp-server-tests", "0"))
+            .serve(transport)
+            .await
+            .expect("MCP initialize over HTTP")
     }
 
     pub fn tenant(&self) -> Tenant {
@@ -188,13 +161,9 @@ impl TestApp {
 }
 
 /// Calls a tool; protocol errors come back as `Err(ErrorData)`.
-pub async fn call(
-    client: &Client,
-    tool: &str,
-    args: Value,
-) -> Result<CallToolResult, rmcp::ErrorData> {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(args.as_object().cloned().unwrap_or_default());
+pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ErrorData> {
+    let params =
+        CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().cloned().unwrap_or_default());
     match client.call_tool(params).await {
         Ok(result) => Ok(result),
         Err(rmcp::ServiceError::McpError(e)) => Err(e),
@@ -204,23 +173,13 @@ pub async fn call(
 
 /// Calls a tool that must succeed and returns its structured content.
 pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let result = call(client, tool, args)
-        .await
-        .unwrap_or_else(|e| panic!("{tool} failed: {e:?}"));
-    assert_ne!(
-        result.is_error,
-        Some(true),
-        "{tool} returned an error result: {result:?}"
-    );
+    let result = call(client, tool, args).await.unwrap_or_else(|e| panic!("{tool} failed: {e:?}"));
+    assert_ne!(result.is_error, Some(true), "{tool} returned an error result: {result:?}");
     result.structured_content.expect("structured content")
 }
 
 pub fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect()
+    result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect()
 }
 
 /// Runs `body` for SQLite and, when configured, PostgreSQL.
