@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/test and .ci/checks/*: idempotent, user-level tool installs.
 # Source it; never execute it.
 TOOLS_DIR=${MCP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-server-tools}

@@ -1,0 +1,102 @@
+# Service(s), Ingress and NetworkPolicy.
+{ config, lib, ... }:
+let
+  cfg = config.mcp;
+  k = import ./lib.nix cfg;
+
+  service = selector: {
+    metadata = k.meta { };
+    spec = {
+      type = "ClusterIP";
+      # Any replica serves any request: no affinity needed.
+      sessionAffinity = "None";
+      inherit selector;
+      ports = [
+        { name = "http"; port = 80; targetPort = "http"; protocol = "TCP"; }
+        { name = "metrics"; port = k.ports.metrics; targetPort = "metrics"; protocol = "TCP"; }
+      ];
+    };
+  };
+  namespaceSelector = ns: { namespaceSelector.matchLabels."kubernetes.io/metadata.name" = ns; };
+  egressTo = port: { ports = [ { inherit port; protocol = "TCP"; } ]; };
+in
+{
+  kubernetes.resources = {
+    services = {
+      ${k.name} = service (k.selector // lib.optionalAttrs (cfg.strategy == "blue-green") { version = cfg.activeColor; });
+    }
+    // lib.optionalAttrs (cfg.strategy == "canary") { "${k.name}-canary" = service k.selector; };
+
+    ingresses.${k.name} = {
+      metadata = k.meta {
+        annotations = {
+          "nginx.ingress.kubernetes.io/ssl-redirect" = lib.boolToString cfg.tls.enable;
+          "nginx.ingress.kubernetes.io/force-ssl-redirect" = lib.boolToString cfg.tls.enable;
+          # The guide's per-client limits, in front of the per-tenant limit in the server.
+          "nginx.ingress.kubernetes.io/limit-rps" = "10";
+          "nginx.ingress.kubernetes.io/limit-connections" = "20";
+          # Streamable HTTP: SSE responses must not be buffered and may stay open.
+          "nginx.ingress.kubernetes.io/proxy-buffering" = "off";
+          "nginx.ingress.kubernetes.io/proxy-request-buffering" = "off";
+          "nginx.ingress.kubernetes.io/proxy-read-timeout" = "3600";
+          "nginx.ingress.kubernetes.io/proxy-send-timeout" = "3600";
+          "nginx.ingress.kubernetes.io/proxy-body-size" = "1m";
+        }
+        // lib.optionalAttrs cfg.tls.enable { "cert-manager.io/cluster-issuer" = cfg.tls.clusterIssuer; };
+      };
+      spec = {
+        ingressClassName = "nginx";
+        tls = lib.optionals cfg.tls.enable [
+          {
+            hosts = [ cfg.host ];
+            secretName = "${k.name}-tls";
+          }
+        ];
+        rules = [
+          {
+            inherit (cfg) host;
+            http.paths = map (path: {
+              inherit path;
+              pathType = "Prefix";
+              backend.service = {
+                inherit (k) name;
+                port.name = "http";
+              };
+            }) [ "/mcp" "/.well-known/oauth-protected-resource" ];
+          }
+        ];
+      };
+    };
+
+    networkPolicies = lib.optionalAttrs cfg.networkPolicy.enable {
+      ${k.name} = {
+        metadata = k.meta { };
+        spec = {
+          podSelector.matchLabels = k.selector;
+          policyTypes = [ "Ingress" "Egress" ];
+          ingress = [
+            {
+              from = [ (namespaceSelector cfg.networkPolicy.ingressNamespace) ];
+              ports = [ { port = k.ports.http; protocol = "TCP"; } ];
+            }
+            {
+              from = [ (namespaceSelector cfg.networkPolicy.monitoringNamespace) ];
+              ports = [ { port = k.ports.metrics; protocol = "TCP"; } ];
+            }
+          ];
+          egress = [
+            {
+              to = [ (namespaceSelector "kube-system") ];
+              ports = [ { port = 53; protocol = "UDP"; } { port = 53; protocol = "TCP"; } ];
+            }
+            (egressTo 5432)
+            (egressTo 6379)
+            (egressTo 4317)
+            # Token validation: JWKS and introspection over HTTPS.
+            (egressTo 443)
+          ];
+        };
+      };
+    };
+  };
+}

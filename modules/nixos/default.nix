@@ -1,0 +1,247 @@
+# services.mcp-server: the server as a hardened systemd service (Type=notify), with optional
+# local PostgreSQL and Redis over unix sockets and an nginx virtual host.
+{ self }:
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption mkEnableOption mkIf mkDefault types optional optionals optionalAttrs;
+  cfg = config.services.mcp-server;
+  user = "mcp-server";
+  settingsFormat = {
+    type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.int types.bool ]));
+  };
+  toEnv = v: if lib.isBool v then lib.boolToString v else toString v;
+  environment = lib.mapAttrs (_: toEnv) (lib.filterAttrs (_: v: v != null) cfg.settings);
+  isStorePath = p: lib.hasPrefix builtins.storeDir (toString p);
+
+  # Exports the LoadCredential secrets as the variables they name, then runs the binary: the
+  # same wrapper for migrations (ExecStartPre) and the server, which stays the main process.
+  run = pkgs.writeShellScript "mcp-server-run" ''
+    ${lib.concatStrings (
+      lib.mapAttrsToList (name: _: ''
+        ${name}="$(< "$CREDENTIALS_DIRECTORY/${name}")"
+        export ${name}
+      '') cfg.credentials
+    )}
+    exec ${lib.getExe cfg.package} "$@"
+  '';
+
+  # The binary validates the rendered settings at build time, so a bad value fails
+  # nixos-rebuild instead of the boot (secrets are not available yet: --no-secrets).
+  checkedConfig = pkgs.runCommand "mcp-server-config-check" { inherit environment; __structuredAttrs = true; } ''
+    source "$NIX_ATTRS_SH_FILE"
+    for name in "''${!environment[@]}"; do export "$name=''${environment[$name]}"; done
+    ${lib.getExe cfg.package} check-config --no-secrets
+    touch $out
+  '';
+
+  # One hardening block for the unit (systemd-analyze security: exposure well under 2.0).
+  hardening = {
+    DynamicUser = true;
+    User = user;
+    Group = user;
+    StateDirectory = "mcp-server";
+    StateDirectoryMode = "0700";
+    RuntimeDirectory = "mcp-server";
+    UMask = "0077";
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    PrivateUsers = true;
+    ProtectHostname = true;
+    ProtectClock = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    CapabilityBoundingSet = [ "" ];
+    AmbientCapabilities = [ "" ];
+    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    RemoveIPC = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+    DevicePolicy = "closed";
+  };
+in
+{
+  options.services.mcp-server = {
+    enable = mkEnableOption "the mcp-server knowledge-graph memory (MCP over Streamable HTTP)";
+
+    package = mkOption {
+      type = types.package;
+      default = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+      defaultText = lib.literalExpression "mcp-server.packages.\${system}.default";
+      description = "The mcp-server package.";
+    };
+
+    settings = mkOption {
+      description = ''
+        The server's environment variables (see `mcp-server --help`), RFC 42 style: any
+        variable may be set; the common ones are typed. Never put secrets here (they would land in
+        the world-readable Nix store): use `environmentFile` or `credentials`.
+      '';
+      default = { };
+      type = types.submodule {
+        freeformType = settingsFormat.type;
+        options = {
+          HOST = mkOption { type = types.str; default = "127.0.0.1"; description = "Listen address."; };
+          PORT = mkOption { type = types.port; default = 8000; description = "MCP HTTP port."; };
+          METRICS_PORT = mkOption { type = types.port; default = 9090; description = "Prometheus metrics port."; };
+          LOG_LEVEL = mkOption { type = types.str; default = "info,rmcp=warn"; description = "Log filter (EnvFilter syntax)."; };
+          LOG_FORMAT = mkOption { type = types.enum [ "json" "pretty" ]; default = "json"; description = "Log format."; };
+          ENVIRONMENT = mkOption { type = types.enum [ "development" "staging" "production" ]; default = "production"; description = "Deployment environment."; };
+          RATE_LIMIT_ENABLED = mkOption { type = types.bool; default = false; description = "Per-tenant rate limiting (shared through Redis)."; };
+          RATE_LIMIT_REQUESTS_PER_MINUTE = mkOption { type = types.ints.positive; default = 60; description = "Requests per tenant per minute."; };
+        };
+      };
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/mcp-server.env";
+      description = "File with secret variables (JWT_SECRET=…, DB_PASSWORD=…, REDIS_PASSWORD=…, OAUTH_CLIENT_SECRET=…). Must not be in the Nix store.";
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf types.path;
+      default = { };
+      example = { JWT_SECRET = "/run/secrets/jwt"; };
+      description = "Secret variables loaded with systemd LoadCredential: variable name → file holding the value. Files must not be in the Nix store.";
+    };
+
+    database.createLocally = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Create a local PostgreSQL database and role, used over the unix socket with peer authentication. Without any database setting the embedded SQLite file in the state directory is used.";
+    };
+
+    redis.createLocally = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Run a local Redis (services.redis.servers.mcp-server) on a unix socket, for rate limits.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open PORT (and METRICS_PORT) in the firewall.";
+    };
+
+    nginx = {
+      enable = mkEnableOption "an nginx virtual host in front of the server";
+      domain = mkOption { type = types.str; example = "mcp.example.com"; description = "Virtual host name."; };
+      enableACME = mkOption { type = types.bool; default = true; description = "Get a certificate with ACME and force HTTPS."; };
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.environmentFile == null || !isStorePath cfg.environmentFile;
+        message = "services.mcp-server.environmentFile is in the Nix store, which is world-readable: point it at a file outside the store (e.g. /run/secrets/…).";
+      }
+      {
+        assertion = lib.all (p: !isStorePath p) (lib.attrValues cfg.credentials);
+        message = "services.mcp-server.credentials must not be Nix store paths: secrets in the store are world-readable.";
+      }
+      {
+        assertion = !(lib.any (n: lib.elem n [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" ]) (lib.attrNames environment));
+        message = "services.mcp-server.settings holds a secret (JWT_SECRET, DB_PASSWORD, REDIS_PASSWORD or OAUTH_CLIENT_SECRET): use environmentFile or credentials.";
+      }
+    ];
+
+    services.mcp-server.settings = {
+      DATA_DIR = mkDefault "/var/lib/mcp-server";
+    }
+    // optionalAttrs cfg.database.createLocally {
+      DATABASE_URL = mkDefault "postgres:///${user}?host=/run/postgresql&user=${user}";
+      MIGRATE_ON_START = mkDefault false;
+    }
+    // optionalAttrs cfg.redis.createLocally {
+      REDIS_URL = mkDefault "unix://${config.services.redis.servers.mcp-server.unixSocket}";
+    };
+
+    services.postgresql = mkIf cfg.database.createLocally {
+      enable = true;
+      ensureDatabases = [ user ];
+      ensureUsers = [
+        {
+          name = user;
+          ensureDBOwnership = true;
+        }
+      ];
+    };
+
+    services.redis.servers.mcp-server = mkIf cfg.redis.createLocally {
+      enable = true;
+      port = 0;
+      unixSocketPerm = 660;
+    };
+
+    networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [ cfg.settings.PORT cfg.settings.METRICS_PORT ];
+
+    services.nginx = mkIf cfg.nginx.enable {
+      enable = true;
+      recommendedProxySettings = true;
+      recommendedTlsSettings = true;
+      virtualHosts.${cfg.nginx.domain} = {
+        forceSSL = cfg.nginx.enableACME;
+        enableACME = cfg.nginx.enableACME;
+        locations = lib.genAttrs [ "/mcp" "/.well-known/oauth-protected-resource" ] (_: {
+          proxyPass = "http://${cfg.settings.HOST}:${toString cfg.settings.PORT}";
+          # Streamable HTTP answers with SSE: no buffering, long-lived responses.
+          extraConfig = ''
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_read_timeout 1h;
+            proxy_http_version 1.1;
+            client_max_body_size 1m;
+          '';
+        });
+      };
+    };
+
+    systemd.services.mcp-server = {
+      description = "mcp-server knowledge-graph memory";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after =
+        [ "network-online.target" ]
+        ++ optional cfg.database.createLocally "postgresql.service"
+        ++ optional cfg.redis.createLocally "redis-mcp-server.service";
+      requires =
+        optional cfg.database.createLocally "postgresql.service"
+        ++ optional cfg.redis.createLocally "redis-mcp-server.service";
+      environment = environment // {
+        # Forces the build-time configuration check.
+        MCP_SERVER_CONFIG_CHECKED = "${checkedConfig}";
+      };
+      serviceConfig = hardening // {
+        Type = "notify";
+        NotifyAccess = "main";
+        ExecStartPre = "${run} migrate";
+        ExecStart = "${run} serve";
+        Restart = "on-failure";
+        RestartSec = 5;
+        TimeoutStopSec = 40;
+        EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
+        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+        SupplementaryGroups = optional cfg.redis.createLocally config.services.redis.servers.mcp-server.group;
+      };
+    };
+  };
+}

@@ -1,0 +1,94 @@
+# Everything `nix flake check` runs. The crane checks share build.commonArgs and
+# build.cargoArtifacts, so dependencies compile once.
+{
+  pkgs,
+  inputs,
+  self,
+  build,
+  kubernetes,
+  ci,
+}:
+let
+  inherit (pkgs) lib;
+  inherit (build) craneLib commonArgs cargoArtifacts;
+  withDeps = args: commonArgs // { inherit cargoArtifacts; } // args;
+
+  # Committed generated files must equal what Nix generates now.
+  drift =
+    name: generated: committed:
+    pkgs.runCommand "${name}-drift" { } ''
+      if ! diff -ru ${committed} ${generated}; then
+        echo "${name} is out of date: run nix run .#${
+          if name == "manifests" then "render-manifests" else "generate-ci"
+        }" >&2
+        exit 1
+      fi
+      touch $out
+    '';
+
+  # VM tests: every nix/tests/*.nix, Linux only.
+  vmTests = lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux (
+    lib.mapAttrs' (
+      file: _:
+      lib.nameValuePair "vm-${lib.removeSuffix ".nix" file}" (
+        pkgs.testers.runNixOSTest (import (./tests + "/${file}") { inherit self; })
+      )
+    ) (lib.filterAttrs (f: t: t == "regular" && lib.hasSuffix ".nix" f) (builtins.readDir ./tests))
+  );
+in
+{
+  package = build.mcp-server;
+
+  clippy = craneLib.cargoClippy (withDeps {
+    cargoClippyExtraArgs = "--all-targets -- --deny warnings";
+  });
+
+  doc = craneLib.cargoDoc (withDeps {
+    RUSTDOCFLAGS = "--deny warnings";
+  });
+
+  rustfmt = craneLib.cargoFmt { inherit (build) src; };
+
+  # PostgreSQL and Redis run inside the check's sandbox, on loopback, for the whole test run.
+  nextest = craneLib.cargoNextest (withDeps {
+    src = build.testSrc;
+    nativeBuildInputs = [
+      pkgs.postgresql
+      pkgs.redis
+      pkgs.openssl
+    ];
+    preCheck = ''
+      export PGDATA=$TMPDIR/pgdata
+      initdb --username=postgres --auth=trust --no-instructions >/dev/null
+      pg_ctl --wait --log=$TMPDIR/postgres.log \
+        --options="-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=$TMPDIR" start
+      redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir $TMPDIR --daemonize yes
+      export MCP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+      export MCP_TEST_REDIS_URL=redis://127.0.0.1:6379
+    '';
+    postCheck = ''
+      pg_ctl --wait stop
+      redis-cli -p 6379 shutdown nosave || true
+    '';
+    cargoNextestExtraArgs = "--no-tests=fail";
+  });
+
+  audit = craneLib.cargoAudit {
+    inherit (build) src;
+    inherit (inputs) advisory-db;
+  };
+
+  deny = craneLib.cargoDeny {
+    src = lib.fileset.toSource {
+      root = ../.;
+      fileset = lib.fileset.unions [
+        (craneLib.fileset.commonCargoSources ../.)
+        ../deny.toml
+      ];
+    };
+  };
+
+  manifests-drift = drift "manifests" kubernetes.renderedTree ../deploy/rendered;
+  ci-drift = drift "ci" ci.tree ci.committed;
+}
+// vmTests

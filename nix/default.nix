@@ -1,0 +1,76 @@
+# Everything per system; flake.nix only maps it over the systems.
+{
+  inputs,
+  self,
+  system,
+}:
+let
+  pkgs = import inputs.nixpkgs { inherit system; };
+  inherit (pkgs) lib;
+  inherit (pkgs.stdenv.hostPlatform) isLinux;
+
+  craneLib = inputs.crane.mkLib pkgs;
+  build = import ./package.nix { inherit pkgs craneLib self; };
+  image = import ./image.nix {
+    inherit pkgs self;
+    inherit (build) mcp-server version;
+  };
+  kubernetes = import ./kubernetes.nix {
+    inherit pkgs inputs;
+    inherit (build) version;
+  };
+  ci = import ./ci.nix { inherit pkgs; };
+  checks = import ./checks.nix {
+    inherit
+      pkgs
+      inputs
+      self
+      build
+      kubernetes
+      ci
+      ;
+  };
+  apps = import ./apps.nix {
+    inherit
+      pkgs
+      build
+      image
+      kubernetes
+      ci
+      ;
+  };
+  treefmt = inputs.treefmt-nix.lib.evalModule pkgs ./treefmt.nix;
+in
+{
+  packages = {
+    default = build.mcp-server;
+    inherit (build) mcp-server;
+  }
+  // lib.optionalAttrs isLinux {
+    image = image.stream;
+    manifests-staging = kubernetes.manifests.staging;
+    manifests-production = kubernetes.manifests.production;
+  };
+
+  inherit apps;
+  checks = checks // {
+    treefmt = treefmt.config.build.check self;
+  };
+  devShells.default = import ./devshell.nix {
+    inherit pkgs craneLib;
+    checks = self.checks.${system};
+  };
+  formatter = treefmt.config.build.wrapper;
+
+  # Evaluates without building anything: what nix/eval-offline.sh checks on machines without
+  # nixpkgs.
+  pure = {
+    imageConfig = image.config;
+    kubernetes = kubernetes.objects;
+    ci = ci.files;
+    nixosModuleTest = import ./nixos-eval/test.nix {
+      inherit lib;
+      module = self.nixosModules.mcp-server;
+    };
+  };
+}

@@ -1,0 +1,56 @@
+# Kubernetes manifests from the kubenix modules in ../modules/kubernetes, per environment.
+# `objects` is pure (nix/eval-offline.sh evaluates it without nixpkgs); the rest builds.
+{
+  pkgs,
+  inputs,
+  version,
+}:
+let
+  inherit (pkgs) lib;
+  environments = [
+    "staging"
+    "production"
+  ];
+  evalEnvironment =
+    environment:
+    (inputs.kubenix.evalModules.${pkgs.stdenv.hostPlatform.system} {
+      module =
+        { kubenix, ... }:
+        {
+          imports = [
+            kubenix.modules.k8s
+            ../modules/kubernetes/${environment}.nix
+          ];
+          kubenix.project = "mcp-server";
+          kubernetes.version = "1.33";
+          mcp.image.tag = lib.mkDefault version;
+        };
+    }).config;
+  configs = lib.genAttrs environments evalEnvironment;
+  objects = lib.mapAttrs (_: c: c.kubernetes.objects) configs;
+
+  python = pkgs.python3.withPackages (ps: [ ps.pyyaml ]);
+  objectsJson = lib.mapAttrs (env: list: pkgs.writeText "${env}.json" (builtins.toJSON list)) objects;
+  # One YAML file per object, named <kind>-<name>.yaml: small reviewable diffs.
+  render =
+    env:
+    pkgs.runCommand "mcp-server-manifests-${env}" { nativeBuildInputs = [ python ]; } ''
+      python3 ${./render-yaml.py} ${objectsJson.${env}} $out
+    '';
+in
+{
+  inherit objects objectsJson;
+  manifests = lib.genAttrs environments render;
+  renderedTree = pkgs.linkFarm "mcp-server-rendered" (
+    map (env: {
+      name = env;
+      path = render env;
+    }) environments
+  );
+  # Used by the deploy script to render with another image tag.
+  render = pkgs.writeShellScript "render" ''
+    exec ${python}/bin/python3 ${./render-yaml.py} "$@"
+  '';
+  hosts = lib.mapAttrs (_: c: c.mcp.host) configs;
+  strategies = lib.mapAttrs (_: c: c.mcp.strategy) configs;
+}
