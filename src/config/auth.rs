@@ -106,7 +106,8 @@ impl AuthSettings {
     /// `secrets_present`: false at build time (NixOS check), when secrets are not available yet.
     pub fn validate(&self, production: bool, secrets_present: bool) -> Result<(), ConfigError> {
         let mode = self.resolved_mode();
-        if mode == ResolvedAuth::None && production && !self.allow_unauthenticated {
+        // Without secrets (build-time checks) the token settings may still arrive at run time.
+        if mode == ResolvedAuth::None && production && !self.allow_unauthenticated && secrets_present {
             return Err(ConfigError::new(
                 "AUTH_MODE",
                 "ENVIRONMENT=production needs authentication: set JWT_SECRET, OAUTH_ISSUER or OAUTH_JWKS_URL \
