@@ -58,7 +58,8 @@ sys.exit(0 if all(checks.values()) else 1)
 PY
 
 echo "== kubernetes manifests"
-for env in staging production; do
+variants=$(nix_eval --apply builtins.attrNames ".#legacyPackages.$system.kubernetes" | tr -d '[]"' | tr ',' ' ')
+for env in $variants; do
   nix_eval ".#legacyPackages.$system.kubernetes.$env" >"$work/$env.json"
   $python nix/render-yaml.py "$work/$env.json" "$work/rendered/$env"
 done

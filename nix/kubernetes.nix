@@ -11,22 +11,29 @@ let
     "staging"
     "production"
   ];
-  evalEnvironment =
-    environment:
+  variants = {
+    staging = [ ../modules/kubernetes/staging.nix ];
+    production = [ ../modules/kubernetes/production.nix ];
+    # Not an environment: renders the blue-green strategy so that it is validated and
+    # policy-tested like the others.
+    staging-blue-green = [
+      ../modules/kubernetes/staging.nix
+      { mcp.strategy = lib.mkForce "blue-green"; }
+    ];
+  };
+  evalVariant =
+    modules:
     (inputs.kubenix.evalModules.${pkgs.stdenv.hostPlatform.system} {
       module =
         { kubenix, ... }:
         {
-          imports = [
-            kubenix.modules.k8s
-            ../modules/kubernetes/${environment}.nix
-          ];
+          imports = [ kubenix.modules.k8s ] ++ modules;
           kubenix.project = "mcp-server";
           kubernetes.version = "1.33";
           mcp.image.tag = lib.mkDefault version;
         };
     }).config;
-  configs = lib.genAttrs environments evalEnvironment;
+  configs = lib.mapAttrs (_: evalVariant) variants;
   objects = lib.mapAttrs (_: c: c.kubernetes.objects) configs;
 
   python = pkgs.python3.withPackages (ps: [ ps.pyyaml ]);
@@ -42,10 +49,10 @@ in
   inherit objects objectsJson;
   manifests = lib.genAttrs environments render;
   renderedTree = pkgs.linkFarm "mcp-server-rendered" (
-    map (env: {
-      name = env;
-      path = render env;
-    }) environments
+    map (variant: {
+      name = variant;
+      path = render variant;
+    }) (lib.attrNames variants)
   );
   # Used by the deploy script to render with another image tag.
   render = pkgs.writeShellScript "render" ''

@@ -59,7 +59,7 @@ class DeployTest(unittest.TestCase):
             "CALLS": str(self.calls),
             "ENVIRONMENT_NAME": environment,
             "IMAGE_STREAM": str(self.bin / "stream-image"),
-            "OBJECTS": str(objects_json(environment if environment != "bluegreen" else "staging", self.tmp)),
+            "OBJECTS": str(objects_json("staging-blue-green" if strategy == "blue-green" else environment, self.tmp)),
             "RENDER": str(self.bin / "render"),
             "HOST": f"{environment}.mcp.example.com",
             "STRATEGY": strategy,
@@ -103,6 +103,9 @@ class DeployTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("kubectl -n mcp rollout status deployment/mcp-server-green --timeout=10m", calls)
         self.assertIn("mcp-server smoke http://127.0.0.1:18000/mcp", calls)
+        applied = [c for c in calls if c.startswith("kubectl apply")]
+        self.assertEqual(len(applied), 1)
+        self.assertNotIn("--prune", applied[0], "the active colour must not be pruned")
         patch = [c for c in calls if "patch service mcp-server" in c]
         self.assertEqual(len(patch), 1)
         self.assertIn('"version":"green"', patch[0])

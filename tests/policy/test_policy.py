@@ -37,7 +37,7 @@ class PolicyTest(unittest.TestCase):
                 yield environment, load(environment)
 
     def test_environments_are_rendered(self):
-        self.assertEqual(environments(), ["production", "staging"])
+        self.assertEqual(environments(), ["production", "staging", "staging-blue-green"])
 
     def test_everything_is_namespaced_and_labelled(self):
         for _, objects in self.each():
@@ -129,6 +129,15 @@ class PolicyTest(unittest.TestCase):
                 ref = hpa["spec"]["scaleTargetRef"]
                 self.assertTrue(any(o["kind"] == ref["kind"] and o["metadata"]["name"] == ref["name"] and o["apiVersion"] == ref["apiVersion"] for o in objects), ref)
                 self.assertEqual((hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]), (3, 10))
+
+    def test_blue_green_has_two_colours_and_the_service_picks_one(self):
+        objects = load("staging-blue-green")
+        colours = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+        self.assertEqual(set(colours), {"mcp-server-blue", "mcp-server-green"})
+        for name, deployment in colours.items():
+            self.assertEqual(deployment["spec"]["template"]["metadata"]["labels"]["version"], name.rsplit("-", 1)[1])
+        service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "mcp-server")
+        self.assertEqual(service["spec"]["selector"]["version"], "blue")
 
     def test_production_is_a_canary_with_analysis(self):
         objects = load("production")
