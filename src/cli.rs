@@ -195,7 +195,7 @@ fn token(settings: &Settings, tenant: &str, scope: &str, ttl: Duration, force: b
     if settings.environment == crate::config::Environment::Production && !force {
         anyhow::bail!("`token` is for development; with ENVIRONMENT=production pass --force");
     }
-    let Some(secret) = settings.auth.jwt_secret.as_deref() else {
+    let Some(secret) = settings.auth.jwt_secret.as_ref().map(secrecy::ExposeSecret::expose_secret) else {
         eprintln!("mcp-server: invalid value for JWT_SECRET: `token` needs it (at least 32 bytes)");
         return Ok(ExitCode::from(2));
     };

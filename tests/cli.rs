@@ -199,3 +199,39 @@ async fn stdio_serves_the_tools_and_keeps_tenants_apart() {
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smoke_and_healthcheck_against_a_running_server() {
+    let app = common::spawn_app(Db::Sqlite).await.unwrap();
+    let smoke = tokio::process::Command::new(BIN)
+        .args(["smoke", &app.url("/mcp")])
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .await
+        .unwrap();
+    let line = String::from_utf8_lossy(&smoke.stdout).to_string();
+    assert!(smoke.status.success(), "{line}");
+    assert!(line.starts_with("smoke ok:") && line.contains("9 tools"), "{line}");
+    // The smoke test cleans up after itself.
+    let client = app.client().await;
+    assert_eq!(ok(&client, "read_graph", json!({})).await, json!({ "entities": [], "relations": [] }));
+
+    let health =
+        tokio::process::Command::new(BIN).args(["healthcheck", "--url", &app.url("/health")]).output().await.unwrap();
+    assert!(health.status.success());
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
+    let health = tokio::process::Command::new(BIN)
+        .args(["healthcheck", "--url", &format!("{dead}/health")])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(health.status.code(), Some(1));
+    let smoke = tokio::process::Command::new(BIN)
+        .args(["smoke", &format!("{dead}/mcp"), "--timeout", "3s"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(smoke.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&smoke.stdout).starts_with("smoke FAILED:"));
+}

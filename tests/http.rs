@@ -14,8 +14,10 @@ async fn post(app: &common::TestApp, body: impl Into<reqwest::Body>, headers: &[
         .post(app.url("/mcp"))
         .header("content-type", "application/json")
         .header("accept", ACCEPT)
-        .header("mcp-protocol-version", "2025-11-25")
         .body(body);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("mcp-protocol-version")) {
+        request = request.header("mcp-protocol-version", "2025-11-25");
+    }
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
@@ -143,4 +145,49 @@ async fn metrics_count_requests_and_tool_calls() {
     assert!(value("http_requests_total{method=\"POST\",route=\"/mcp\",status=\"200\"}") >= 1.0);
     assert!(body.contains("mcp_tool_call_duration_seconds_bucket{tool=\"read_graph\""));
     assert_eq!(value("mcp_server_build_info{"), 1.0);
+}
+
+#[tokio::test]
+async fn both_protocol_generations_are_served_statelessly() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    // 2025-11-25: initialize, and no session id is handed out.
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "0" } } });
+    let response = post(&app, init.to_string(), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none(), "no session");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(body["result"]["serverInfo"]["name"], "mcp-server");
+
+    // 2026-07-28: no handshake; discovery and calls carry their version per request.
+    let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
+    let v2026 = [("mcp-protocol-version", "2026-07-28")];
+    let discover = json!({ "jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": { "_meta": meta } });
+    let response = post(&app, discover.to_string(), &[v2026[0], ("mcp-method", "server/discover")]).await;
+    let body: Value = response.json().await.unwrap();
+    let versions = body["result"]["supportedVersions"].to_string();
+    assert!(versions.contains("2026-07-28") && versions.contains("2025-11-25"), "{body}");
+    let call = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": { "name": "read_graph", "arguments": {}, "_meta": meta } });
+    let response = post(&app, call.to_string(), &[v2026[0], ("mcp-method", "tools/call"), ("mcp-name", "read_graph")]).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["result"]["resultType"], "complete", "{body}");
+    assert_eq!(body["result"]["structuredContent"], json!({ "entities": [], "relations": [] }));
+}
+
+#[tokio::test]
+async fn a_full_replica_sheds_load_with_503() {
+    // One request at a time; the fixture tool test_reconnection takes 100 ms, so concurrent
+    // calls find the replica full.
+    let app = spawn_app_with(Db::Sqlite, &["--max-concurrent-requests", "1", "--conformance-fixtures"]).await.unwrap();
+    let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "test_reconnection", "arguments": {} } })
+        .to_string();
+    let responses = futures::future::join_all((0..8).map(|_| post(&app, call.clone(), &[]))).await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.contains(&200) && statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    let shed = responses.iter().find(|r| r.status() == 503).unwrap();
+    assert_eq!(shed.headers()["retry-after"], "1");
 }

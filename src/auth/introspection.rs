@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -23,7 +24,7 @@ pub struct Introspection {
     endpoint: Option<String>,
     issuer: Option<String>,
     client_id: String,
-    client_secret: String,
+    client_secret: SecretString,
     cache: Mutex<Cache>,
 }
 
@@ -33,7 +34,7 @@ impl Introspection {
         endpoint: Option<String>,
         issuer: Option<String>,
         client_id: String,
-        client_secret: String,
+        client_secret: SecretString,
     ) -> Self {
         Introspection { http, endpoint, issuer, client_id, client_secret, cache: Mutex::default() }
     }
@@ -93,7 +94,7 @@ impl Introspection {
         let response = self
             .http
             .post(&endpoint)
-            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
             .await

@@ -7,6 +7,7 @@ mod jwt;
 
 use std::collections::HashSet;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 pub use jwt::issue_hs256;
@@ -96,9 +97,8 @@ impl Authenticator {
         let verifier = match mode {
             ResolvedAuth::None => None,
             ResolvedAuth::Hs256 => {
-                let secret =
-                    auth.jwt_secret.as_deref().ok_or_else(|| AuthSetupError("JWT_SECRET is not set".into()))?;
-                Some(Verifier::Hs256(jwt::Hs256::new(secret.as_bytes())))
+                let secret = auth.jwt_secret.as_ref().ok_or_else(|| AuthSetupError("JWT_SECRET is not set".into()))?;
+                Some(Verifier::Hs256(jwt::Hs256::new(secret.expose_secret().as_bytes())))
             }
             ResolvedAuth::Jwks => Some(Verifier::Jwks(jwt::Jwks::new(
                 http,
@@ -111,7 +111,7 @@ impl Authenticator {
                 auth.oauth_introspection_url.clone(),
                 auth.oauth_issuer.clone(),
                 auth.oauth_client_id.clone().unwrap_or_default(),
-                auth.oauth_client_secret.clone().unwrap_or_default(),
+                auth.oauth_client_secret.clone().unwrap_or_else(|| SecretString::from("")),
             ))),
         };
         Ok(Authenticator { verifier, tenant_claim: auth.auth_tenant_claim.clone(), resource, issuer })

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{ConfigError, parse_duration};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{ConfigError, parse_duration, secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMode {
@@ -25,8 +27,8 @@ pub struct AuthSettings {
     #[arg(long, env = "ALLOW_UNAUTHENTICATED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub allow_unauthenticated: bool,
     /// HS256 signing secret, at least 32 bytes (secret)
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = secret, global = true)]
+    pub jwt_secret: Option<SecretString>,
     /// Token issuer (`iss`); with JWKS mode also where keys are discovered (RFC 8414 / OpenID)
     #[arg(long, env = "OAUTH_ISSUER", global = true)]
     pub oauth_issuer: Option<String>,
@@ -40,8 +42,8 @@ pub struct AuthSettings {
     #[arg(long, env = "OAUTH_CLIENT_ID", global = true)]
     pub oauth_client_id: Option<String>,
     /// Client secret for the introspection endpoint (secret)
-    #[arg(long, env = "OAUTH_CLIENT_SECRET", hide_env_values = true, global = true)]
-    pub oauth_client_secret: Option<String>,
+    #[arg(long, env = "OAUTH_CLIENT_SECRET", hide_env_values = true, value_parser = secret, global = true)]
+    pub oauth_client_secret: Option<SecretString>,
     /// This server's /mcp URL: the audience tokens must carry and the protected resource id
     #[arg(long, env = "MCP_RESOURCE_URL", global = true)]
     pub mcp_resource_url: Option<String>,
@@ -53,8 +55,8 @@ pub struct AuthSettings {
     pub jwks_refresh_interval: Duration,
 
     /// Redis URL (`redis://[:password@]host:port[/db]`); wins over REDIS_HOST/PORT/PASSWORD (secret)
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = secret, global = true)]
+    pub redis_url: Option<SecretString>,
     /// Redis host; setting it enables Redis
     #[arg(long, env = "REDIS_HOST", global = true)]
     pub redis_host: Option<String>,
@@ -62,8 +64,8 @@ pub struct AuthSettings {
     #[arg(long, env = "REDIS_PORT", default_value_t = 6379, global = true)]
     pub redis_port: u16,
     /// Redis password (secret)
-    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, global = true)]
-    pub redis_password: Option<String>,
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, value_parser = secret, global = true)]
+    pub redis_password: Option<SecretString>,
     /// Longest wait for Redis before falling back to per-replica behaviour
     #[arg(long, env = "REDIS_TIMEOUT", value_parser = parse_duration, default_value = "250ms", global = true)]
     pub redis_timeout: Duration,
@@ -91,6 +93,7 @@ pub enum ResolvedAuth {
 impl AuthSettings {
     pub fn resolved_mode(&self) -> ResolvedAuth {
         let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        let secret_set = |v: &Option<SecretString>| v.as_ref().is_some_and(|s| !s.expose_secret().is_empty());
         match self.auth_mode {
             AuthMode::None => ResolvedAuth::None,
             AuthMode::Hs256 => ResolvedAuth::Hs256,
@@ -98,7 +101,7 @@ impl AuthSettings {
             AuthMode::Introspection => ResolvedAuth::Introspection,
             AuthMode::Auto if set(&self.oauth_introspection_url) => ResolvedAuth::Introspection,
             AuthMode::Auto if set(&self.oauth_jwks_url) || set(&self.oauth_issuer) => ResolvedAuth::Jwks,
-            AuthMode::Auto if set(&self.jwt_secret) => ResolvedAuth::Hs256,
+            AuthMode::Auto if secret_set(&self.jwt_secret) => ResolvedAuth::Hs256,
             AuthMode::Auto => ResolvedAuth::None,
         }
     }
@@ -119,8 +122,9 @@ impl AuthSettings {
                 None => {
                     return Err(ConfigError::new("JWT_SECRET", "AUTH_MODE=hs256 needs JWT_SECRET"));
                 }
-                Some(s) if s.len() < 32 => {
-                    return Err(ConfigError::new("JWT_SECRET", format!("must be at least 32 bytes, got {}", s.len())));
+                Some(s) if s.expose_secret().len() < 32 => {
+                    let len = s.expose_secret().len();
+                    return Err(ConfigError::new("JWT_SECRET", format!("must be at least 32 bytes, got {len}")));
                 }
                 Some(_) => {}
             }
@@ -161,17 +165,17 @@ impl AuthSettings {
     }
 
     /// The Redis URL from REDIS_URL or REDIS_HOST/PORT/PASSWORD; `None` when Redis is not configured.
-    pub fn redis(&self) -> Option<String> {
-        if let Some(url) = self.redis_url.as_deref().filter(|u| !u.is_empty()) {
-            return Some(url.to_string());
+    pub fn redis(&self) -> Option<SecretString> {
+        if let Some(url) = self.redis_url.as_ref().filter(|u| !u.expose_secret().is_empty()) {
+            return Some(url.clone());
         }
         let host = self.redis_host.as_deref().filter(|h| !h.is_empty())?;
         let mut url = url::Url::parse("redis://localhost").expect("static URL parses");
         let _ = url.set_host(Some(host));
         let _ = url.set_port(Some(self.redis_port));
         if let Some(password) = &self.redis_password {
-            let _ = url.set_password(Some(password));
+            let _ = url.set_password(Some(password.expose_secret()));
         }
-        Some(url.to_string())
+        Some(SecretString::from(url.to_string()))
     }
 }

@@ -72,8 +72,8 @@ pub struct Settings {
     pub request_timeout: Duration,
 
     /// Database URL: `postgres://…` or `sqlite://…`; overrides DB_*; default is an embedded SQLite file
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = secret, global = true)]
+    pub database_url: Option<SecretString>,
     /// Directory of the embedded SQLite database used when no database is configured
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: String,
@@ -90,8 +90,8 @@ pub struct Settings {
     #[arg(long, env = "DB_USER", default_value = "mcp", global = true)]
     pub db_user: String,
     /// PostgreSQL password (secret)
-    #[arg(long, env = "DB_PASSWORD", hide_env_values = true, global = true)]
-    pub db_password: Option<String>,
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true, value_parser = secret, global = true)]
+    pub db_password: Option<SecretString>,
     /// Largest number of database connections per process
     #[arg(long, env = "DB_POOL_MAX", default_value_t = 10, global = true)]
     pub db_pool_max: u32,
@@ -203,7 +203,9 @@ impl Settings {
     /// Resolves DATABASE_URL / DB_* / the embedded default into one database setting.
     pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
         let (backend, url) = match (&self.database_url, &self.db_host) {
-            (Some(url), _) if !url.is_empty() => (backend_of(url)?, url.clone()),
+            (Some(url), _) if !url.expose_secret().is_empty() => {
+                (backend_of(url.expose_secret())?, url.expose_secret().to_string())
+            }
             (_, Some(host)) if !host.is_empty() => (Backend::Postgres, self.postgres_url(host)),
             _ => (Backend::Sqlite, format!("sqlite://{}/mcp-server.db", self.data_dir.trim_end_matches('/'))),
         };
@@ -221,7 +223,7 @@ impl Settings {
         url.set_path(&self.db_name);
         let _ = url.set_username(&self.db_user);
         if let Some(password) = &self.db_password {
-            let _ = url.set_password(Some(password));
+            let _ = url.set_password(Some(password.expose_secret()));
         }
         if host.starts_with('/') {
             // A unix socket directory goes in the query, as libpq does.
@@ -248,6 +250,12 @@ fn backend_of(url: &str) -> Result<Backend, ConfigError> {
         Some("sqlite") => Ok(Backend::Sqlite),
         _ => Err(ConfigError::new("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://")),
     }
+}
+
+/// Secrets are held as `SecretString` from the moment they are parsed: `Debug` shows
+/// `[REDACTED]`, so no log line or panic message can carry them.
+pub fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
 }
 
 /// Parses `25s`, `500ms`, `2m`, `1h` or a bare number of seconds.

@@ -65,7 +65,7 @@ impl AppState {
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
         let auth = Arc::new(Authenticator::from_settings(&settings, http)?);
         let redis = match settings.auth.redis() {
-            Some(url) => Some(redis_pool(&url, settings.auth.redis_timeout)?),
+            Some(url) => Some(redis_pool(secrecy::ExposeSecret::expose_secret(&url), settings.auth.redis_timeout)?),
             None => None,
         };
         let limiter = settings.auth.rate_limit_enabled.then(|| {
