@@ -170,7 +170,8 @@ async fn both_protocol_generations_are_served_statelessly() {
     assert!(versions.contains("2026-07-28") && versions.contains("2025-11-25"), "{body}");
     let call = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call",
         "params": { "name": "read_graph", "arguments": {}, "_meta": meta } });
-    let response = post(&app, call.to_string(), &[v2026[0], ("mcp-method", "tools/call"), ("mcp-name", "read_graph")]).await;
+    let response =
+        post(&app, call.to_string(), &[v2026[0], ("mcp-method", "tools/call"), ("mcp-name", "read_graph")]).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["result"]["resultType"], "complete", "{body}");
