@@ -105,6 +105,12 @@ both_backends!(full_workflow_matches_reference_semantics, |db: Db| async move {
     assert_eq!(by_type["entities"][0]["name"], "Acme");
     let unicode = ok(&c, "search_nodes", json!({ "query": "äöü" })).await;
     assert_eq!(unicode["entities"][0]["name"], "Bob");
+    // Substrings across word boundaries, as the trigram indexes must serve them too.
+    let across = ok(&c, "search_nodes", json!({ "query": "KS AT AC" })).await;
+    assert_eq!(across["entities"][0]["name"], "Alice");
+    assert_eq!(across["entities"].as_array().unwrap().len(), 1);
+    let quote = ok(&c, "search_nodes", json!({ "query": "\"tea OR x\"" })).await;
+    assert_eq!(quote["entities"], json!([]), "FTS syntax in a query is literal text");
     let wildcard = ok(&c, "search_nodes", json!({ "query": "%" })).await;
     assert_eq!(wildcard["entities"], json!([]), "LIKE wildcards match only themselves");
 

@@ -237,8 +237,16 @@ impl Memory {
         let ranked = page.limit.is_some() || page.cursor.is_some();
         let limit = page.limit.map(i64::from);
         let mut tx = self.store.begin_read().await?;
-        let mut entities =
-            storage::search_entities(&mut tx, tenant.as_str(), query, ranked, offset, limit.map(|l| l + 1)).await?;
+        let mut entities = storage::search_entities(
+            &mut tx,
+            self.store.backend(),
+            tenant.as_str(),
+            query,
+            ranked,
+            offset,
+            limit.map(|l| l + 1),
+        )
+        .await?;
         let mut next_cursor = None;
         if let Some(limit) = limit.map(|l| l as usize)
             && entities.len() > limit

@@ -42,12 +42,6 @@ fn bind_all<'q>(
     query
 }
 
-/// Escapes LIKE wildcards so a user's `%` or `_` matches itself.
-fn like_contains(needle: &str) -> String {
-    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 pub async fn insert_entity(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -158,7 +152,7 @@ pub async fn delete_relation(
     Ok(())
 }
 
-fn entity_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<EntityRow>> {
+pub(super) fn entity_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<EntityRow>> {
     rows.into_iter()
         .map(|row| {
             Ok(EntityRow {
@@ -185,7 +179,7 @@ fn relation_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<RelationRow>> {
 }
 
 /// Fills in each entity's observations, in insertion order.
-async fn attach_observations(conn: &mut AnyConnection, entities: &mut [EntityRow]) -> Result<()> {
+pub(super) async fn attach_observations(conn: &mut AnyConnection, entities: &mut [EntityRow]) -> Result<()> {
     let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     let ids: Vec<i64> = entities.iter().map(|e| e.id).collect();
     for chunk in ids.chunks(IN_CHUNK) {
@@ -258,57 +252,6 @@ pub async fn relations_page(
     .fetch_all(conn)
     .await?;
     relation_rows(rows)
-}
-
-/// Case-insensitive substring search over names, types and observations.
-///
-/// Unranked results keep insertion order (the reference's behaviour); ranked results put exact
-/// name matches first, then name prefixes, other name matches, type matches and observation
-/// matches, ties in insertion order.
-pub async fn search_entities(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    query: &str,
-    ranked: bool,
-    offset: i64,
-    limit: Option<i64>,
-) -> Result<Vec<EntityRow>> {
-    let needle = query.to_lowercase();
-    let contains = like_contains(&needle);
-    let matches = "e.tenant = $1 AND (e.name_lc LIKE $2 ESCAPE '\\' OR e.type_lc LIKE $2 ESCAPE '\\' OR EXISTS ( \
-         SELECT 1 FROM observations o WHERE o.entity_id = e.id AND o.content_lc LIKE $2 ESCAPE '\\'))";
-    let rows = if ranked {
-        let prefix = format!("{}%", &contains[1..contains.len() - 1]);
-        let sql = format!(
-            "SELECT e.id, e.name, e.entity_type FROM entities e WHERE {matches} ORDER BY \
-             CASE WHEN e.name_lc = $3 THEN 0 WHEN e.name_lc LIKE $4 ESCAPE '\\' THEN 1 \
-             WHEN e.name_lc LIKE $2 ESCAPE '\\' THEN 2 WHEN e.type_lc LIKE $2 ESCAPE '\\' THEN 3 ELSE 4 END, e.id \
-             LIMIT $5 OFFSET $6"
-        );
-        sqlx::query(&sql)
-            .bind(tenant)
-            .bind(contains)
-            .bind(needle)
-            .bind(prefix)
-            .bind(limit.unwrap_or(i64::MAX))
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?
-    } else {
-        let sql = format!(
-            "SELECT e.id, e.name, e.entity_type FROM entities e WHERE {matches} ORDER BY e.id LIMIT $3 OFFSET $4"
-        );
-        sqlx::query(&sql)
-            .bind(tenant)
-            .bind(contains)
-            .bind(limit.unwrap_or(i64::MAX))
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?
-    };
-    let mut entities = entity_rows(rows)?;
-    attach_observations(conn, &mut entities).await?;
-    Ok(entities)
 }
 
 /// The named entities that exist, in insertion order.

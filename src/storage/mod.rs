@@ -4,6 +4,7 @@
 //! spinning on `SQLITE_BUSY`) beside a reader pool; PostgreSQL uses one pool for both.
 
 mod graph;
+mod search;
 
 use std::{path::Path, str::FromStr, sync::Once, time::Duration};
 
@@ -15,6 +16,7 @@ use sqlx::{
 };
 
 pub use graph::*;
+pub use search::search_entities;
 
 use crate::config::{Backend, DatabaseConfig};
 
