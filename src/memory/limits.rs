@@ -1,0 +1,78 @@
+//! Input limits; every error names the field and the limit it broke.
+
+use super::{MemoryError, Relation, Result};
+
+/// Size limits on input, each named in the error it causes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_name_bytes: usize,
+    pub max_observation_bytes: usize,
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_name_bytes: 512, max_observation_bytes: 16_384, max_batch: 1_000 }
+    }
+}
+
+/// Input limits; each error names the field and the limit.
+pub(super) struct Check(pub(super) Limits);
+
+impl Check {
+    pub(super) fn batch(&self, field: &str, len: usize) -> Result<()> {
+        if len > self.0.max_batch {
+            return Err(invalid(field, format!("at most {} items per call (MAX_BATCH), got {len}", self.0.max_batch)));
+        }
+        Ok(())
+    }
+
+    pub(super) fn text(&self, field: &str, value: &str, max: usize) -> Result<()> {
+        if value.len() > max {
+            return Err(invalid(field, format!("at most {max} bytes, got {}", value.len())));
+        }
+        Ok(())
+    }
+
+    pub(super) fn name(&self, field: &str, value: &str) -> Result<()> {
+        if value.len() > self.0.max_name_bytes {
+            return Err(invalid(
+                field,
+                format!("at most {} bytes (MAX_NAME_BYTES), got {}", self.0.max_name_bytes, value.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn names(&self, field: &str, names: &[String]) -> Result<()> {
+        self.batch(field, names.len())?;
+        names.iter().enumerate().try_for_each(|(i, n)| self.name(&format!("{field}[{i}]"), n))
+    }
+
+    pub(super) fn observations(&self, field: &str, observations: &[String]) -> Result<()> {
+        self.batch(field, observations.len())?;
+        for (i, o) in observations.iter().enumerate() {
+            if o.len() > self.0.max_observation_bytes {
+                return Err(invalid(
+                    &format!("{field}[{i}]"),
+                    format!("at most {} bytes (MAX_OBSERVATION_BYTES), got {}", self.0.max_observation_bytes, o.len()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn relations(&self, relations: &[Relation]) -> Result<()> {
+        self.batch("relations", relations.len())?;
+        for (i, r) in relations.iter().enumerate() {
+            self.name(&format!("relations[{i}].from"), &r.from)?;
+            self.name(&format!("relations[{i}].to"), &r.to)?;
+            self.name(&format!("relations[{i}].relationType"), &r.relation_type)?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, reason: String) -> MemoryError {
+    MemoryError::Invalid { field: field.to_string(), reason }
+}
