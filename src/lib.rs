@@ -10,6 +10,7 @@ pub mod http;
 pub mod mcp;
 pub mod memory;
 pub mod ratelimit;
+pub mod sessions;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;

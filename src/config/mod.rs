@@ -63,10 +63,13 @@ pub struct Settings {
         global = true
     )]
     pub allowed_origins: Vec<String>,
-    /// Give 2025-11-25 clients an Mcp-Session-Id and GET streams (sessions live in this replica);
-    /// off by default: every request is served statelessly, by any replica
+    /// Give 2025-11-25 clients an Mcp-Session-Id and GET streams (shared through Redis when it is
+    /// configured); off by default: every request is served statelessly, by any replica
     #[arg(long, env = "MCP_SESSIONS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub sessions: bool,
+    /// With MCP_SESSIONS and Redis: how long an unused session is kept (shared by all replicas)
+    #[arg(long, env = "SESSION_TTL", value_parser = parse_duration, default_value = "30m", global = true)]
+    pub session_ttl: Duration,
     /// Longest a single HTTP request may take before it is answered with 408/504
     #[arg(long, env = "REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "30s", global = true)]
     pub request_timeout: Duration,

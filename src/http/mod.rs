@@ -108,8 +108,17 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
         config.with_allowed_hosts(settings.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned())
     };
     let origins: Vec<String> = settings.allowed_origins.iter().filter(|o| !o.is_empty()).cloned().collect();
-    // An empty list still validates: a browser page from any origin is refused (DNS rebinding).
-    config.with_allowed_origins(origins).enforce_origin_validation()
+    let mut config = config.with_allowed_origins(origins).enforce_origin_validation();
+    if settings.sessions
+        && let Some(redis) = &state.redis
+    {
+        config.session_store = Some(Arc::new(crate::sessions::RedisSessionStore::new(
+            redis.clone(),
+            "mcp-server:session:",
+            settings.session_ttl,
+        )));
+    }
+    config
 }
 
 /// The application router: `/mcp` (Streamable HTTP) and the health probes.

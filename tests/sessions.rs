@@ -1,0 +1,83 @@
+//! Sessions shared through Redis: a 2025-11-25 session created on one replica continues on
+//! another, survives its replica, and is gone everywhere once deleted.
+
+mod common;
+
+use common::{Db, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+
+async fn replica(db_url: &str, redis: &str) -> TestApp {
+    // All replicas share one database (the flag overrides the fresh one spawn_app makes).
+    spawn_app_with(Db::Sqlite, &["--sessions", "true", "--redis-url", redis, "--database-url", db_url]).await.unwrap()
+}
+
+/// POSTs a JSON-RPC message in a session; returns the status, session header and the JSON
+/// message of the (SSE or JSON) body.
+async fn send(app: &TestApp, session: Option<&str>, message: Value) -> (u16, Option<String>, Option<Value>) {
+    let mut request = reqwest::Client::new()
+        .post(app.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&message);
+    if let Some(id) = session {
+        request = request.header("mcp-session-id", id);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+    let body = response.text().await.unwrap();
+    let json = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .chain(std::iter::once(body.trim()))
+        .find_map(|d| serde_json::from_str::<Value>(d).ok().filter(|v| v.get("jsonrpc").is_some()));
+    (status, session, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_replicas() {
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let shared = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/shared.db", shared.path().display());
+    let a = replica(&db_url, &redis).await;
+    let b = replica(&db_url, &redis).await;
+    let c = replica(&db_url, &redis).await;
+
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "roaming", "version": "0" } } });
+    let (status, session, _) = send(&a, None, init).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session id in session mode");
+    let (status, _, _) =
+        send(&a, Some(&session), json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).await;
+    assert_eq!(status, 202);
+
+    // The same session on another replica: restored from Redis, no re-initialize.
+    let create = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "create_entities",
+        "arguments": { "entities": [{ "name": "roamer", "entityType": "t", "observations": ["seen on b"] }] } } });
+    let (status, _, reply) = send(&b, Some(&session), create).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply.unwrap()["result"]["structuredContent"]["entities"][0]["name"], "roamer");
+
+    // The replica that created it dies; the session goes on elsewhere.
+    a.shutdown().await;
+    let read = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "open_nodes", "arguments": { "names": ["roamer"] } } });
+    let (status, _, reply) = send(&c, Some(&session), read.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply.unwrap()["result"]["structuredContent"]["entities"][0]["observations"], json!(["seen on b"]));
+
+    // DELETE ends it in the shared store: a replica that never held it refuses it now.
+    let deleted = reqwest::Client::new()
+        .delete(b.url("/mcp"))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let d = replica(&db_url, &redis).await;
+    let (status, _, _) = send(&d, Some(&session), read).await;
+    assert_eq!(status, 404, "a deleted session is not restored");
+}
