@@ -105,7 +105,7 @@ pub fn main() -> ExitCode {
         eprintln!("mcp-server: {e}");
         return ExitCode::from(2);
     }
-    telemetry::init(&cli.settings);
+    let telemetry = telemetry::init(&cli.settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -113,7 +113,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    drop(runtime);
+    // Spans still in the batch go out before the process ends.
+    telemetry.shutdown();
+    match result {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "fatal");

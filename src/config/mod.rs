@@ -125,6 +125,19 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "25s", global = true)]
     pub shutdown_timeout: Duration,
 
+    /// OTLP endpoint for traces (OTLP/HTTP, e.g. http://jaeger:4318); unset: no traces exported
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Service name on exported spans
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "mcp-server", global = true)]
+    pub otel_service_name: String,
+    /// Jaeger host: traces go to its OTLP/HTTP receiver when OTEL_EXPORTER_OTLP_ENDPOINT is unset
+    #[arg(long, env = "JAEGER_HOST", global = true)]
+    pub jaeger_host: Option<String>,
+    /// Jaeger OTLP/HTTP port (the old agent ports 6831/6832/14268 map to 4318)
+    #[arg(long, env = "JAEGER_PORT", default_value_t = 4318, global = true)]
+    pub jaeger_port: u16,
+
     /// Also serve the fixture tools, resources and prompts of the official MCP conformance suite
     #[arg(long, env = "MCP_CONFORMANCE_FIXTURES", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", global = true)]
     pub conformance_fixtures: bool,
@@ -138,6 +151,16 @@ pub struct Settings {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// The OpenTelemetry `db.system.name` value.
+    pub fn otel_name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
 }
 
 /// The resolved database settings.

@@ -50,7 +50,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
 }
 
 /// Nested services have no MatchedPath: keep the label set bounded.
-fn route_of(path: &str) -> String {
+pub(super) fn route_of(path: &str) -> String {
     match path {
         p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp".into(),
         _ => "unmatched".into(),

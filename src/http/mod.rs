@@ -5,6 +5,7 @@ mod guard;
 mod health;
 pub mod metrics;
 mod server;
+pub mod trace;
 
 use std::sync::{
     Arc,
@@ -161,5 +162,6 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, state.settings.request_timeout))
+        .layer(middleware::from_fn(trace::trace_requests))
         .layer(middleware::from_fn(metrics::track_requests))
 }

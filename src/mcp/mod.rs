@@ -4,7 +4,7 @@ mod fixtures;
 mod resources;
 pub mod tools;
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 #[allow(deprecated)]
 use rmcp::{
@@ -19,6 +19,8 @@ use rmcp::{
     service::RequestContext,
 };
 use serde_json::json;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::memory::{Memory, MemoryError, Tenant};
 
@@ -35,6 +37,36 @@ impl From<McpError> for McpLayerError {
     fn from(e: McpError) -> Self {
         McpLayerError::Protocol(e)
     }
+}
+
+/// The span of one tool call: a child of the caller's trace, taken from `_meta.traceparent` when
+/// the request carries one, else from the HTTP request's span.
+fn tool_span(name: &str, context: &RequestContext<RoleServer>) -> tracing::Span {
+    let carrier: HashMap<String, String> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|k| context.meta.0.0.get(k).and_then(|v| v.as_str()).map(|v| (k.to_string(), v.to_string())))
+        .collect();
+    let parent = if carrier.contains_key("traceparent") {
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier))
+    } else {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<opentelemetry::Context>().cloned())
+            .unwrap_or_default()
+    };
+    let span = tracing::info_span!(
+        "mcp.tool",
+        otel.name = format!("tools/call {name}"),
+        mcp.method.name = "tools/call",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = name,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let _ = span.set_parent(parent);
+    crate::telemetry::record_ids(&span);
+    span
 }
 
 impl McpLayerError {
@@ -152,13 +184,15 @@ impl ServerHandler for MemoryServer {
         let tenant = self.tenant(&context);
         let started = Instant::now();
         let name = request.name.to_string();
+        let span = tool_span(&name, &context);
         if self.fixtures {
             let args = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
             if let Some(result) = fixtures::call(&name, &args, &context).await {
                 return Ok(result.into());
             }
         }
-        let outcome = match tools::call(&self.memory, &tenant, &name, request.arguments).await {
+        let outcome = match tools::call(&self.memory, &tenant, &name, request.arguments).instrument(span.clone()).await
+        {
             Ok(Some(result)) => Ok(result),
             Ok(None) => {
                 Err(McpError::invalid_params(format!("Unknown tool: {name}"), Some(json!({ "field": "name" }))))
@@ -172,6 +206,7 @@ impl ServerHandler for MemoryServer {
             Err(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => "invalid_params",
             Err(_) => "internal_error",
         };
+        span.in_scope(|| tracing::debug!(tool = %label, outcome = status, "tool call"));
         metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status).increment(1);
         metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label).record(started.elapsed().as_secs_f64());
         outcome.map(Into::into)

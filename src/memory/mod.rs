@@ -76,6 +76,7 @@ impl Memory {
         self.limits
     }
 
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_entities"))]
     pub async fn create_entities(&self, tenant: &Tenant, entities: Vec<Entity>) -> Result<Vec<Entity>> {
         let check = self.check();
         check.batch("entities", entities.len())?;
@@ -98,6 +99,7 @@ impl Memory {
         Ok(created)
     }
 
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_relations"))]
     pub async fn create_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<Vec<Relation>> {
         self.check().relations(&relations)?;
         let mut tx = self.store.begin_write().await?;
@@ -111,6 +113,7 @@ impl Memory {
         Ok(created)
     }
 
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "add_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "add_observations"))]
     pub async fn add_observations(
         &self,
         tenant: &Tenant,
@@ -138,6 +141,7 @@ impl Memory {
         Ok(results)
     }
 
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_entities"))]
     pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<()> {
         self.check().names("entityNames", &names)?;
         let mut tx = self.store.begin_write().await?;
@@ -148,6 +152,7 @@ impl Memory {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_observations"))]
     pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
         let check = self.check();
         check.batch("deletions", deletions.len())?;
@@ -168,6 +173,7 @@ impl Memory {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_relations"))]
     pub async fn delete_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<()> {
         self.check().relations(&relations)?;
         let mut tx = self.store.begin_write().await?;
@@ -180,6 +186,7 @@ impl Memory {
 
     /// The whole graph, or a page of it: up to `limit` entities and `limit` relations,
     /// each in insertion order.
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "read_graph", db.system.name = self.store.backend().otel_name(), db.operation.name = "read_graph"))]
     pub async fn read_graph(&self, tenant: &Tenant, page: &PageRequest) -> Result<GraphPage> {
         let (after_e, after_r) = match &page.cursor {
             Some(text) => {
@@ -216,6 +223,7 @@ impl Memory {
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
     /// relations that touch them. With a limit, results are ranked and paged.
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "search_nodes", db.system.name = self.store.backend().otel_name(), db.operation.name = "search_nodes"))]
     pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
         self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = format!("search:{query}");
@@ -256,6 +264,7 @@ impl Memory {
     }
 
     /// The named entities (those that exist) and the relations that touch them.
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "open_nodes", db.system.name = self.store.backend().otel_name(), db.operation.name = "open_nodes"))]
     pub async fn open_nodes(&self, tenant: &Tenant, names: Vec<String>) -> Result<KnowledgeGraph> {
         self.check().names("names", &names)?;
         let mut tx = self.store.begin_read().await?;
@@ -270,6 +279,7 @@ impl Memory {
     }
 
     /// One entity with every relation that names it (either end): the entity resource.
+    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "entity", db.system.name = self.store.backend().otel_name(), db.operation.name = "entity"))]
     pub async fn entity(&self, tenant: &Tenant, name: &str) -> Result<Option<(Entity, Vec<Relation>)>> {
         let mut tx = self.store.begin_read().await?;
         let mut found = storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;

@@ -1,0 +1,145 @@
+//! Traces and logs as an operator sees them: spans received by an in-test OTLP/HTTP receiver,
+//! linked HTTP request → tool → database and continuing the caller's `traceparent` (header or
+//! MCP `_meta`), and JSON log lines that carry the trace id.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{Json, Router, routing::post};
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Every span the receiver got: (name, traceId, spanId, parentSpanId).
+fn spans(batches: &[Value]) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for rs in batch["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    let field = |k: &str| s[k].as_str().unwrap_or_default().to_lowercase();
+                    out.push((field("name"), field("traceId"), field("spanId"), field("parentSpanId")));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_and_logs_follow_the_callers_trace() {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = received.clone();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", receiver.local_addr().unwrap());
+    let router = Router::new().route(
+        "/v1/traces",
+        post(move |Json(body): Json<Value>| {
+            sink.lock().unwrap().push(body);
+            std::future::ready(Json(json!({})))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(receiver, router).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("serve")
+        .env_clear()
+        .envs([
+            ("PORT", port.to_string()),
+            ("METRICS_PORT", free_port().to_string()),
+            ("DATABASE_URL", format!("sqlite://{}/t.db", dir.path().display())),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("LOG_FORMAT", "json".into()),
+            ("LOG_LEVEL", "warn,mcp_server=debug".into()),
+            ("SHUTDOWN_DELAY", "0s".into()),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = lines.clone();
+    std::thread::spawn(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).for_each(|l| log.lock().unwrap().push(l))
+    });
+
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let call = |args: Value, meta: Option<Value>| {
+        let mut params = json!({ "name": "create_entities", "arguments": args });
+        if let Some(meta) = meta {
+            params["_meta"] = meta;
+        }
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params })
+    };
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .json(&call(json!({ "entities": [{ "name": "traced", "entityType": "t", "observations": [] }] }), None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The same call with the trace context in MCP `_meta` instead of the header.
+    let meta_trace = "0af7651916cd43dd8448eb211c80319c";
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&call(
+            json!({ "entities": [] }),
+            Some(json!({ "traceparent": format!("00-{meta_trace}-b7ad6b7169203331-01") })),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let all = spans(&received.lock().unwrap());
+        let http = all.iter().find(|s| s.0 == "post /mcp" && s.1 == trace).cloned();
+        let tool = all.iter().find(|s| s.0 == "tools/call create_entities" && s.1 == trace).cloned();
+        let db = all.iter().find(|s| s.0 == "create_entities" && s.1 == trace).cloned();
+        let meta = all.iter().find(|s| s.0 == "tools/call create_entities" && s.1 == meta_trace).cloned();
+        if let (Some(h), Some(t), Some(d), Some(m)) = (http, tool, db, meta) {
+            break (h, t, d, m);
+        }
+        assert!(Instant::now() < deadline, "spans not received: {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (http, tool, db, meta) = found;
+    assert_eq!(http.3, parent, "the HTTP span continues the caller's span");
+    assert_eq!(tool.3, http.2, "tool span under the HTTP span");
+    assert_eq!(db.3, tool.2, "database span under the tool span");
+    assert_eq!(meta.3, "b7ad6b7169203331", "_meta traceparent is honoured");
+
+    let line = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "tool call")
+        .expect("a JSON log line for the tool call");
+    assert_eq!(line["span"]["trace_id"], trace, "{line}");
+    assert_eq!(line["span"]["span_id"], tool.2, "{line}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
