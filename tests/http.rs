@@ -36,6 +36,7 @@ async fn probes_report_their_checks() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["database"]["status"], "ok");
     assert_eq!(body["checks"]["schema"]["status"], "ok");
+    assert_eq!(body["checks"]["redis"]["status"], "not_configured");
 }
 
 #[tokio::test]
@@ -145,6 +146,9 @@ async fn metrics_count_requests_and_tool_calls() {
     assert!(value("http_requests_total{method=\"POST\",route=\"/mcp\",status=\"200\"}") >= 1.0);
     assert!(body.contains("mcp_tool_call_duration_seconds_bucket{tool=\"read_graph\""));
     assert_eq!(value("mcp_server_build_info{"), 1.0);
+    assert!(value("mcp_requests_total{method=\"tools/call\"}") >= 2.0);
+    assert!(body.contains("db_operation_duration_seconds_bucket{operation=\"read_graph\""));
+    assert!(body.contains("db_pool_connections{state=\"idle\"}"));
 }
 
 #[tokio::test]

@@ -62,6 +62,38 @@ fn scope_of(message: &Message) -> Option<&'static str> {
     }
 }
 
+/// Methods counted by name in `mcp_requests_total`; anything else is "other" (bounded labels).
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "server/discover",
+    "notifications/initialized",
+    "notifications/cancelled",
+];
+
+fn count_methods(messages: &Messages) {
+    let one = |m: &Message| {
+        let method = m.method.as_ref().and_then(Value::as_str).unwrap_or_default();
+        let label = KNOWN_METHODS.iter().find(|k| **k == method).copied().unwrap_or("other");
+        metrics::counter!("mcp_requests_total", "method" => label).increment(1);
+    };
+    match messages {
+        Messages::One(m) => one(m),
+        Messages::Batch(all) => all.iter().for_each(one),
+    }
+}
+
 /// The strongest scope any message needs (write implies read).
 fn required_scope(messages: &Messages) -> Option<&'static str> {
     let scopes: Vec<&'static str> = match messages {
@@ -93,7 +125,10 @@ pub async fn json_body(State(state): State<AppState>, request: Request, next: Ne
     };
     // One parse in the common case; a second only tells "not JSON" from "JSON of another shape".
     let scope = match serde_json::from_slice::<Messages>(&bytes) {
-        Ok(messages) => required_scope(&messages),
+        Ok(messages) => {
+            count_methods(&messages);
+            required_scope(&messages)
+        }
         Err(_) => match serde_json::from_slice::<IgnoredAny>(&bytes) {
             Ok(_) => Some(SCOPE_READ),
             Err(e) => {

@@ -37,6 +37,15 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
         Err(_) => (json!({ "status": "fail", "reason": "timeout" }), json!({ "status": "unknown" })),
     };
+    // Redis is reported, not required: without it serving goes on (per-replica rate limits and
+    // sessions), so a Redis outage must not take every replica out of the load balancer.
+    let redis = match &state.redis {
+        None => json!({ "status": "not_configured" }),
+        Some(pool) => match tokio::time::timeout(timeout, ping(pool)).await {
+            Ok(Ok(())) => json!({ "status": "ok" }),
+            _ => json!({ "status": "degraded", "reason": "unreachable" }),
+        },
+    };
     let draining = state.is_draining();
     let ok = !draining && database["status"] == "ok" && schema["status"] == "ok";
     let body = json!({
@@ -44,9 +53,16 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "checks": {
             "database": database,
             "schema": schema,
+            "redis": redis,
             "shutdown": if draining { json!({ "status": "fail", "reason": "draining" }) } else { json!({ "status": "ok" }) },
         }
     });
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body))
+}
+
+async fn ping(pool: &crate::ratelimit::RedisPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut conn = pool.get().await?;
+    let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
+    Ok(())
 }

@@ -35,6 +35,22 @@ impl From<sqlx::Error> for MemoryError {
 
 type Result<T> = std::result::Result<T, MemoryError>;
 
+/// Records how long a database operation took (`db_operation_duration_seconds`) when dropped.
+struct Timed(&'static str, std::time::Instant);
+
+impl Timed {
+    fn start(operation: &'static str) -> Self {
+        Timed(operation, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        metrics::histogram!("db_operation_duration_seconds", "operation" => self.0)
+            .record(self.1.elapsed().as_secs_f64());
+    }
+}
+
 /// A tenant id: every row belongs to exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tenant(String);
@@ -78,6 +94,7 @@ impl Memory {
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_entities"))]
     pub async fn create_entities(&self, tenant: &Tenant, entities: Vec<Entity>) -> Result<Vec<Entity>> {
+        let _timed = Timed::start("create_entities");
         let check = self.check();
         check.batch("entities", entities.len())?;
         for (i, e) in entities.iter().enumerate() {
@@ -101,6 +118,7 @@ impl Memory {
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_relations"))]
     pub async fn create_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<Vec<Relation>> {
+        let _timed = Timed::start("create_relations");
         self.check().relations(&relations)?;
         let mut tx = self.store.begin_write().await?;
         let mut created = Vec::new();
@@ -119,6 +137,7 @@ impl Memory {
         tenant: &Tenant,
         additions: Vec<ObservationAddition>,
     ) -> Result<Vec<ObservationsAdded>> {
+        let _timed = Timed::start("add_observations");
         let check = self.check();
         check.batch("observations", additions.len())?;
         for (i, a) in additions.iter().enumerate() {
@@ -143,6 +162,7 @@ impl Memory {
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_entities"))]
     pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<()> {
+        let _timed = Timed::start("delete_entities");
         self.check().names("entityNames", &names)?;
         let mut tx = self.store.begin_write().await?;
         for name in &names {
@@ -154,6 +174,7 @@ impl Memory {
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_observations"))]
     pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
+        let _timed = Timed::start("delete_observations");
         let check = self.check();
         check.batch("deletions", deletions.len())?;
         for (i, d) in deletions.iter().enumerate() {
@@ -175,6 +196,7 @@ impl Memory {
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_relations"))]
     pub async fn delete_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<()> {
+        let _timed = Timed::start("delete_relations");
         self.check().relations(&relations)?;
         let mut tx = self.store.begin_write().await?;
         for r in &relations {
@@ -188,6 +210,7 @@ impl Memory {
     /// each in insertion order.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "read_graph", db.system.name = self.store.backend().otel_name(), db.operation.name = "read_graph"))]
     pub async fn read_graph(&self, tenant: &Tenant, page: &PageRequest) -> Result<GraphPage> {
+        let _timed = Timed::start("read_graph");
         let (after_e, after_r) = match &page.cursor {
             Some(text) => {
                 let c = Cursor::decode(tenant.as_str(), "graph", text).ok_or(MemoryError::InvalidCursor)?;
@@ -225,6 +248,7 @@ impl Memory {
     /// relations that touch them. With a limit, results are ranked and paged.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "search_nodes", db.system.name = self.store.backend().otel_name(), db.operation.name = "search_nodes"))]
     pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
+        let _timed = Timed::start("search_nodes");
         self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = format!("search:{query}");
         let offset = match &page.cursor {
@@ -266,6 +290,7 @@ impl Memory {
     /// The named entities (those that exist) and the relations that touch them.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "open_nodes", db.system.name = self.store.backend().otel_name(), db.operation.name = "open_nodes"))]
     pub async fn open_nodes(&self, tenant: &Tenant, names: Vec<String>) -> Result<KnowledgeGraph> {
+        let _timed = Timed::start("open_nodes");
         self.check().names("names", &names)?;
         let mut tx = self.store.begin_read().await?;
         let entities = storage::entities_named(&mut tx, tenant.as_str(), &names).await?;
@@ -281,6 +306,7 @@ impl Memory {
     /// One entity with every relation that names it (either end): the entity resource.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "entity", db.system.name = self.store.backend().otel_name(), db.operation.name = "entity"))]
     pub async fn entity(&self, tenant: &Tenant, name: &str) -> Result<Option<(Entity, Vec<Relation>)>> {
+        let _timed = Timed::start("entity");
         let mut tx = self.store.begin_read().await?;
         let mut found = storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;
         let relations = storage::relations_touching(&mut tx, tenant.as_str(), name).await?;

@@ -1,0 +1,126 @@
+//! A PostgreSQL outage, with a test-owned cluster (initdb/pg_ctl on a random port): readiness
+//! fails and liveness stays up, tool calls fail fast with a clear JSON-RPC error, and everything
+//! recovers by itself when the database returns.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::{Db, call, ok};
+use serde_json::json;
+
+/// PostgreSQL's server binaries: on PATH (Nix), else Debian's versioned directory.
+fn pg_bin(tool: &str) -> PathBuf {
+    if let Ok(path) = which(tool) {
+        return path;
+    }
+    let dir = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL server binaries are installed");
+    dir.filter_map(Result::ok).map(|d| d.path().join("bin").join(tool)).find(|p| p.exists()).expect("initdb/pg_ctl")
+}
+
+fn which(tool: &str) -> Result<PathBuf, ()> {
+    std::env::var("PATH").unwrap_or_default().split(':').map(|d| Path::new(d).join(tool)).find(|p| p.exists()).ok_or(())
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root (initdb refuses root).
+fn pg(tool: &str, args: &[&str]) -> std::process::Output {
+    let root = is_root();
+    let mut cmd = if root { Command::new("runuser") } else { Command::new(pg_bin(tool)) };
+    if root {
+        cmd.args(["-u", "postgres", "--"]).arg(pg_bin(tool));
+    }
+    cmd.args(args).output().unwrap()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+struct Cluster {
+    data: String,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn create() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().unwrap();
+        }
+        let data = dir.path().join("data").display().to_string();
+        let out = pg("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-instructions"]);
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cluster = Cluster { data, port, _dir: dir };
+        cluster.start();
+        cluster
+    }
+
+    fn start(&self) {
+        let options =
+            format!("-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={}", self.port, self.data);
+        let out = pg("pg_ctl", &["-D", &self.data, "-o", &options, "-l", &format!("{}/log", self.data), "-w", "start"]);
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn stop(&self) {
+        let out = pg("pg_ctl", &["-D", &self.data, "-m", "fast", "-w", "stop"]);
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = pg("pg_ctl", &["-D", &self.data, "-m", "immediate", "stop"]);
+    }
+}
+
+async fn status(url: &str) -> u16 {
+    reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_fails_fast_and_recovers() {
+    let cluster = Cluster::create();
+    let url = cluster.url();
+    let app = common::spawn_app_with(Db::Sqlite, &["--database-url", &url, "--db-timeout", "1s"]).await.unwrap();
+    let client = app.client().await;
+    ok(
+        &client,
+        "create_entities",
+        json!({ "entities": [{ "name": "before", "entityType": "t", "observations": [] }] }),
+    )
+    .await;
+    assert_eq!(status(&app.url("/health/ready")).await, 200);
+
+    cluster.stop();
+    assert_eq!(status(&app.url("/health/ready")).await, 503, "readiness fails while the database is down");
+    assert_eq!(status(&app.url("/health")).await, 200, "liveness stays up: no restart loop");
+    let started = Instant::now();
+    let err = call(&client, "read_graph", json!({})).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "fails fast: {:?}", started.elapsed());
+    assert_eq!(err.code.0, -32603);
+    assert_eq!(err.message, "database unavailable, retry later");
+
+    cluster.start();
+    let back = Instant::now();
+    loop {
+        if let Ok(result) = call(&client, "open_nodes", json!({ "names": ["before"] })).await {
+            assert_eq!(result.structured_content.unwrap()["entities"][0]["name"], "before");
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "recovers within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(&app.url("/health/ready")).await, 200);
+    eprintln!("outage: failed in {:?}, recovered {:?} after the database returned", started.elapsed(), back.elapsed());
+}
