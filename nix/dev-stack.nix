@@ -70,7 +70,7 @@ pkgs.writeShellApplication {
     export REDIS_PASSWORD
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres MIGRATE_ON_START=true
     export REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:6379" RATE_LIMIT_ENABLED=true
-    export LOG_FORMAT=pretty OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
+    export LOG_FORMAT=pretty OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
     cat >"$state/process-compose.yaml" <<YAML
     version: "0.5"
     processes:

@@ -98,8 +98,8 @@ in
     serviceMonitor = bool false "Prometheus Operator ServiceMonitor";
     otlpEndpoint = mkOption {
       type = types.nullOr types.str;
-      default = "http://jaeger-collector.observability.svc:4317";
-      description = "OTLP endpoint for traces (Jaeger takes OTLP on 4317)";
+      default = "http://jaeger-collector.observability.svc:4318";
+      description = "OTLP/HTTP endpoint for traces (Jaeger takes OTLP/HTTP on 4318)";
     };
     database = {
       host = str "postgres.mcp.svc.cluster.local" "PostgreSQL host";

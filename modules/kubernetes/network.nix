@@ -91,7 +91,7 @@ in
             }
             (egressTo 5432)
             (egressTo 6379)
-            (egressTo 4317)
+            (egressTo 4318)
             # Token validation: JWKS and introspection over HTTPS.
             (egressTo 443)
           ];
