@@ -11,23 +11,21 @@ let
 
   # Cargo sources, the migrations and the data the code embeds; the test fixtures go only into
   # the test source so that editing them does not rebuild the package.
-  src = lib.fileset.toSource {
-    inherit root;
-    fileset = lib.fileset.unions [
-      (craneLib.fileset.commonCargoSources root)
-      ../migrations
-      ../src/mcp/tools.json
-    ];
-  };
-  testSrc = lib.fileset.toSource {
-    inherit root;
-    fileset = lib.fileset.unions [
-      (craneLib.fileset.commonCargoSources root)
-      ../migrations
-      ../src/mcp/tools.json
-      ../tests
-    ];
-  };
+  sources =
+    extra:
+    lib.fileset.toSource {
+      inherit root;
+      fileset = lib.fileset.unions (
+        [
+          (craneLib.fileset.commonCargoSources root)
+          ../migrations
+          ../src/mcp/tools.json
+        ]
+        ++ extra
+      );
+    };
+  src = sources [ ];
+  testSrc = sources [ ../tests ];
 
   commonArgs = {
     inherit src;

@@ -3,13 +3,9 @@
 { self }:
 {
   name = "mcp-server-auth";
-  nodes.machine =
-    { pkgs, ... }:
-    {
-    imports = [ self.nixosModules.default ];
-    environment.systemPackages = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default pkgs.curl ];
+  nodes.machine = {
+    imports = [ (import ./lib/node.nix self) ];
     services.mcp-server = {
-      enable = true;
       environmentFile = "/etc/mcp-server.env";
       settings.MCP_RESOURCE_URL = "http://127.0.0.1:8000/mcp";
     };

@@ -3,13 +3,9 @@
 { self }:
 {
   name = "mcp-server-basic";
-  nodes.machine =
-    { pkgs, ... }:
-    {
-    imports = [ self.nixosModules.default ];
-    environment.systemPackages = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default pkgs.curl ];
+  nodes.machine = {
+    imports = [ (import ./lib/node.nix self) ];
     services.mcp-server = {
-      enable = true;
       database.createLocally = true;
       redis.createLocally = true;
       settings = {
