@@ -300,6 +300,12 @@ fn signed(key: &EncodingKey, alg: Algorithm, kid: &str, claims: &Value) -> Strin
     encode(&header, claims, key).unwrap()
 }
 
+/// A server that trusts `issuer`, discovering its JWKS; refetches at most once per `refresh`.
+async fn jwks_app(issuer: &Issuer, refresh: &str) -> common::TestApp {
+    let args = ["--oauth-issuer", &issuer.url, "--mcp-resource-url", RESOURCE, "--jwks-refresh-interval", refresh];
+    spawn_app_with(Db::Sqlite, &args).await.unwrap()
+}
+
 #[tokio::test]
 async fn jwks_keys_rotation_and_algorithm_confusion() {
     let issuer = issuer().await;
@@ -307,12 +313,7 @@ async fn jwks_keys_rotation_and_algorithm_confusion() {
     let (ec, ec_jwk) = keypair("ec", Algorithm::ES256, "ec-1");
     let (ed, ed_jwk) = keypair("ed", Algorithm::EdDSA, "ed-1");
     *issuer.jwks.lock().unwrap() = vec![rsa_jwk.clone(), ec_jwk];
-    let app = spawn_app_with(
-        Db::Sqlite,
-        &["--oauth-issuer", &issuer.url, "--mcp-resource-url", RESOURCE, "--jwks-refresh-interval", "0s"],
-    )
-    .await
-    .unwrap();
+    let app = jwks_app(&issuer, "0s").await;
     let claims = asym_claims(&issuer.url, "dave");
     for (key, alg, kid) in [(&rsa, Algorithm::RS256, "rsa-1"), (&ec, Algorithm::ES256, "ec-1")] {
         let token = signed(key, alg, kid, &claims);
@@ -354,12 +355,7 @@ async fn unknown_kids_do_not_hammer_the_jwks_endpoint() {
     let issuer = issuer().await;
     let (rsa, rsa_jwk) = keypair("rsa", Algorithm::RS256, "rsa-1");
     *issuer.jwks.lock().unwrap() = vec![rsa_jwk];
-    let app = spawn_app_with(
-        Db::Sqlite,
-        &["--oauth-issuer", &issuer.url, "--mcp-resource-url", RESOURCE, "--jwks-refresh-interval", "1h"],
-    )
-    .await
-    .unwrap();
+    let app = jwks_app(&issuer, "1h").await;
     let claims = asym_claims(&issuer.url, "erin");
     assert_eq!(
         rpc(&app, Some(&format!("Bearer {}", signed(&rsa, Algorithm::RS256, "rsa-1", &claims))), list_tools())
