@@ -54,6 +54,7 @@ let
     PrivateTmp = true;
     PrivateDevices = true;
     PrivateUsers = true;
+    PrivateMounts = true;
     ProtectHostname = true;
     ProtectClock = true;
     ProtectKernelTunables = true;
