@@ -13,6 +13,7 @@
 // --tools-list FILE (its initialize + tools/list results).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,8 +49,27 @@ function referenceServer() {
   return server;
 }
 
+// The version of `name` that `fromFile` imports (walks up from the resolved entry point).
+function resolvedVersion(fromFile, name, entry) {
+  let dir = dirname(createRequire(fromFile).resolve(entry ? `${name}/${entry}` : name));
+  for (; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8'));
+      if (pkg.name === name) return pkg.version;
+    }
+  }
+  return 'unknown';
+}
+
 const script = JSON.parse(readFileSync(opts.script, 'utf8'));
 const server = referenceServer();
+// The SDK (and zod through it) float within the reference's ranges and write the error texts:
+// say which ones produced this recording.
+const sdkVersion = resolvedVersion(server, '@modelcontextprotocol/sdk', 'server/mcp.js');
+const sdkEntry = createRequire(server).resolve('@modelcontextprotocol/sdk/server/mcp.js');
+process.stderr.write(`replay-reference: server-memory ${REFERENCE_VERSION}, sdk ${sdkVersion}, ` +
+  `zod ${resolvedVersion(sdkEntry, 'zod', '')}, node ${process.version}\n`);
 const dir = mkdtempSync(join(tmpdir(), 'memory-reference-'));
 const memoryFile = join(dir, 'memory.jsonl');
 const child = spawn(process.execPath, [server], {
