@@ -1,0 +1,273 @@
+//! Three `mcp-server serve` processes sharing PostgreSQL and Redis behind an in-test round-robin
+//! proxy that behaves like a Kubernetes Service: every request goes to the next replica, and a
+//! replica whose port is closed or whose readiness is 503 gets no traffic.
+
+mod common;
+
+use std::{
+    net::TcpListener as StdListener,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{body::Body, extract::Request, response::Response};
+use common::{Db, TestDb, ok};
+use rmcp::{
+    ServiceExt,
+    model::{ClientCapabilities, ClientConfig, Implementation},
+    transport::StreamableHttpClientTransport,
+};
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Replica {
+    port: u16,
+    child: Option<Child>,
+    ready: Arc<AtomicBool>,
+}
+
+fn start_replica(port: u16, db_url: &str, redis: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("serve")
+        .env_clear()
+        .envs([
+            ("PORT", port.to_string()),
+            ("METRICS_PORT", free_port().to_string()),
+            ("DATABASE_URL", db_url.to_string()),
+            ("REDIS_URL", redis.to_string()),
+            ("MCP_SESSIONS", "true".into()),
+            ("LOG_LEVEL", "warn".into()),
+            ("SHUTDOWN_DELAY", "1s".into()),
+            ("SHUTDOWN_TIMEOUT", "10s".into()),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The proxy: round-robin over ready replicas, retrying the next one when a connection fails
+/// (as kube-proxy's endpoints would no longer list a dead pod).
+struct Proxy {
+    url: String,
+    replicas: Arc<Vec<Replica>>,
+}
+
+async fn proxy(replicas: Arc<Vec<Replica>>) -> Proxy {
+    for r in replicas.iter() {
+        let (ready, port) = (r.ready.clone(), r.port);
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+            loop {
+                let ok = client
+                    .get(format!("http://127.0.0.1:{port}/health/ready"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                ready.store(ok, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let next = Arc::new(AtomicUsize::new(0));
+    let targets = replicas.clone();
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let (targets, next, client) = (targets.clone(), next.clone(), client.clone());
+        async move { forward(&targets, &next, &client, request).await }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Proxy { url, replicas }
+}
+
+async fn forward(targets: &[Replica], next: &AtomicUsize, client: &reqwest::Client, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap();
+    for _ in 0..targets.len() * 2 {
+        let target = &targets[next.fetch_add(1, Ordering::SeqCst) % targets.len()];
+        if !target.ready.load(Ordering::SeqCst) {
+            continue;
+        }
+        let uri = format!("http://127.0.0.1:{}{}", target.port, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let mut upstream = client.request(parts.method.clone(), uri).body(body.clone());
+        for (name, value) in &parts.headers {
+            if name != "host" {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let Ok(answer) = upstream.send().await else { continue };
+        let mut response = Response::builder().status(answer.status());
+        for (name, value) in answer.headers() {
+            response = response.header(name, value);
+        }
+        return response.body(Body::from_stream(answer.bytes_stream())).unwrap();
+    }
+    Response::builder().status(503).body(Body::empty()).unwrap()
+}
+
+struct Cluster {
+    proxy: Proxy,
+    _db: TestDb,
+}
+
+async fn cluster() -> Option<Cluster> {
+    let db = TestDb::new(Db::Postgres).await?;
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let migrated = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
+    let replicas: Vec<Replica> = (0..3)
+        .map(|_| {
+            let port = free_port();
+            Replica { port, child: Some(start_replica(port, &db.url, &redis)), ready: Arc::default() }
+        })
+        .collect();
+    let proxy = proxy(Arc::new(replicas)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !proxy.replicas.iter().all(|r| r.ready.load(Ordering::SeqCst)) {
+        assert!(Instant::now() < deadline, "replicas did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some(Cluster { proxy, _db: db })
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for r in self.proxy.replicas.iter() {
+            let _ =
+                Command::new("kill").args(["-9", &r.child.as_ref().map(|c| c.id()).unwrap_or(0).to_string()]).status();
+        }
+    }
+}
+
+async fn session_client(url: &str) -> common::Client {
+    ClientConfig::new(ClientCapabilities::default(), Implementation::new("roaming", "0"))
+        .serve(StreamableHttpClientTransport::from_uri(url.to_string()))
+        .await
+        .expect("initialize through the proxy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_on_another_replica() {
+    let Some(cluster) = cluster().await else { return };
+    let url = cluster.proxy.url.clone();
+    // A 2025-11-25 client with a session: initialize, then each call lands on the next replica.
+    let client = session_client(&url).await;
+    ok(
+        &client,
+        "create_entities",
+        json!({ "entities": [{ "name": "hopper", "entityType": "t", "observations": ["one"] }] }),
+    )
+    .await;
+    ok(&client, "add_observations", json!({ "observations": [{ "entityName": "hopper", "contents": ["two"] }] })).await;
+    ok(
+        &client,
+        "create_relations",
+        json!({ "relations": [{ "from": "hopper", "to": "hopper", "relationType": "self" }] }),
+    )
+    .await;
+    let found = ok(&client, "search_nodes", json!({ "query": "hop" })).await;
+    assert_eq!(found["entities"][0]["observations"], json!(["one", "two"]));
+    let graph = ok(&client, "read_graph", json!({})).await;
+    assert_eq!(graph["relations"].as_array().unwrap().len(), 1);
+    client.cancel().await.unwrap();
+
+    // A 2026-07-28 client: no session at all.
+    let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
+    for (i, (tool, args)) in [
+        ("open_nodes", json!({ "names": ["hopper"] })),
+        ("read_graph", json!({})),
+        ("search_nodes", json!({ "query": "two" })),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let text = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .json(&json!({ "jsonrpc": "2.0", "id": i, "method": "tools/call", "params": { "name": tool, "arguments": args, "_meta": meta } }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // With sessions on, answers come as SSE events; the JSON-RPC message is in `data:`.
+        let body: Value = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .chain(std::iter::once(text.as_str()))
+            .find_map(|d| serde_json::from_str(d.trim()).ok())
+            .unwrap_or_else(|| panic!("no JSON-RPC message in {text}"));
+        assert_eq!(body["result"]["structuredContent"]["entities"][0]["name"], "hopper", "{tool}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
+    let Some(cluster) = cluster().await else { return };
+    let url = cluster.proxy.url.clone();
+    const CLIENTS: usize = 16;
+    const WRITES: usize = 2000;
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (url, acknowledged, failures) = (url.clone(), acknowledged.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = session_client(&url).await;
+            for i in 0..WRITES / CLIENTS {
+                let name = format!("w-{c}-{i}");
+                match common::call(
+                    &client,
+                    "create_entities",
+                    json!({ "entities": [{ "name": name, "entityType": "w", "observations": [] }] }),
+                )
+                .await
+                {
+                    Ok(r) if r.is_error != Some(true) => acknowledged.lock().unwrap().push(name),
+                    _ => {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    // Kill one replica without warning once the load is under way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = cluster.proxy.replicas[1].child.as_ref().unwrap().id();
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(120), task).await.expect("load finishes").unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let reader = session_client(&url).await;
+    let mut missing = 0;
+    for chunk in acknowledged.chunks(500) {
+        let found = ok(&reader, "open_nodes", json!({ "names": chunk })).await;
+        missing += chunk.len() - found["entities"].as_array().unwrap().len();
+    }
+    eprintln!(
+        "kill -9 under load: {} of {WRITES} writes acknowledged, {} failed, {missing} acknowledged writes missing",
+        acknowledged.len(),
+        failures.load(Ordering::SeqCst)
+    );
+    assert_eq!(missing, 0, "every acknowledged write reads back");
+    assert!(acknowledged.len() >= WRITES * 95 / 100, "clients continued on the surviving replicas");
+}
