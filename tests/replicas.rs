@@ -271,3 +271,63 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
     assert_eq!(missing, 0, "every acknowledged write reads back");
     assert!(acknowledged.len() >= WRITES * 95 / 100, "clients continued on the surviving replicas");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_fails_no_request() {
+    let Some(cluster) = cluster().await else { return };
+    let url = cluster.proxy.url.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for c in 0..8 {
+        let (url, stop, done, failed) = (url.clone(), stop.clone(), done.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            let client = session_client(&url).await;
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let args =
+                    json!({ "entities": [{ "name": format!("r-{c}-{i}"), "entityType": "r", "observations": [] }] });
+                match common::call(&client, "create_entities", args).await {
+                    Ok(r) if r.is_error != Some(true) => done.fetch_add(1, Ordering::SeqCst),
+                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                };
+                i += 1;
+            }
+        }));
+    }
+    // SIGTERM each replica in turn, as a rolling update does, and bring it back on its port.
+    let db_url = cluster._db.url.clone();
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut replacements = Vec::new();
+    for (i, replica) in cluster.proxy.replicas.iter().enumerate() {
+        let pid = replica.child.as_ref().unwrap().id();
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        // The old process drains and exits; then the new one starts on the same port.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", replica.port)).is_ok() {
+            assert!(Instant::now() < deadline, "replica {i} did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        replacements.push(Replica {
+            port: replica.port,
+            child: Some(start_replica(replica.port, &db_url, &redis)),
+            ready: Arc::default(),
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !replica.ready.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "replica {i} did not come back");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        tokio::time::timeout(Duration::from_secs(60), task).await.expect("load stops").unwrap();
+    }
+    for r in &replacements {
+        let _ = Command::new("kill").args(["-9", &r.child.as_ref().unwrap().id().to_string()]).status();
+    }
+    let (done, failed) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    eprintln!("rolling restart: {done} requests succeeded, {failed} failed");
+    assert!(done > 100, "load ran during the restart");
+    assert_eq!(failed, 0, "no client request failed");
+}
