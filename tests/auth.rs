@@ -369,24 +369,26 @@ async fn unknown_kids_do_not_hammer_the_jwks_endpoint() {
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "one fetch, refetches rate-limited");
 }
 
+/// A server that introspects tokens at `issuer`, authenticating with `client_secret`.
+async fn introspection_app(issuer: &Issuer, client_secret: &str) -> common::TestApp {
+    let endpoint = format!("{}/introspect", issuer.url);
+    let args = [
+        "--oauth-introspection-url",
+        &endpoint,
+        "--oauth-client-id",
+        "mcp-client",
+        "--oauth-client-secret",
+        client_secret,
+        "--mcp-resource-url",
+        RESOURCE,
+    ];
+    spawn_app_with(Db::Sqlite, &args).await.unwrap()
+}
+
 #[tokio::test]
 async fn introspection_active_inactive_and_bad_client() {
     let issuer = issuer().await;
-    let app = spawn_app_with(
-        Db::Sqlite,
-        &[
-            "--oauth-introspection-url",
-            &format!("{}/introspect", issuer.url),
-            "--oauth-client-id",
-            "mcp-client",
-            "--oauth-client-secret",
-            "client-secret",
-            "--mcp-resource-url",
-            RESOURCE,
-        ],
-    )
-    .await
-    .unwrap();
+    let app = introspection_app(&issuer, "client-secret").await;
     assert_eq!(
         rpc(&app, Some("Bearer active-token"), call("create_entities", json!({ "entities": [] }))).await.status(),
         200
@@ -400,21 +402,7 @@ async fn introspection_active_inactive_and_bad_client() {
     assert!(challenge(&response).contains("invalid_token"));
     assert_eq!(rpc(&app, Some("Bearer other-audience"), list_tools()).await.status(), 401);
 
-    let misconfigured = spawn_app_with(
-        Db::Sqlite,
-        &[
-            "--oauth-introspection-url",
-            &format!("{}/introspect", issuer.url),
-            "--oauth-client-id",
-            "mcp-client",
-            "--oauth-client-secret",
-            "wrong",
-            "--mcp-resource-url",
-            RESOURCE,
-        ],
-    )
-    .await
-    .unwrap();
+    let misconfigured = introspection_app(&issuer, "wrong").await;
     let response = rpc(&misconfigured, Some("Bearer active-token"), list_tools()).await;
     assert_eq!(response.status(), 503, "the server's own credentials are refused: fail closed, as unavailable");
 }

@@ -1,6 +1,6 @@
 //! Server lifecycle: bind, serve, and drain gracefully on a shutdown signal.
 
-use std::{future::Future, net::SocketAddr, sync::atomic::Ordering, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::atomic::Ordering};
 
 use axum::{Router, routing::get};
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -116,6 +116,5 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
     tracing::info!(addr = %server.addr, metrics = %server.metrics_addr, "serving MCP at http://{}/mcp", server.addr);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     server.run_until(signal()).await;
-    tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(())
 }
