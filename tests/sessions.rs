@@ -81,3 +81,73 @@ async fn a_session_moves_between_replicas() {
     let (status, _, _) = send(&d, Some(&session), read).await;
     assert_eq!(status, 404, "a deleted session is not restored");
 }
+
+/// The SSE events of a body: (id, data) in order.
+fn sse_events(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let field = |name: &str| {
+                block.lines().filter_map(|l| l.strip_prefix(name)).map(str::trim).collect::<Vec<_>>().join("\n")
+            };
+            let id = Some(field("id:")).filter(|id| !id.is_empty());
+            (id, field("data:"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_resumes_on_another_replica_from_redis() {
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let shared = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/shared.db", shared.path().display());
+    let a = replica(&db_url, &redis).await;
+    let b = replica(&db_url, &redis).await;
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "resumer", "version": "0" } } });
+    let (_, session, _) = send(&a, None, init).await;
+    let session = session.expect("a session id in session mode");
+    send(&a, Some(&session), json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).await;
+
+    // A call on replica A answers with an SSE stream: a priming event, then the result.
+    let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "create_entities",
+        "arguments": { "entities": [{ "name": "streamed", "entityType": "t", "observations": ["once"] }] } } });
+    let body = reqwest::Client::new()
+        .post(a.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", &session)
+        .json(&call)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = sse_events(&body);
+    let ids: Vec<&str> = events.iter().filter_map(|(id, _)| id.as_deref()).collect();
+    assert!(ids.len() >= 2, "priming and result events, each with an id: {body}");
+    let result = events.iter().find(|(_, data)| data.contains("\"result\"")).expect("the result event").clone();
+
+    // The client saw only the first event; replica A is gone; it resumes on replica B.
+    a.shutdown().await;
+    let resume = |last: String| {
+        reqwest::Client::new()
+            .get(b.url("/mcp"))
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", &session)
+            .header("last-event-id", last)
+            .send()
+    };
+    let response = resume(ids[0].to_string()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let replayed = sse_events(&response.text().await.unwrap());
+    let with_data: Vec<_> = replayed.iter().filter(|(_, data)| !data.is_empty()).collect();
+    assert_eq!(with_data, vec![&result], "exactly the missed event, with its original id");
+
+    // Resuming after the last event replays nothing: no duplicates.
+    let response = resume(ids.last().unwrap().to_string()).await.unwrap();
+    let replayed = sse_events(&response.text().await.unwrap());
+    assert!(replayed.iter().all(|(_, data)| data.is_empty()), "{replayed:?}");
+}

@@ -70,6 +70,10 @@ pub struct Settings {
     /// With MCP_SESSIONS and Redis: how long an unused session is kept (shared by all replicas)
     #[arg(long, env = "SESSION_TTL", value_parser = parse_duration, default_value = "30m", global = true)]
     pub session_ttl: Duration,
+    /// With MCP_SESSIONS and Redis: SSE events kept per stream for Last-Event-ID resumption on
+    /// any replica (oldest dropped first; kept for SESSION_TTL after the last event)
+    #[arg(long, env = "SSE_EVENT_LOG_MAX", default_value_t = 1_000, global = true)]
+    pub sse_event_log_max: usize,
     /// Longest a single HTTP request may take before it is answered with 408/504
     #[arg(long, env = "REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "30s", global = true)]
     pub request_timeout: Duration,

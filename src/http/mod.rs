@@ -128,9 +128,20 @@ pub fn app(state: AppState) -> Router {
     metrics::handle();
     let memory = state.memory.clone();
     let fixtures = state.settings.conformance_fixtures;
+    let mut sessions = LocalSessionManager::default();
+    if state.settings.sessions
+        && let Some(redis) = &state.redis
+    {
+        sessions = sessions.with_event_store(Arc::new(crate::sessions::RedisEventStore::new(
+            redis.clone(),
+            "mcp-server:events:",
+            state.settings.sse_event_log_max,
+            state.settings.session_ttl,
+        )));
+    }
     let mcp = StreamableHttpService::new(
         move || Ok(MemoryServer::new(memory.clone()).with_conformance_fixtures(fixtures)),
-        LocalSessionManager::default().into(),
+        sessions.into(),
         mcp_config(&state),
     );
     let security_headers = [

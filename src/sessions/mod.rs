@@ -9,6 +9,9 @@ use rmcp::transport::streamable_http_server::session::{SessionState, SessionStor
 
 use crate::ratelimit::RedisPool;
 
+mod events;
+pub use events::RedisEventStore;
+
 pub struct RedisSessionStore {
     pool: RedisPool,
     prefix: String,
