@@ -257,9 +257,10 @@ impl Memory {
         };
         let ranked = page.limit.is_some() || page.cursor.is_some();
         let limit = page.limit.map(i64::from);
-        let mut tx = self.store.begin_read().await?;
-        let mut entities = storage::search_entities(
-            &mut tx,
+        // One statement, one snapshot: no transaction needed.
+        let mut conn = self.store.reader().acquire().await.map_err(storage::StorageError::from)?;
+        let (mut entities, mut relations) = storage::search_graph(
+            &mut conn,
             self.store.backend(),
             tenant.as_str(),
             query,
@@ -274,10 +275,10 @@ impl Memory {
         {
             entities.truncate(limit);
             next_cursor = Some(Cursor::encode(tenant.as_str(), &scope, offset + limit as i64, 0));
+            // The look-ahead entity is on the next page, and so are relations only it touches.
+            let names: std::collections::HashSet<&str> = entities.iter().map(|e| e.name.as_str()).collect();
+            relations.retain(|r| names.contains(r.from.as_str()) || names.contains(r.to.as_str()));
         }
-        let names: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
-        let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &names).await?;
-        tx.commit().await?;
         Ok(GraphPage {
             graph: KnowledgeGraph {
                 entities: entities.into_iter().map(Entity::from).collect(),

@@ -16,7 +16,7 @@ use sqlx::{
 };
 
 pub use graph::*;
-pub use search::search_entities;
+pub use search::search_graph;
 
 use crate::config::{Backend, DatabaseConfig};
 

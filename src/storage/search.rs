@@ -1,9 +1,9 @@
 //! search_nodes' query: case-insensitive substring matching on the lowercased columns, served by
 //! trigram indexes (pg_trgm on PostgreSQL, FTS5 trigram on SQLite) and optionally ranked.
 
-use sqlx::{Any, AnyConnection, query::Query};
+use sqlx::{Any, AnyConnection, Row, query::Query};
 
-use super::graph::{EntityRow, attach_observations, entity_rows};
+use super::{EntityRow, RelationRow, StorageError};
 use crate::config::Backend;
 
 /// A statement with positional arguments, numbered as they are added.
@@ -36,12 +36,18 @@ fn like_escape(needle: &str) -> String {
     needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-/// Entities whose name, type or an observation contains `query`, case-insensitively.
+/// Entities whose name, type or an observation contains `query`, case-insensitively, with their
+/// observations, and the relations that touch them.
 ///
 /// Unranked results keep insertion order (the reference's behaviour); ranked results put exact
 /// name matches first, then name prefixes, other name matches, type matches and observation
 /// matches, ties in insertion order.
-pub async fn search_entities(
+///
+/// One statement returns the whole answer as JSON: a statement is one consistent snapshot, and
+/// each statement is a round trip to the database (for SQLite, to sqlx's connection thread),
+/// which the benchmark showed to be most of a search's time when it took five.
+#[allow(clippy::too_many_arguments)]
+pub async fn search_graph(
     conn: &mut AnyConnection,
     backend: Backend,
     tenant: &str,
@@ -49,7 +55,7 @@ pub async fn search_entities(
     ranked: bool,
     offset: i64,
     limit: Option<i64>,
-) -> Result<Vec<EntityRow>, sqlx::Error> {
+) -> Result<(Vec<EntityRow>, Vec<RelationRow>), StorageError> {
     let needle = query.to_lowercase();
     let mut st = Statement::default();
     let tenant = st.arg(Arg::Text(tenant.into()));
@@ -82,11 +88,48 @@ pub async fn search_entities(
     };
     let limit = st.arg(Arg::Int(limit.unwrap_or(i64::MAX)));
     let offset = st.arg(Arg::Int(offset));
-    let sql = format!(
-        "SELECT e.id, e.name, e.entity_type FROM entities e WHERE {matches} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+    let hits = format!(
+        "WITH hits AS (SELECT e.id, e.name, e.entity_type, row_number() OVER (ORDER BY {order}) AS pos \
+         FROM entities e WHERE {matches} ORDER BY {order} LIMIT {limit} OFFSET {offset})"
     );
-    let rows = st.bind(&sql).fetch_all(&mut *conn).await?;
-    let mut entities = entity_rows(rows)?;
-    attach_observations(conn, &mut entities).await?;
-    Ok(entities)
+    let touching = format!(
+        "FROM relations r WHERE r.tenant = {tenant} \
+         AND (r.from_name IN (SELECT name FROM hits) OR r.to_name IN (SELECT name FROM hits))"
+    );
+    // Each entity is [pos, id, name, type, [observations…]]; each relation [id, from, to, type].
+    let sql = match backend {
+        // json() keeps the nested arrays JSON: SQLite drops the JSON subtype across a subquery.
+        Backend::Sqlite => format!(
+            "{hits} SELECT \
+             (SELECT json_group_array(json_array(h.pos, h.id, h.name, h.entity_type, \
+                json((SELECT json_group_array(o.content ORDER BY o.id) FROM observations o WHERE o.entity_id = h.id)))) \
+              FROM hits h), \
+             (SELECT json_group_array(json_array(r.id, r.from_name, r.to_name, r.relation_type)) {touching})"
+        ),
+        Backend::Postgres => format!(
+            "{hits} SELECT \
+             COALESCE((SELECT json_agg(json_build_array(h.pos, h.id, h.name, h.entity_type, \
+                COALESCE((SELECT json_agg(o.content ORDER BY o.id) FROM observations o WHERE o.entity_id = h.id), '[]'::json)) \
+              ORDER BY h.pos) FROM hits h), '[]'::json)::text, \
+             COALESCE((SELECT json_agg(json_build_array(r.id, r.from_name, r.to_name, r.relation_type) ORDER BY r.id) \
+              {touching}), '[]'::json)::text"
+        ),
+    };
+    let row = st.bind(&sql).fetch_one(&mut *conn).await?;
+    let (entities, relations): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    let decode = |e: serde_json::Error| sqlx::Error::Decode(e.into());
+    let mut entities: Vec<(i64, i64, String, String, Vec<String>)> = serde_json::from_str(&entities).map_err(decode)?;
+    entities.sort_by_key(|e| e.0);
+    let mut relations: Vec<(i64, String, String, String)> = serde_json::from_str(&relations).map_err(decode)?;
+    relations.sort_by_key(|r| r.0);
+    Ok((
+        entities
+            .into_iter()
+            .map(|(_, id, name, entity_type, observations)| EntityRow { id, name, entity_type, observations })
+            .collect(),
+        relations
+            .into_iter()
+            .map(|(id, from, to, relation_type)| RelationRow { id, from, to, relation_type })
+            .collect(),
+    ))
 }
