@@ -1,0 +1,187 @@
+//! HTTP load generator for `bench/run`: C keep-alive connections send the same MCP `tools/call`
+//! for a fixed time and every response is checked (a valid JSON-RPC result for our id, not a tool
+//! error, and for searches a non-empty entity list). Prints one JSON object with the figures.
+//!
+//! `--seed N` instead creates N entities (batches of 500) and exits; every target is seeded the same way.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+
+struct Args {
+    url: String,
+    tool: String,
+    query: String,
+    concurrency: usize,
+    duration: Duration,
+    seed: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        url: String::new(),
+        tool: "search_nodes".into(),
+        query: "topic-7".into(),
+        concurrency: 1,
+        duration: Duration::from_secs(10),
+        seed: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => args.url = value()?,
+            "--tool" => args.tool = value()?,
+            "--query" => args.query = value()?,
+            "--concurrency" => args.concurrency = value()?.parse()?,
+            "--duration" => args.duration = Duration::from_secs_f64(value()?.parse()?),
+            "--seed" => args.seed = value()?.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    ensure!(!args.url.is_empty(), "--url is required");
+    ensure!(matches!(args.tool.as_str(), "search_nodes" | "create_entities"), "--tool: search_nodes | create_entities");
+    Ok(args)
+}
+
+/// The graph every target is seeded with: entity i belongs to topic i % 100, so a topic query
+/// matches 1% of the graph (10 entities of 1,000).
+pub fn seed_entity(i: usize) -> Value {
+    json!({
+        "name": format!("entity-{i:06}"),
+        "entityType": if i % 2 == 0 { "person" } else { "project" },
+        "observations": [format!("works on topic-{} since {}", i % 100, 2000 + i % 25), format!("note {i}")]
+    })
+}
+
+async fn call(client: &reqwest::Client, url: &str, id: u64, name: &str, arguments: Value) -> Result<Value> {
+    let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": { "name": name, "arguments": arguments } });
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    ensure!(status.is_success(), "HTTP {status}: {text}");
+    // JSON, or a one-event SSE stream (peers that answer with text/event-stream).
+    let payload = match text.trim_start().starts_with('{') {
+        true => text.as_str(),
+        false => text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .find(|d| d.starts_with('{'))
+            .context("no JSON in the response")?,
+    };
+    let message: Value = serde_json::from_str(payload)?;
+    ensure!(message["jsonrpc"] == "2.0" && message["id"] == id, "not our response: {payload}");
+    let result = message.get("result").with_context(|| format!("not a result: {payload}"))?;
+    ensure!(result["isError"] != true, "tool error: {payload}");
+    Ok(result.clone())
+}
+
+/// The entities a search returned, from structuredContent or the text content.
+fn entity_count(result: &Value) -> Option<usize> {
+    if let Some(entities) = result.pointer("/structuredContent/entities") {
+        return entities.as_array().map(Vec::len);
+    }
+    let text = result.pointer("/content/0/text")?.as_str()?;
+    let graph: Value = serde_json::from_str(text).ok()?;
+    graph["entities"].as_array().map(Vec::len)
+}
+
+async fn seed(client: &reqwest::Client, args: &Args) -> Result<()> {
+    for (batch, start) in (0..args.seed).step_by(500).enumerate() {
+        let entities: Vec<Value> = (start..(start + 500).min(args.seed)).map(seed_entity).collect();
+        call(client, &args.url, batch as u64 + 1, "create_entities", json!({ "entities": entities })).await?;
+    }
+    println!("{}", json!({ "seeded": args.seed }));
+    Ok(())
+}
+
+async fn worker(
+    client: reqwest::Client,
+    args: std::sync::Arc<Args>,
+    worker: usize,
+    deadline: Instant,
+) -> (Vec<u32>, u64, Option<String>) {
+    let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0u64, None);
+    let run = std::process::id();
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        i += 1;
+        let arguments = match args.tool.as_str() {
+            "search_nodes" => json!({ "query": args.query }),
+            _ => {
+                json!({ "entities": [{ "name": format!("w-{run}-{worker}-{i}"), "entityType": "bench", "observations": ["created under load"] }] })
+            }
+        };
+        let started = Instant::now();
+        let outcome = call(&client, &args.url, i, &args.tool, arguments).await.and_then(|result| {
+            if args.tool == "search_nodes" {
+                ensure!(entity_count(&result).unwrap_or(0) > 0, "search found nothing: {result}");
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    (latencies, errors, first_error)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = std::sync::Arc::new(parse_args()?);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    if args.seed > 0 {
+        return seed(&client, &args).await;
+    }
+    // One warm-up call per connection, so connection setup is not measured.
+    let warm_up = (0..args.concurrency as u64)
+        .map(|i| call(&client, &args.url, i, "search_nodes", json!({ "query": args.query })));
+    for outcome in futures::future::join_all(warm_up).await {
+        outcome.context("warm-up")?;
+    }
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let tasks: Vec<_> =
+        (0..args.concurrency).map(|w| tokio::spawn(worker(client.clone(), args.clone(), w, deadline))).collect();
+    let (mut all, mut errors, mut first_error) = (Vec::new(), 0, None);
+    for task in tasks {
+        let (latencies, e, first) = task.await?;
+        all.extend(latencies);
+        errors += e;
+        first_error = first_error.or(first);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!(
+        "{}",
+        json!({
+            "tool": args.tool, "concurrency": args.concurrency, "seconds": elapsed,
+            "requests": all.len(), "errors": errors, "first_error": first_error,
+            "rps": all.len() as f64 / elapsed,
+            "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0),
+        })
+    );
+    Ok(())
+}

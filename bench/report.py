@@ -1,0 +1,183 @@
+"""Render bench/run's measurements (JSON lines) as the results page, or --check that a run
+produced a complete, valid set of measurements (the CI smoke run). usage: report.py [--check] FILE"""
+
+import json
+import statistics
+import sys
+
+OURS = ("mcp-server-sqlite", "mcp-server-postgres")
+PEERS = ("python-sdk", "typescript-sdk")
+
+
+def load(path):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    kinds = {}
+    for row in rows:
+        kinds.setdefault(row["kind"], []).append(row)
+    return kinds
+
+
+def check(kinds):
+    problems = []
+    http = kinds.get("http", [])
+    for target, tools in [(t, ("search_nodes", "create_entities")) for t in OURS + PEERS] + [("ceiling", ("search_nodes",))]:
+        for tool in tools:
+            rows = [r for r in http if r["target"] == target and r["tool"] == tool]
+            if not rows:
+                problems.append(f"no {tool} measurement for {target}")
+            for r in rows:
+                if r["errors"] or r["requests"] <= 0 or r["rps"] <= 0 or not 0 < r["p50_ms"] <= r["p99_ms"]:
+                    problems.append(f"invalid {target} {tool} c={r['concurrency']}: {r}")
+    for r in kinds.get("startup", []) or [{}]:
+        if not r or r["ready_ms"] <= 0 or r["idle_rss_kib"] <= 0 or r["binary_bytes"] <= 0:
+            problems.append(f"invalid start-up measurement: {r}")
+    for r in kinds.get("pgbench", []) or [{}]:
+        if not r or not r["tps"] > 0:
+            problems.append(f"invalid pgbench measurement: {r}")
+    stdio = kinds.get("stdio", [])
+    for server in OURS + ("reference",):
+        rows = [r for r in stdio if r["server"] == server]
+        if not rows:
+            problems.append(f"no stdio measurement for {server}")
+        for r in rows:
+            if "gave_up" not in r and not (r["mixed_seconds"] > 0 and 0 < r["search_p50_ms"] <= r["search_p99_ms"]):
+                problems.append(f"invalid stdio measurement: {r}")
+            if server in OURS and "gave_up" in r:
+                problems.append(f"our server gave up: {r}")
+    return problems
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a and b else "n/a"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def render(kinds):
+    m = kinds["machine"][0]
+    http = {(r["target"], r["tool"], r["concurrency"]): r for r in kinds["http"]}
+    conc = sorted({r["concurrency"] for r in kinds["http"]})
+    top = conc[-1]
+    idle = {r["target"]: r["rss_kib"] for r in kinds.get("idle", [])}
+    startup = kinds["startup"]
+    ready = statistics.median(r["ready_ms"] for r in startup)
+    idle_rss = statistics.median(r["idle_rss_kib"] for r in startup) / 1024
+    size_mb = startup[0]["binary_bytes"] / 1e6
+    out = [
+        "# Benchmark results",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_mib']} MiB, {m['os']}, Linux {m['kernel']}. "
+        f"{m['rustc']}; Node {m['node']}; Python {m['python']}; {m['postgres']}; {m['redis']}.",
+        "Load generator and servers share these cores (loopback), so every figure includes the load generator's cost.",
+        "",
+        "## Start-up and footprint (mcp-server, SQLite, release build)",
+        "",
+        table(["start to /health/ready (median of 5)", "idle RSS", "binary"],
+              [[f"{ready:.0f} ms", f"{idle_rss:.1f} MiB", f"{size_mb:.1f} MB"]]),
+        "",
+        "## HTTP tools/call (1,000-entity graph; search_nodes matches 10 entities)",
+        "",
+    ]
+    rows = []
+    for (target, tool, c), r in sorted(http.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
+        rows.append([target, tool, c, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                     f"{r['peak_rss_kib'] / 1024:.1f}", f"{idle.get(target, 0) / 1024:.1f}", r["errors"]])
+    out += [table(["target", "tool", "c", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "RSS after seeding MiB", "errors"], rows), ""]
+
+    def rps(target, tool, c):
+        return http.get((target, tool, c), {}).get("rps")
+
+    out += ["### Ratios (req/s)", ""]
+    rows = []
+    for tool in ("search_nodes", "create_entities"):
+        for c in conc:
+            for ours in OURS:
+                rows.append([tool, c, ours, ratio(rps(ours, tool, c), rps("ceiling", tool, c)),
+                             ratio(rps(ours, tool, c), rps("python-sdk", tool, c)),
+                             ratio(rps(ours, tool, c), rps("typescript-sdk", tool, c))])
+    out += [table(["tool", "c", "server", "vs ceiling", "vs Python SDK", "vs TypeScript SDK"], rows), ""]
+
+    pgbench = {r["concurrency"]: r["tps"] for r in kinds.get("pgbench", [])}
+    out += ["## Write ceiling: pgbench single-row INSERT vs create_entities on PostgreSQL", ""]
+    out += [table(["c", "pgbench tps", "create_entities req/s", "ratio"],
+                  [[c, f"{pgbench[c]:.0f}", f"{rps('mcp-server-postgres', 'create_entities', c) or 0:.0f}",
+                    ratio(rps("mcp-server-postgres", "create_entities", c), pgbench[c])] for c in sorted(pgbench)]), ""]
+
+    stdio = kinds.get("stdio", [])
+    out += ["## stdio: load N entities (create_entities, 1,000 per call), then 1,000 mixed calls",
+            "", "Mixed calls: create_entities (1 entity), search_nodes (one entity's tag), add_observations, search_nodes, repeated.", ""]
+    rows = []
+    for r in sorted(stdio, key=lambda r: (r["size"], r["server"])):
+        if "gave_up" in r:
+            rows.append([r["server"], r["size"], f"{r.get('load_seconds', 0):.2f}" if "load_seconds" in r else "–",
+                         f"gave up ({r['gave_up']}, {r['seconds']:.0f} s cap)", "–", "–"])
+        else:
+            rows.append([r["server"], r["size"], f"{r['load_seconds']:.2f}", f"{r['mixed_seconds']:.2f}",
+                         f"{r['search_p50_ms']:.2f}", f"{r['search_p99_ms']:.2f}"])
+    out += [table(["server", "entities", "load s", "mixed s", "search p50 ms", "search p99 ms"], rows), ""]
+
+    def mixed(server, size):
+        r = next((r for r in stdio if r["server"] == server and r["size"] == size), None)
+        if r is None:
+            return None, False
+        if "gave_up" in r:  # a lower bound for the reference: the rate it reached, extrapolated
+            rate = r.get("mixed_calls_per_second")
+            return (r["mixed_calls"] / rate if rate else None), True
+        return r["mixed_seconds"], False
+
+    sizes = sorted({r["size"] for r in stdio})
+    rows = []
+    for size in sizes:
+        ref, lower_bound = mixed("reference", size)
+        for ours in OURS:
+            t, _ = mixed(ours, size)
+            label = ratio(ref, t) + (" (at least; the reference gave up, extrapolated)" if lower_bound else "")
+            rows.append([size, ours, label])
+    out += [table(["entities", "server", "mixed calls: faster than the reference by"], rows), ""]
+
+    def stdio_p99(server, size):
+        return next((r.get("search_p99_ms") for r in stdio if r["server"] == server and r["size"] == size), None)
+
+    big = max(sizes)
+    ref10k, _ = mixed("reference", 10000)
+    targets = [
+        (f"read c={top} ≥ 0.70× ceiling (SQLite)", (rps(OURS[0], "search_nodes", top) or 0) >= 0.7 * (rps("ceiling", "search_nodes", top) or 1e12)),
+        (f"read c={top} ≥ 10× Python SDK (SQLite)", (rps(OURS[0], "search_nodes", top) or 0) >= 10 * (rps("python-sdk", "search_nodes", top) or 1e12)),
+        (f"read c={top} ≥ 3× TypeScript SDK (SQLite)", (rps(OURS[0], "search_nodes", top) or 0) >= 3 * (rps("typescript-sdk", "search_nodes", top) or 1e12)),
+        ("stdio 10k ≥ 50× the reference (SQLite)", bool(ref10k and mixed(OURS[0], 10000)[0] and ref10k >= 50 * mixed(OURS[0], 10000)[0])),
+        ("stdio 10k ≥ 50× the reference (PostgreSQL)", bool(ref10k and mixed(OURS[1], 10000)[0] and ref10k >= 50 * mixed(OURS[1], 10000)[0])),
+        (f"search p99 < 5 ms at {big} entities, SQLite", (stdio_p99(OURS[0], big) or 1e9) < 5),
+        (f"search p99 < 5 ms at {big} entities, PostgreSQL", (stdio_p99(OURS[1], big) or 1e9) < 5),
+        ("create_entities on PostgreSQL ≥ 0.5× pgbench (c=16)", (rps(OURS[1], "create_entities", 16) or 0) >= 0.5 * pgbench.get(16, 1e12)),
+        ("idle RSS < 20 MB", idle_rss * 1.048576 < 20),
+        (f"RSS under c={top} < 80 MB", max((http.get((t, tool, top), {}).get("peak_rss_kib", 1e9) for t in OURS for tool in ("search_nodes", "create_entities"))) / 1000 < 80),
+        ("ready < 300 ms (SQLite)", ready < 300),
+    ]
+    out += ["## Targets", "", table(["target", ""], [[name, verdict(ok)] for name, ok in targets]), ""]
+    return "\n".join(out)
+
+
+def main():
+    args = sys.argv[1:]
+    kinds = load(args[-1])
+    problems = check(kinds)
+    if "--check" in args:
+        for p in problems:
+            print(p, file=sys.stderr)
+        sys.exit(1 if problems else 0)
+    if problems:
+        print("incomplete run:\n" + "\n".join(problems), file=sys.stderr)
+        sys.exit(1)
+    print(render(kinds))
+
+
+if __name__ == "__main__":
+    main()
