@@ -50,7 +50,7 @@ fn parse_args() -> Result<Args> {
 pub fn seed_entity(i: usize) -> Value {
     json!({
         "name": format!("entity-{i:06}"),
-        "entityType": if i % 2 == 0 { "person" } else { "project" },
+        "entityType": if i.is_multiple_of(2) { "person" } else { "project" },
         "observations": [format!("works on topic-{} since {}", i % 100, 2000 + i % 25), format!("note {i}")]
     })
 }

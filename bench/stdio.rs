@@ -73,7 +73,7 @@ impl Drop for Server {
 }
 
 fn entity(i: usize) -> Value {
-    json!({ "name": format!("entity-{i:06}"), "entityType": if i % 2 == 0 { "person" } else { "project" },
+    json!({ "name": format!("entity-{i:06}"), "entityType": if i.is_multiple_of(2) { "person" } else { "project" },
         "observations": [format!("works on topic-{} since {}", i % 100, 2000 + i % 25), format!("tag t{i:06}x")] })
 }
 
