@@ -219,7 +219,7 @@ async fn smoke_and_healthcheck_against_a_running_server() {
     let health =
         tokio::process::Command::new(BIN).args(["healthcheck", "--url", &app.url("/health")]).output().await.unwrap();
     assert!(health.status.success());
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead_port = common::free_port();
     let dead = format!("http://127.0.0.1:{dead_port}");
     let health = tokio::process::Command::new(BIN)
         .args(["healthcheck", "--url", &format!("{dead}/health")])

@@ -55,7 +55,7 @@ impl Cluster {
         let data = dir.path().join("data").display().to_string();
         let out = pg("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-instructions"]);
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = common::free_port();
         let cluster = Cluster { data, port, _dir: dir };
         cluster.start();
         cluster

@@ -3,12 +3,11 @@
 mod common;
 
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{Db, TestDb, spawn_app_with};
+use common::{Db, TestDb, free_port, migrate, serve_process, spawn_app_with};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
@@ -23,10 +22,6 @@ fn token(tenant: &str) -> String {
         "Bearer {}",
         encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn list_tools(url: &str, auth: &str) -> reqwest::Response {
@@ -65,24 +60,14 @@ async fn wait_healthy(port: u16) {
 async fn three_replicas_enforce_one_limit() {
     let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let db = TestDb::new(Db::Sqlite).await.unwrap();
-    // Migrate once, as the init container does, before the replicas start.
-    let migrated = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .arg("migrate")
-        .env_clear()
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(migrated.status.success());
+    migrate(&db.url);
     let mut replicas = Vec::new();
     let mut ports = Vec::new();
     for _ in 0..3 {
-        let (port, metrics) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-            .arg("serve")
-            .env_clear()
-            .envs([
-                ("PORT", port.to_string()),
-                ("METRICS_PORT", metrics.to_string()),
+        let port = free_port();
+        let child = serve_process(
+            port,
+            &[
                 ("DATABASE_URL", db.url.clone()),
                 ("JWT_SECRET", SECRET.into()),
                 ("MCP_RESOURCE_URL", RESOURCE.into()),
@@ -90,10 +75,11 @@ async fn three_replicas_enforce_one_limit() {
                 ("RATE_LIMIT_ENABLED", "true".into()),
                 ("RATE_LIMIT_REQUESTS_PER_MINUTE", "60".into()),
                 ("LOG_LEVEL", "warn".into()),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+            ],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
         replicas.push(Replica(child));
         ports.push(port);
     }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    net::TcpListener as StdListener,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
@@ -15,17 +14,13 @@ use std::{
 };
 
 use axum::{body::Body, extract::Request, response::Response};
-use common::{Db, TestDb, ok};
+use common::{Db, TestDb, free_port, migrate, ok, serve_process};
 use rmcp::{
     ServiceExt,
     model::{ClientCapabilities, ClientConfig, Implementation},
     transport::StreamableHttpClientTransport,
 };
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 struct Replica {
     port: u16,
@@ -34,22 +29,20 @@ struct Replica {
 }
 
 fn start_replica(port: u16, db_url: &str, redis: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .arg("serve")
-        .env_clear()
-        .envs([
-            ("PORT", port.to_string()),
-            ("METRICS_PORT", free_port().to_string()),
+    serve_process(
+        port,
+        &[
             ("DATABASE_URL", db_url.to_string()),
             ("REDIS_URL", redis.to_string()),
             ("MCP_SESSIONS", "true".into()),
             ("LOG_LEVEL", "warn".into()),
             ("SHUTDOWN_DELAY", "1s".into()),
             ("SHUTDOWN_TIMEOUT", "10s".into()),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+        ],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap()
 }
 
 /// The proxy: round-robin over ready replicas, retrying the next one when a connection fails
@@ -121,13 +114,7 @@ struct Cluster {
 async fn cluster() -> Option<Cluster> {
     let db = TestDb::new(Db::Postgres).await?;
     let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let migrated = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .arg("migrate")
-        .env_clear()
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(migrated.status.success());
+    migrate(&db.url);
     let replicas: Vec<Replica> = (0..3)
         .map(|_| {
             let port = free_port();

@@ -11,9 +11,8 @@ async fn replica(db_url: &str, redis: &str) -> TestApp {
     spawn_app_with(Db::Sqlite, &["--sessions", "true", "--redis-url", redis, "--database-url", db_url]).await.unwrap()
 }
 
-/// POSTs a JSON-RPC message in a session; returns the status, session header and the JSON
-/// message of the (SSE or JSON) body.
-async fn send(app: &TestApp, session: Option<&str>, message: Value) -> (u16, Option<String>, Option<Value>) {
+/// POSTs a JSON-RPC message, in a session when one is given.
+async fn post(app: &TestApp, session: Option<&str>, message: Value) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(app.url("/mcp"))
         .header("content-type", "application/json")
@@ -23,7 +22,13 @@ async fn send(app: &TestApp, session: Option<&str>, message: Value) -> (u16, Opt
     if let Some(id) = session {
         request = request.header("mcp-session-id", id);
     }
-    let response = request.send().await.unwrap();
+    request.send().await.unwrap()
+}
+
+/// POSTs a JSON-RPC message in a session; returns the status, session header and the JSON
+/// message of the (SSE or JSON) body.
+async fn send(app: &TestApp, session: Option<&str>, message: Value) -> (u16, Option<String>, Option<Value>) {
+    let response = post(app, session, message).await;
     let status = response.status().as_u16();
     let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
     let body = response.text().await.unwrap();
@@ -112,21 +117,10 @@ async fn a_dropped_stream_resumes_on_another_replica_from_redis() {
     // A call on replica A answers with an SSE stream: a priming event, then the result.
     let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "create_entities",
         "arguments": { "entities": [{ "name": "streamed", "entityType": "t", "observations": ["once"] }] } } });
-    let body = reqwest::Client::new()
-        .post(a.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", &session)
-        .json(&call)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = post(&a, Some(&session), call).await.text().await.unwrap();
     let events = sse_events(&body);
     let ids: Vec<&str> = events.iter().filter_map(|(id, _)| id.as_deref()).collect();
-    assert!(ids.len() >= 2, "priming and result events, each with an id: {body}");
+    assert_eq!(ids.len(), 2, "a priming event and the result, each with an id: {body}");
     let result = events.iter().find(|(_, data)| data.contains("\"result\"")).expect("the result event").clone();
 
     // The client saw only the first event; replica A is gone; it resumes on replica B.

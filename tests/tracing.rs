@@ -2,19 +2,18 @@
 //! linked HTTP request → tool → database and continuing the caller's `traceparent` (header or
 //! MCP `_meta`), and JSON log lines that carry the trace id.
 
+mod common;
+
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{Json, Router, routing::post};
+use common::{free_port, serve_process};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Every span the receiver got: (name, traceId, spanId, parentSpanId).
 fn spans(batches: &[Value]) -> Vec<(String, String, String, String)> {
@@ -49,22 +48,20 @@ async fn spans_and_logs_follow_the_callers_trace() {
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mcp-server"))
-        .arg("serve")
-        .env_clear()
-        .envs([
-            ("PORT", port.to_string()),
-            ("METRICS_PORT", free_port().to_string()),
+    let mut server = serve_process(
+        port,
+        &[
             ("DATABASE_URL", format!("sqlite://{}/t.db", dir.path().display())),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
             ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
             ("LOG_FORMAT", "json".into()),
             ("LOG_LEVEL", "warn,mcp_server=debug".into()),
             ("SHUTDOWN_DELAY", "0s".into()),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let stderr = server.stderr.take().unwrap();
     let lines: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = lines.clone();

@@ -46,7 +46,6 @@ fn like_escape(needle: &str) -> String {
 /// One statement returns the whole answer as JSON: a statement is one consistent snapshot, and
 /// each statement is a round trip to the database (for SQLite, to sqlx's connection thread),
 /// which the benchmark showed to be most of a search's time when it took five.
-#[allow(clippy::too_many_arguments)]
 pub async fn search_graph(
     conn: &mut AnyConnection,
     backend: Backend,

@@ -201,3 +201,32 @@ macro_rules! both_backends {
 }
 
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A free loopback port: bound, read and released again.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `mcp-server serve` as its own process on `port` (metrics on a free port), with a clean
+/// environment plus `env`; the caller adds output handling and spawns it.
+pub fn serve_process(port: u16, env: &[(&str, String)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("METRICS_PORT", free_port().to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command
+}
+
+/// `mcp-server migrate` once, as the init container does before the replicas start.
+pub fn migrate(db_url: &str) {
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", db_url)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+}
