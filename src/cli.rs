@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stdio { tenant } => {
             let memory = open_memory(&settings, false).await?;
-            run_stdio(memory, Tenant::new(tenant)).await?;
+            run_stdio(&settings, memory, Tenant::new(tenant)).await?;
         }
         Command::Migrate => {
             let db = settings.database()?;
@@ -188,10 +188,25 @@ async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Res
     Ok(Memory::new(store, settings.limits()))
 }
 
-async fn run_stdio(memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
+/// One client on stdin/stdout. With Redis configured it also hears of writes made by the HTTP
+/// replicas (and they of its writes), so its resource subscriptions see every change.
+async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    let service = MemoryServer::with_tenant(memory, tenant).serve(rmcp::transport::stdio()).await?;
+    use secrecy::ExposeSecret;
+    let redis = match settings.auth.redis() {
+        Some(url) => Some((
+            crate::ratelimit::redis_pool(url.expose_secret(), settings.auth.redis_timeout)?,
+            redis::Client::open(url.expose_secret())?,
+        )),
+        None => None,
+    };
+    let updates = crate::sessions::ResourceUpdates::new(redis, crate::sessions::UPDATES_PREFIX, settings.session_ttl);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(updates.clone().run(stop.clone()));
+    let server = MemoryServer::with_tenant(memory, tenant).with_resource_updates(updates);
+    let service = server.serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
+    stop.cancel();
     Ok(())
 }
 

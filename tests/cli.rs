@@ -163,7 +163,10 @@ async fn import_export_round_trip_postgres() {
 async fn stdio_client(db_url: &str, tenant: &str) -> common::Client {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.arg("stdio").env("DATABASE_URL", db_url).env("MCP_TENANT", tenant).env("LOG_LEVEL", "warn");
-    let transport = TokioChildProcess::new(cmd).unwrap();
+    stdio_client_on(TokioChildProcess::new(cmd).unwrap()).await
+}
+
+async fn stdio_client_on(transport: TokioChildProcess) -> common::Client {
     ClientConfig::new(ClientCapabilities::default(), Implementation::new("stdio-test", "0"))
         .serve(transport)
         .await
@@ -198,6 +201,49 @@ async fn stdio_serves_the_tools_and_keeps_tenants_apart() {
     assert_eq!(graph["entities"][0]["observations"], json!(["alice only"]));
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
+}
+
+/// Records the resource updates a client is sent.
+struct Watcher(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl rmcp::ClientHandler for Watcher {
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(params.uri);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[allow(deprecated)] // resources/subscribe is the 2025-11-25 way, which stdio clients speak
+async fn stdio_subscribers_hear_of_writes_by_other_processes_through_redis() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let process = || {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("stdio").env("DATABASE_URL", &db.url).env("REDIS_URL", &redis).env("LOG_LEVEL", "warn");
+        TokioChildProcess::new(cmd).unwrap()
+    };
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = Watcher(tx).serve(process()).await.unwrap();
+    let writer = stdio_client_on(process()).await;
+    let name = format!("watched-{:016x}", rand::random::<u64>());
+    let uri = format!("memory://entities/{name}");
+    watcher.subscribe(rmcp::model::SubscribeRequestParams::new(&uri)).await.unwrap();
+    ok(&writer, "create_entities", json!({ "entities": [{ "name": name, "entityType": "t", "observations": [] }] }))
+        .await;
+    let update = tokio::time::timeout(std::time::Duration::from_secs(5), updates.recv()).await;
+    assert_eq!(update.expect("an update within 5 s"), Some(uri.clone()));
+
+    // After unsubscribing, writes no longer notify it.
+    watcher.unsubscribe(rmcp::model::UnsubscribeRequestParams::new(&uri)).await.unwrap();
+    ok(&writer, "add_observations", json!({ "observations": [{ "entityName": name, "contents": ["y"] }] })).await;
+    let late = tokio::time::timeout(std::time::Duration::from_millis(300), updates.recv()).await;
+    assert!(late.is_err(), "no update after unsubscribe: {late:?}");
+    watcher.cancel().await.unwrap();
+    writer.cancel().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -196,3 +196,26 @@ async fn a_full_replica_sheds_load_with_503() {
     let shed = responses.iter().find(|r| r.status() == 503).unwrap();
     assert_eq!(shed.headers()["retry-after"], "1");
 }
+
+#[tokio::test]
+async fn a_request_after_the_drain_began_is_refused_with_503_and_close() {
+    // The router as the server runs it, after shutdown stopped the MCP service: a request
+    // still arriving on an open keep-alive connection must be told to go elsewhere.
+    let db = common::TestDb::new(Db::Sqlite).await.unwrap();
+    let settings = common::settings(&db.url, &[]);
+    let store = mcp_server::storage::Store::connect(&settings.database().unwrap()).await.unwrap();
+    store.migrate().await.unwrap();
+    let memory = mcp_server::memory::Memory::new(store, settings.limits());
+    let state = mcp_server::AppState::new(memory, settings).unwrap();
+    let router = mcp_server::app(state.clone());
+    state.shutdown.cancel();
+    let request = axum::http::Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(axum::body::Body::from(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["connection"], "close");
+    assert_eq!(response.headers()["retry-after"], "1");
+}

@@ -1,8 +1,6 @@
 //! Authentication, scopes, rate limits and load shedding in front of `/mcp`, with the RFC 9728
 //! protected-resource metadata and the WWW-Authenticate challenges real clients follow.
 
-use std::sync::Arc;
-
 use axum::{
     Json,
     extract::{Request, State},
@@ -157,17 +155,26 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     response
 }
 
-/// Sheds load instead of queueing without bound: 503 + Retry-After when the replica is full.
-pub async fn shed_load(State(permits): State<Arc<tokio::sync::Semaphore>>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = permits.try_acquire() else {
-        metrics::counter!("load_shed_requests_total").increment(1);
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": "overloaded", "error_description": "too many concurrent requests, retry shortly" })),
-        )
+fn unavailable(error: &str, description: &str) -> Response {
+    let mut response =
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": error, "error_description": description })))
             .into_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Sheds load instead of queueing without bound: 503 + Retry-After when the replica is full.
+/// Once draining has stopped the MCP service, a request still arriving on an open keep-alive
+/// connection gets 503 and `Connection: close`, so the client retries on another replica.
+pub async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.shutdown.is_cancelled() {
+        let mut response = unavailable("shutting_down", "this replica is shutting down, retry");
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;
+    }
+    let Ok(_permit) = state.permits.try_acquire() else {
+        metrics::counter!("load_shed_requests_total").increment(1);
+        return unavailable("overloaded", "too many concurrent requests, retry shortly");
     };
     next.run(request).await
 }

@@ -78,6 +78,7 @@ const KNOWN_METHODS: &[&str] = &[
     "completion/complete",
     "logging/setLevel",
     "server/discover",
+    "subscriptions/listen",
     "notifications/initialized",
     "notifications/cancelled",
 ];

@@ -26,6 +26,10 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!("mcp_tool_calls_total", "MCP tool calls by tool and outcome");
             metrics::describe_histogram!("mcp_tool_call_duration_seconds", "MCP tool call latency by tool");
             metrics::describe_gauge!("db_pool_connections", "Database pool connections by state");
+            metrics::describe_gauge!("mcp_sessions_active", "MCP sessions held by this replica");
+            metrics::describe_gauge!("mcp_sse_streams", "Open SSE streams by kind (request, standalone, resumed)");
+            metrics::describe_gauge!("mcp_subscriptions_active", "Resource subscribers on this replica");
+            metrics::describe_counter!("mcp_resource_updates_total", "Resource update notifications by outcome");
             metrics::gauge!("mcp_server_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_sha" => option_env!("GIT_SHA").unwrap_or("unknown")).set(1.0);
             handle
         })
@@ -62,5 +66,8 @@ pub fn render(state: &super::AppState) -> String {
     let (size, idle) = state.memory.store().pool_stats();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
+    if let Some(sessions) = state.sessions.local_sessions() {
+        metrics::gauge!("mcp_sessions_active").set(sessions as f64);
+    }
     handle().render()
 }

@@ -21,6 +21,7 @@ use axum::{
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
@@ -32,6 +33,7 @@ use crate::{
     mcp::MemoryServer,
     memory::Memory,
     ratelimit::{RateLimiter, RedisPool, redis_pool},
+    sessions::{RedisEventStore, ResourceUpdates, SharedSessionManager},
 };
 
 /// Everything a request handler may need; cheap to clone.
@@ -49,6 +51,9 @@ pub struct AppState {
     pub limiter: Option<Arc<RateLimiter>>,
     /// Requests in flight on /mcp, bounded by MAX_CONCURRENT_REQUESTS.
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// Resource-update fan-out to subscribers on every replica.
+    pub updates: Arc<ResourceUpdates>,
+    pub sessions: Arc<SharedSessionManager>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +70,28 @@ impl AppState {
     pub fn new(memory: Memory, settings: Settings) -> Result<Self, StateError> {
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
         let auth = Arc::new(Authenticator::from_settings(&settings, http)?);
+        let redis_client = settings.auth.redis().map(|url| redis::Client::open(url.expose_secret())).transpose()?;
         let redis = match settings.auth.redis() {
-            Some(url) => Some(redis_pool(secrecy::ExposeSecret::expose_secret(&url), settings.auth.redis_timeout)?),
+            Some(url) => Some(redis_pool(url.expose_secret(), settings.auth.redis_timeout)?),
             None => None,
         };
+        let updates = ResourceUpdates::new(
+            redis.clone().zip(redis_client),
+            crate::sessions::UPDATES_PREFIX,
+            settings.session_ttl,
+        );
+        let mut local_sessions = LocalSessionManager::default();
+        if settings.sessions
+            && let Some(redis) = &redis
+        {
+            local_sessions = local_sessions.with_event_store(Arc::new(RedisEventStore::new(
+                redis.clone(),
+                "mcp-server:events:",
+                settings.sse_event_log_max,
+                settings.session_ttl,
+            )));
+        }
+        let sessions = Arc::new(SharedSessionManager::new(local_sessions, Some(updates.clone())));
         let limiter = settings.auth.rate_limit_enabled.then(|| {
             Arc::new(RateLimiter::new(
                 settings.auth.rate_limit_requests_per_minute,
@@ -87,6 +110,8 @@ impl AppState {
             redis,
             limiter,
             permits,
+            updates,
+            sessions,
         })
     }
 
@@ -126,22 +151,15 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
 pub fn app(state: AppState) -> Router {
     // Installed before the first request so that no early measurement is lost.
     metrics::handle();
-    let memory = state.memory.clone();
+    let (memory, updates) = (state.memory.clone(), state.updates.clone());
     let fixtures = state.settings.conformance_fixtures;
-    let mut sessions = LocalSessionManager::default();
-    if state.settings.sessions
-        && let Some(redis) = &state.redis
-    {
-        sessions = sessions.with_event_store(Arc::new(crate::sessions::RedisEventStore::new(
-            redis.clone(),
-            "mcp-server:events:",
-            state.settings.sse_event_log_max,
-            state.settings.session_ttl,
-        )));
-    }
     let mcp = StreamableHttpService::new(
-        move || Ok(MemoryServer::new(memory.clone()).with_conformance_fixtures(fixtures)),
-        sessions.into(),
+        move || {
+            Ok(MemoryServer::new(memory.clone())
+                .with_conformance_fixtures(fixtures)
+                .with_resource_updates(updates.clone()))
+        },
+        state.sessions.clone(),
         mcp_config(&state),
     );
     let security_headers = [
@@ -154,7 +172,7 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(state.permits.clone(), auth::shed_load))
+                .layer(middleware::from_fn_with_state(state.clone(), auth::shed_load))
                 .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
                 .layer(middleware::from_fn_with_state(state.clone(), guard::json_body))
                 .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit))

@@ -26,6 +26,7 @@ impl RunningServer {
         let addr = listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
         let stop = CancellationToken::new();
+        tokio::spawn(state.updates.clone().run(state.shutdown.clone()));
         let task = tokio::spawn(run(state.clone(), listener, metrics_listener, stop.clone()));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }

@@ -2,9 +2,10 @@
 
 mod fixtures;
 mod resources;
+mod subscriptions;
 pub mod tools;
 
-use std::{collections::HashMap, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 #[allow(deprecated)]
 use rmcp::{
@@ -13,16 +14,19 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock,
         GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
         ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
         UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 use serde_json::json;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::memory::{Memory, MemoryError, Tenant};
+use crate::{
+    memory::{Memory, MemoryError, Tenant},
+    sessions::ResourceUpdates,
+};
 
 /// What can go wrong in this layer, before it becomes a JSON-RPC error or an error result.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,9 @@ pub struct MemoryServer {
     tenant: Tenant,
     /// Serve the conformance suite's fixtures too.
     fixtures: bool,
+    /// Resource subscriptions, when this server offers them.
+    updates: Option<Arc<ResourceUpdates>>,
+    peer_subscriptions: subscriptions::PeerSubscriptions,
 }
 
 impl MemoryServer {
@@ -115,7 +122,13 @@ impl MemoryServer {
     }
 
     pub fn with_tenant(memory: Memory, tenant: Tenant) -> Self {
-        MemoryServer { memory, tenant, fixtures: false }
+        MemoryServer { memory, tenant, fixtures: false, updates: None, peer_subscriptions: Default::default() }
+    }
+
+    /// Offer resource subscriptions, fed by `updates` (which every write also publishes to).
+    pub fn with_resource_updates(mut self, updates: Arc<ResourceUpdates>) -> Self {
+        self.updates = Some(updates);
+        self
     }
 
     pub fn with_conformance_fixtures(mut self, enabled: bool) -> Self {
@@ -145,6 +158,8 @@ impl ServerHandler for MemoryServer {
                 .enable_logging() // deprecated by SEP-2577, still exercised by the suite
                 .enable_completions()
                 .build()
+        } else if self.updates.is_some() {
+            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build()
         } else {
             ServerCapabilities::builder().enable_tools().enable_resources().build()
         };
@@ -193,7 +208,14 @@ impl ServerHandler for MemoryServer {
         }
         let outcome = match tools::call(&self.memory, &tenant, &name, request.arguments).instrument(span.clone()).await
         {
-            Ok(Some(result)) => Ok(result),
+            Ok(Some(output)) => {
+                if let Some(updates) = &self.updates
+                    && !output.changed.is_empty()
+                {
+                    updates.publish(tenant.as_str(), resources::changed_keys(&output.changed)).await;
+                }
+                Ok(output.result)
+            }
             Ok(None) => {
                 Err(McpError::invalid_params(format!("Unknown tool: {name}"), Some(json!({ "field": "name" }))))
             }
@@ -278,6 +300,18 @@ impl ServerHandler for MemoryServer {
         Ok(CompleteResult::default())
     }
 
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.updates.as_ref().map(|_| subscriptions::accepted(requested))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        if let Some(updates) = &self.updates {
+            let tenant = self.tenant(context.request_context());
+            subscriptions::listen(updates, &tenant, context).await;
+        }
+        Ok(())
+    }
+
     // The conformance suite still exercises logging and legacy subscriptions.
     #[allow(deprecated)]
     async fn set_level(
@@ -300,8 +334,13 @@ impl ServerHandler for MemoryServer {
     ) -> Result<(), McpError> {
         if self.fixtures {
             fixtures::notify_log(&context, &format!("Subscribed to resource: {}", request.uri)).await;
+            return Ok(());
         }
-        Ok(())
+        let Some(updates) = &self.updates else {
+            return Err(McpError::method_not_found::<rmcp::model::SubscribeRequestMethod>());
+        };
+        let tenant = self.tenant(&context);
+        subscriptions::subscribe(updates, &self.peer_subscriptions, &tenant, &request.uri, &context).await
     }
 
     #[allow(deprecated)]
@@ -312,7 +351,12 @@ impl ServerHandler for MemoryServer {
     ) -> Result<(), McpError> {
         if self.fixtures {
             fixtures::notify_log(&context, &format!("Unsubscribed from resource: {}", request.uri)).await;
+            return Ok(());
         }
-        Ok(())
+        let Some(updates) = &self.updates else {
+            return Err(McpError::method_not_found::<rmcp::model::UnsubscribeRequestMethod>());
+        };
+        let tenant = self.tenant(&context);
+        subscriptions::unsubscribe(updates, &self.peer_subscriptions, &tenant, &request.uri, &context).await
     }
 }

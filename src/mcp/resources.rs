@@ -37,6 +37,21 @@ pub fn templates() -> Vec<ResourceTemplate> {
     ]
 }
 
+/// What a subscription to `uri` is about: `graph`, or `entity:<name>` with the name decoded, so
+/// that differently encoded URIs of one entity match. `None` for URIs that are not ours.
+pub fn key(uri: &str) -> Option<String> {
+    if uri == GRAPH_URI {
+        return Some("graph".into());
+    }
+    let name = percent_encoding::percent_decode_str(uri.strip_prefix(ENTITY_PREFIX)?).decode_utf8().ok()?;
+    (!name.is_empty()).then(|| format!("entity:{name}"))
+}
+
+/// The keys a write to these entities changes: theirs and the whole graph's.
+pub fn changed_keys(entities: &[String]) -> Vec<String> {
+    std::iter::once("graph".to_string()).chain(entities.iter().map(|name| format!("entity:{name}"))).collect()
+}
+
 fn json_contents(uri: &str, value: &impl serde::Serialize) -> ReadResourceResult {
     let contents: ResourceContents = serde_json::from_value(json!({
         "uri": uri,
@@ -66,5 +81,20 @@ fn internal(error: crate::memory::MemoryError) -> McpError {
     match error {
         crate::memory::MemoryError::Storage(e) => super::storage_error(&e),
         other => McpError::invalid_params(other.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+
+    #[test]
+    fn a_resource_has_one_key_however_its_uri_is_encoded() {
+        assert_eq!(key("memory://entities/Ada%20Lovelace").as_deref(), Some("entity:Ada Lovelace"));
+        assert_eq!(key("memory://entities/Ada Lovelace").as_deref(), Some("entity:Ada Lovelace"));
+        assert_eq!(key("memory://knowledge-graph").as_deref(), Some("graph"));
+        assert_eq!(key("memory://entities/"), None);
+        assert_eq!(key("memory://entities/%FF"), None, "not UTF-8");
+        assert_eq!(key("file:///etc/passwd"), None);
     }
 }

@@ -128,38 +128,59 @@ fn page_result(page: GraphPage) -> CallToolResult {
     json_result(value)
 }
 
+/// A tool's result and the entities whose resources it changed (for subscribers).
+pub struct ToolOutput {
+    pub result: CallToolResult,
+    pub changed: Vec<String>,
+}
+
+fn relation_ends(relations: &[Relation]) -> Vec<String> {
+    relations.iter().flat_map(|r| [r.from.clone(), r.to.clone()]).collect()
+}
+
 /// Runs one tool. `Ok(None)` means no such tool.
 pub async fn call(
     memory: &Memory,
     tenant: &Tenant,
     name: &str,
     arguments: Option<JsonObject>,
-) -> Result<Option<CallToolResult>, McpLayerError> {
+) -> Result<Option<ToolOutput>, McpLayerError> {
+    let mut changed = Vec::new();
     let result = match name {
         "create_entities" => {
             let args: EntitiesArgs = parse(arguments)?;
-            list_result("entities", &memory.create_entities(tenant, args.entities).await?)
+            let created = memory.create_entities(tenant, args.entities).await?;
+            changed = created.iter().map(|e| e.name.clone()).collect();
+            list_result("entities", &created)
         }
         "create_relations" => {
             let args: RelationsArgs = parse(arguments)?;
-            list_result("relations", &memory.create_relations(tenant, args.relations).await?)
+            let created = memory.create_relations(tenant, args.relations).await?;
+            changed = relation_ends(&created);
+            list_result("relations", &created)
         }
         "add_observations" => {
             let args: ObservationsArgs = parse(arguments)?;
-            list_result("results", &memory.add_observations(tenant, args.observations).await?)
+            let added = memory.add_observations(tenant, args.observations).await?;
+            changed =
+                added.iter().filter(|a| !a.added_observations.is_empty()).map(|a| a.entity_name.clone()).collect();
+            list_result("results", &added)
         }
         "delete_entities" => {
             let args: EntityNamesArgs = parse(arguments)?;
+            changed = args.entity_names.clone();
             memory.delete_entities(tenant, args.entity_names).await?;
             message_result("Entities deleted successfully")
         }
         "delete_observations" => {
             let args: DeletionsArgs = parse(arguments)?;
+            changed = args.deletions.iter().map(|d| d.entity_name.clone()).collect();
             memory.delete_observations(tenant, args.deletions).await?;
             message_result("Observations deleted successfully")
         }
         "delete_relations" => {
             let args: RelationsArgs = parse(arguments)?;
+            changed = relation_ends(&args.relations);
             memory.delete_relations(tenant, args.relations).await?;
             message_result("Relations deleted successfully")
         }
@@ -177,7 +198,9 @@ pub async fn call(
         }
         _ => return Ok(None),
     };
-    Ok(Some(result))
+    changed.sort_unstable();
+    changed.dedup();
+    Ok(Some(ToolOutput { result, changed }))
 }
 
 /// Whether a tool changes the graph (for metrics and, later, scopes).

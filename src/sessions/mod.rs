@@ -10,7 +10,11 @@ use rmcp::transport::streamable_http_server::session::{SessionState, SessionStor
 use crate::ratelimit::RedisPool;
 
 mod events;
+mod manager;
+mod updates;
 pub use events::RedisEventStore;
+pub use manager::SharedSessionManager;
+pub use updates::{ResourceUpdates, Subscription, UPDATES_PREFIX};
 
 pub struct RedisSessionStore {
     pool: RedisPool,

@@ -149,6 +149,17 @@ impl TestApp {
             .expect("MCP initialize over HTTP")
     }
 
+    /// A 2026-07-28 client: `server/discover`, no handshake, no session.
+    pub async fn client_2026(&self) -> Client {
+        use rmcp::{ClientLifecycleMode, ClientServiceExt, model::ProtocolVersion};
+        let transport = StreamableHttpClientTransport::from_uri(self.url("/mcp"));
+        let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("mcp-server-tests", "0"))
+            .serve_with_lifecycle(transport, lifecycle)
+            .await
+            .expect("MCP discover over HTTP")
+    }
+
     pub fn tenant(&self) -> Tenant {
         Tenant::default()
     }

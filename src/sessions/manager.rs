@@ -1,0 +1,180 @@
+//! The session manager: rmcp's local manager plus what a replicated deployment needs: session
+//! ids with 256 random bits (rmcp's own are UUIDv4, 122 bits), resource updates injected into a
+//! session's GET stream (and logged in the event store so a resumed stream replays them), and
+//! gauges of sessions and SSE streams.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures::{Stream, StreamExt, future};
+use rmcp::{
+    model::{
+        ClientJsonRpcMessage, ResourceUpdatedNotification, ResourceUpdatedNotificationParam, ServerJsonRpcMessage,
+        ServerNotification,
+    },
+    transport::streamable_http_server::{
+        SessionId, SessionManager,
+        session::{
+            EventStore, RestoreOutcome, ServerSseMessage,
+            local::{LocalSessionManager, LocalSessionManagerError},
+        },
+    },
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::ResourceUpdates;
+
+pub struct SharedSessionManager {
+    inner: LocalSessionManager,
+    updates: Option<Arc<ResourceUpdates>>,
+}
+
+impl SharedSessionManager {
+    pub fn new(inner: LocalSessionManager, updates: Option<Arc<ResourceUpdates>>) -> Self {
+        SharedSessionManager { inner, updates }
+    }
+
+    /// Sessions this replica holds (for the gauge; `None` while the map is being written).
+    pub fn local_sessions(&self) -> Option<usize> {
+        self.inner.sessions.try_read().ok().map(|s| s.len())
+    }
+}
+
+/// Counts an open SSE stream by kind for as long as it lives.
+struct Counted<S> {
+    inner: Pin<Box<S>>,
+    kind: &'static str,
+}
+
+fn counted<S>(inner: S, kind: &'static str) -> Counted<S> {
+    metrics::gauge!("mcp_sse_streams", "kind" => kind).increment(1.0);
+    Counted { inner: Box::pin(inner), kind }
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        metrics::gauge!("mcp_sse_streams", "kind" => self.kind).decrement(1.0);
+    }
+}
+
+impl<S: Stream> Stream for Counted<S> {
+    type Item = S::Item;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+fn resource_updated(uri: String) -> ServerJsonRpcMessage {
+    ServerJsonRpcMessage::notification(ServerNotification::ResourceUpdatedNotification(
+        ResourceUpdatedNotification::new(ResourceUpdatedNotificationParam::new(uri)),
+    ))
+}
+
+impl SessionManager for SharedSessionManager {
+    type Error = LocalSessionManagerError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let id: SessionId = hex::encode(rand::random::<[u8; 32]>()).into();
+        // Restoring an id nobody holds creates a session with that id and the event store.
+        match self.inner.restore_session(id.clone()).await? {
+            RestoreOutcome::Restored(transport) => Ok((id, transport)),
+            _ => Err(LocalSessionManagerError::SessionNotFound(id)),
+        }
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.inner.initialize_session(id, message).await
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.inner.has_session(id).await
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        if let Some(updates) = &self.updates {
+            updates.forget_session(id).await;
+        }
+        self.inner.close_session(id).await
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(counted(self.inner.create_stream(id, message).await?, "request"))
+    }
+
+    async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
+        self.inner.accept_message(id, message).await
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let stream = self.inner.create_standalone_stream(id).await?;
+        let Some(updates) = &self.updates else {
+            return Ok(counted(stream.left_stream(), "standalone"));
+        };
+        let mut subscription = updates.attach_session(id);
+        let (tx, rx) = mpsc::channel::<ServerSseMessage>(16);
+        let (event_store, stream_id) = (self.inner.event_store(), format!("{id}:common"));
+        tokio::spawn(async move {
+            loop {
+                let uri = tokio::select! {
+                    () = tx.closed() => break,
+                    uri = subscription.updates.recv() => match uri { Some(uri) => uri, None => break },
+                };
+                let event = logged(event_store.as_deref(), &stream_id, resource_updated(uri)).await;
+                if tx.send(event).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // The merged stream ends when the session's own stream ends (replaced, closed, drained).
+        let own = stream.map(Some).chain(futures::stream::iter([None]));
+        let merged = futures::stream::select(own, ReceiverStream::new(rx).map(Some))
+            .take_while(|m| future::ready(m.is_some()))
+            .filter_map(future::ready);
+        Ok(counted(merged.right_stream(), "standalone"))
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(counted(self.inner.resume(id, last_event_id).await?, "resumed"))
+    }
+
+    async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        self.inner.restore_session(id).await
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        self.inner.event_store()
+    }
+}
+
+/// An event for the session's common stream, with an id from the event store when there is one
+/// (so `Last-Event-ID` replays it on any replica).
+async fn logged(store: Option<&dyn EventStore>, stream_id: &str, message: ServerJsonRpcMessage) -> ServerSseMessage {
+    let mut event = ServerSseMessage::from_message(message);
+    if let Some(store) = store {
+        match store.store_event(stream_id, &event).await {
+            Ok(id) => event.event_id = Some(id),
+            Err(error) => tracing::warn!(%error, "resource update not logged for resumption"),
+        }
+    }
+    event
+}

@@ -1,0 +1,367 @@
+//! Resource-update fan-out across replicas. A write publishes which resources of a tenant
+//! changed on a Redis channel; every replica delivers the update to the subscribers it holds
+//! (`subscriptions/listen` requests, or the GET stream of a session that called
+//! `resources/subscribe`). Without Redis, updates stay on the replica that made them.
+//!
+//! Resources are named by a key (`graph`, `entity:<name>`) so that differently encoded URIs of
+//! one resource match; each subscriber is notified with the URI it subscribed with.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ratelimit::RedisPool;
+
+/// Where updates are published and session subscriptions kept in Redis.
+pub const UPDATES_PREFIX: &str = "mcp-server:resources:";
+
+/// Updates waiting for a slow subscriber; beyond this they are dropped (and counted).
+const SUBSCRIBER_BUFFER: usize = 64;
+
+#[derive(Serialize, Deserialize)]
+struct Update {
+    tenant: String,
+    keys: Vec<String>,
+}
+
+enum Interest {
+    /// A `subscriptions/listen` request (or a stdio subscriber): key → URI as subscribed.
+    Resources { tenant: String, uris: HashMap<String, String> },
+    /// The GET stream of a session; what it subscribed to is kept per tenant and key.
+    Session(String),
+}
+
+struct Subscriber {
+    interest: Interest,
+    tx: mpsc::Sender<String>,
+}
+
+#[derive(Default)]
+struct Local {
+    next_id: u64,
+    subscribers: HashMap<u64, Subscriber>,
+    /// Session subscriptions when there is no Redis: (tenant, key) → (session, uri).
+    sessions: HashMap<(String, String), HashSet<(String, String)>>,
+}
+
+pub struct ResourceUpdates {
+    redis: Option<(RedisPool, redis::Client)>,
+    prefix: String,
+    ttl: Duration,
+    local: Mutex<Local>,
+}
+
+/// Keeps a subscriber registered; dropping it unregisters.
+pub struct Subscription {
+    hub: Arc<ResourceUpdates>,
+    id: u64,
+    pub updates: mpsc::Receiver<String>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.local.lock().expect("subscriber map lock").subscribers.remove(&self.id);
+        metrics::gauge!("mcp_subscriptions_active").decrement(1.0);
+    }
+}
+
+fn failed(operation: &'static str, error: impl std::fmt::Display) {
+    metrics::counter!("redis_errors_total", "operation" => operation).increment(1);
+    tracing::warn!(%error, operation, "resource updates: Redis failed");
+}
+
+impl ResourceUpdates {
+    pub fn new(redis: Option<(RedisPool, redis::Client)>, prefix: impl Into<String>, ttl: Duration) -> Arc<Self> {
+        Arc::new(ResourceUpdates { redis, prefix: prefix.into(), ttl, local: Mutex::default() })
+    }
+
+    fn channel(&self) -> String {
+        format!("{}updates", self.prefix)
+    }
+
+    fn register(self: &Arc<Self>, interest: Interest) -> Subscription {
+        let (tx, updates) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let mut local = self.local.lock().expect("subscriber map lock");
+        local.next_id += 1;
+        let id = local.next_id;
+        local.subscribers.insert(id, Subscriber { interest, tx });
+        metrics::gauge!("mcp_subscriptions_active").increment(1.0);
+        Subscription { hub: self.clone(), id, updates }
+    }
+
+    /// A subscriber to fixed resources of one tenant: `uris` maps each key to the URI as given.
+    pub fn listen(self: &Arc<Self>, tenant: &str, uris: HashMap<String, String>) -> Subscription {
+        self.register(Interest::Resources { tenant: tenant.to_string(), uris })
+    }
+
+    /// The GET stream of `session` on this replica: it receives what the session subscribed to.
+    pub fn attach_session(self: &Arc<Self>, session: &str) -> Subscription {
+        self.register(Interest::Session(session.to_string()))
+    }
+
+    fn set_key(&self, tenant: &str, key: &str) -> String {
+        format!("{}subs:{tenant}:{key}", self.prefix)
+    }
+
+    fn session_index(&self, session: &str) -> String {
+        format!("{}session-subs:{session}", self.prefix)
+    }
+
+    /// `resources/subscribe` in a session; kept in Redis so the replica holding the session's
+    /// GET stream sees it whichever replica took the request.
+    pub async fn subscribe_session(&self, tenant: &str, session: &str, key: &str, uri: &str) {
+        let member = format!("{session}\n{uri}");
+        let Some((pool, _)) = &self.redis else {
+            let mut local = self.local.lock().expect("subscriber map lock");
+            local.sessions.entry((tenant.into(), key.into())).or_default().insert((session.into(), uri.into()));
+            return;
+        };
+        let (set, index) = (self.set_key(tenant, key), self.session_index(session));
+        let ttl = self.ttl.as_secs().max(1);
+        let result = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            redis::pipe()
+                .atomic()
+                .sadd(&set, &member)
+                .expire(&set, ttl as i64)
+                .sadd(&index, format!("{set}\n{member}"))
+                .expire(&index, ttl as i64)
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = result {
+            failed("subscribe", e);
+        }
+    }
+
+    pub async fn unsubscribe_session(&self, tenant: &str, session: &str, key: &str, uri: &str) {
+        let member = format!("{session}\n{uri}");
+        let Some((pool, _)) = &self.redis else {
+            let mut local = self.local.lock().expect("subscriber map lock");
+            if let Some(set) = local.sessions.get_mut(&(tenant.into(), key.into())) {
+                set.remove(&(session.into(), uri.into()));
+            }
+            return;
+        };
+        let (set, index) = (self.set_key(tenant, key), self.session_index(session));
+        let result = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            redis::pipe()
+                .srem(&set, &member)
+                .srem(&index, format!("{set}\n{member}"))
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = result {
+            failed("unsubscribe", e);
+        }
+    }
+
+    /// A session ended (DELETE): its subscriptions go everywhere.
+    pub async fn forget_session(&self, session: &str) {
+        let Some((pool, _)) = &self.redis else {
+            let mut local = self.local.lock().expect("subscriber map lock");
+            for set in local.sessions.values_mut() {
+                set.retain(|(s, _)| s != session);
+            }
+            return;
+        };
+        let index = self.session_index(session);
+        let result = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let entries: Vec<String> =
+                redis::cmd("SMEMBERS").arg(&index).query_async(&mut *conn).await.map_err(|e| e.to_string())?;
+            let mut pipe = redis::pipe();
+            for entry in &entries {
+                if let Some((set, member)) = entry.split_once('\n') {
+                    pipe.srem(set, member);
+                }
+            }
+            pipe.del(&index).query_async::<()>(&mut *conn).await.map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = result {
+            failed("forget_session", e);
+        }
+    }
+
+    /// Tells every replica that `keys` of `tenant` changed.
+    pub async fn publish(&self, tenant: &str, keys: Vec<String>) {
+        let update = Update { tenant: tenant.to_string(), keys };
+        if let Some((pool, _)) = &self.redis {
+            let payload = serde_json::to_string(&update).expect("update serializes");
+            let sent = async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                redis::cmd("PUBLISH")
+                    .arg(self.channel())
+                    .arg(payload)
+                    .query_async::<i64>(&mut *conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match sent {
+                Ok(_) => return,
+                // Degrade to this replica's subscribers rather than telling no one.
+                Err(e) => failed("publish", e),
+            }
+        }
+        self.deliver(update).await;
+    }
+
+    /// Hands an update to the matching subscribers on this replica.
+    async fn deliver(&self, update: Update) {
+        let mut targets: Vec<(mpsc::Sender<String>, String)> = Vec::new();
+        let mut sessions: HashMap<String, mpsc::Sender<String>> = HashMap::new();
+        {
+            let local = self.local.lock().expect("subscriber map lock");
+            for subscriber in local.subscribers.values() {
+                match &subscriber.interest {
+                    Interest::Resources { tenant, uris } if *tenant == update.tenant => {
+                        targets.extend(
+                            update
+                                .keys
+                                .iter()
+                                .filter_map(|k| uris.get(k))
+                                .map(|uri| (subscriber.tx.clone(), uri.clone())),
+                        );
+                    }
+                    Interest::Session(id) => {
+                        sessions.insert(id.clone(), subscriber.tx.clone());
+                    }
+                    Interest::Resources { .. } => {}
+                }
+            }
+        }
+        if !sessions.is_empty() {
+            for (session, uri) in self.session_subscribers(&update).await {
+                if let Some(tx) = sessions.get(&session) {
+                    targets.push((tx.clone(), uri));
+                }
+            }
+        }
+        for (tx, uri) in targets {
+            let outcome = if tx.try_send(uri).is_ok() { "sent" } else { "dropped" };
+            metrics::counter!("mcp_resource_updates_total", "outcome" => outcome).increment(1);
+        }
+    }
+
+    async fn session_subscribers(&self, update: &Update) -> Vec<(String, String)> {
+        let Some((pool, _)) = &self.redis else {
+            let local = self.local.lock().expect("subscriber map lock");
+            return update
+                .keys
+                .iter()
+                .filter_map(|k| local.sessions.get(&(update.tenant.clone(), k.clone())))
+                .flatten()
+                .cloned()
+                .collect();
+        };
+        let members = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let mut pipe = redis::pipe();
+            for key in &update.keys {
+                pipe.smembers(self.set_key(&update.tenant, key));
+            }
+            pipe.query_async::<Vec<Vec<String>>>(&mut *conn).await.map_err(|e| e.to_string())
+        }
+        .await;
+        match members {
+            Ok(sets) => sets
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.split_once('\n').map(|(s, u)| (s.to_string(), u.to_string())))
+                .collect(),
+            Err(e) => {
+                failed("session_subscribers", e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Receives every replica's updates until `stop`; reconnects after a Redis failure.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let Some((_, client)) = &self.redis else { return };
+        let mut backoff = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            let connected = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(self.channel()).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = tokio::select! {
+                () = stop.cancelled() => return,
+                result = tokio::time::timeout(Duration::from_secs(5), connected) => result,
+            };
+            let mut messages = match pubsub {
+                Ok(Ok(pubsub)) => {
+                    backoff = Duration::from_millis(100);
+                    pubsub.into_on_message()
+                }
+                Ok(Err(e)) => {
+                    failed("pubsub_connect", e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+                Err(_) => {
+                    failed("pubsub_connect", "timed out");
+                    continue;
+                }
+            };
+            loop {
+                let message = tokio::select! {
+                    () = stop.cancelled() => return,
+                    message = messages.next() => message,
+                };
+                let Some(message) = message else {
+                    failed("pubsub_receive", "connection closed");
+                    break;
+                };
+                match serde_json::from_slice::<Update>(message.get_payload_bytes()) {
+                    Ok(update) => self.deliver(update).await,
+                    Err(e) => tracing::warn!(error = %e, "resource updates: malformed message ignored"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn updates_reach_only_the_tenant_and_resources_subscribed() {
+        let hub = ResourceUpdates::new(None, "test:", Duration::from_secs(60));
+        let uri = "memory://entities/Ada%20Lovelace";
+        let mut listener = hub.listen("t1", HashMap::from([("entity:Ada Lovelace".into(), uri.into())]));
+        hub.publish("t2", vec!["entity:Ada Lovelace".into()]).await;
+        hub.publish("t1", vec!["entity:Bob".into()]).await;
+        hub.publish("t1", vec!["graph".into(), "entity:Ada Lovelace".into()]).await;
+        assert_eq!(listener.updates.try_recv().unwrap(), uri, "notified with the URI as subscribed");
+        assert!(listener.updates.try_recv().is_err(), "nothing from another tenant or resource");
+
+        let mut stream = hub.attach_session("s1");
+        hub.subscribe_session("t1", "s1", "graph", "memory://knowledge-graph").await;
+        hub.publish("t1", vec!["graph".into()]).await;
+        assert_eq!(stream.updates.try_recv().unwrap(), "memory://knowledge-graph");
+        hub.forget_session("s1").await;
+        hub.publish("t1", vec!["graph".into()]).await;
+        assert!(stream.updates.try_recv().is_err(), "a forgotten session hears nothing");
+
+        drop((listener, stream));
+        assert!(hub.local.lock().unwrap().subscribers.is_empty(), "dropping a subscription unregisters it");
+    }
+}
