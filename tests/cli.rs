@@ -281,3 +281,43 @@ async fn smoke_and_healthcheck_against_a_running_server() {
     assert_eq!(smoke.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&smoke.stdout).starts_with("smoke FAILED:"));
 }
+
+/// What systemd would see on NOTIFY_SOCKET from `serve`: READY=1 once listening, WATCHDOG=1 at
+/// half of WATCHDOG_USEC, STOPPING=1 on SIGTERM, then exit 0.
+#[test]
+fn serve_speaks_sd_notify_with_a_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut server = common::serve_process(
+        common::free_port(),
+        &[
+            ("DATABASE_URL", format!("sqlite://{}/db.sqlite", dir.path().display())),
+            ("NOTIFY_SOCKET", socket_path.display().to_string()),
+            ("WATCHDOG_USEC", "200000".into()),
+            ("SHUTDOWN_DELAY", "0s".into()),
+            ("LOG_LEVEL", "warn".into()),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let next = || {
+        let mut buffer = [0u8; 256];
+        let n = socket.recv(&mut buffer).expect("a notification within the wait");
+        String::from_utf8_lossy(&buffer[..n]).trim().to_string()
+    };
+    assert_eq!(next(), "READY=1");
+    // Within 10 s (the read timeout), several pings at ~100 ms.
+    let pings = (0..3).map(|_| next()).filter(|m| m == "WATCHDOG=1").count();
+    assert_eq!(pings, 3);
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    // Pings queued before the signal, then STOPPING=1 and no more pings.
+    let after: Vec<String> = (0..20).map(|_| next()).take_while(|m| m != "STOPPING=1").collect();
+    assert!(after.iter().all(|m| m == "WATCHDOG=1") && after.len() < 20, "STOPPING=1 after SIGTERM: {after:?}");
+    assert!(server.wait().unwrap().success());
+    socket.set_nonblocking(true).unwrap();
+    assert!(socket.recv(&mut [0u8; 256]).is_err(), "nothing after STOPPING=1");
+}

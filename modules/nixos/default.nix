@@ -136,6 +136,12 @@ in
       description = "Run a local Redis (services.redis.servers.mcp-server) on a unix socket, for rate limits.";
     };
 
+    watchdogSec = mkOption {
+      type = types.nullOr types.str;
+      default = "30s";
+      description = "systemd WatchdogSec: the server pings at half this interval while its runtime is responsive; null disables the watchdog. A database outage does not stop the pings (no restart loop).";
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -239,6 +245,7 @@ in
         Restart = "on-failure";
         RestartSec = 5;
         TimeoutStopSec = 40;
+        WatchdogSec = mkIf (cfg.watchdogSec != null) cfg.watchdogSec;
         EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
         LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
         SupplementaryGroups = optional cfg.redis.createLocally config.services.redis.servers.mcp-server.group;

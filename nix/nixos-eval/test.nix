@@ -105,6 +105,7 @@ let
 in
 {
   "Type=notify" = sc.Type == "notify";
+  "WatchdogSec=30s" = sc.WatchdogSec == "30s";
   "ExecStart runs serve" = lib.hasSuffix "mcp-server-run serve" sc.ExecStart;
   "ExecStartPre runs migrate" = lib.hasSuffix "mcp-server-run migrate" sc.ExecStartPre;
   "Restart=on-failure" = sc.Restart == "on-failure";

@@ -111,11 +111,36 @@ pub async fn signal() {
     }
 }
 
+/// Pings systemd's watchdog at half its interval for as long as the runtime schedules tasks, so a
+/// wedged process is restarted. Dependencies are not checked: an outage must not restart us.
+/// Pings end with the shutdown signal (systemd then times the stop with TimeoutStopSec), which
+/// also keeps them from filling a notify socket nobody reads any more.
+async fn watchdog(interval: std::time::Duration, stop: CancellationToken) {
+    tracing::info!(?interval, "systemd watchdog enabled");
+    let mut ticks = tokio::time::interval(interval / 2);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
+}
+
 /// `serve`: start, tell systemd we are ready, run until SIGTERM/SIGINT.
 pub async fn serve(state: AppState) -> std::io::Result<()> {
     let server = RunningServer::start(state).await?;
     tracing::info!(addr = %server.addr, metrics = %server.metrics_addr, "serving MCP at http://{}/mcp", server.addr);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    server.run_until(signal()).await;
+    let stop_watchdog = CancellationToken::new();
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tokio::spawn(watchdog(interval, stop_watchdog.clone()));
+    }
+    server
+        .run_until(async {
+            signal().await;
+            stop_watchdog.cancel();
+        })
+        .await;
     Ok(())
 }
