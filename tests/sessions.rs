@@ -83,8 +83,18 @@ async fn a_session_moves_between_replicas() {
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
     let d = replica(&db_url, &redis).await;
-    let (status, _, _) = send(&d, Some(&session), read).await;
+    let (status, _, _) = send(&d, Some(&session), read.clone()).await;
     assert_eq!(status, 404, "a deleted session is not restored");
+    // And a replica that still held a copy of it drops it (told through Redis) within 5 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _, _) = send(&c, Some(&session), read.clone()).await;
+        if status == 404 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "replica c still serves the deleted session: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The SSE events of a body: (id, data) in order.

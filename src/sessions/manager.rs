@@ -29,12 +29,22 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::ResourceUpdates;
 
 pub struct SharedSessionManager {
-    inner: LocalSessionManager,
+    inner: Arc<LocalSessionManager>,
     updates: Option<Arc<ResourceUpdates>>,
 }
 
 impl SharedSessionManager {
     pub fn new(inner: LocalSessionManager, updates: Option<Arc<ResourceUpdates>>) -> Self {
+        let inner = Arc::new(inner);
+        if let Some(updates) = &updates {
+            // A DELETE on another replica ends this replica's copy of the session too.
+            let local = Arc::downgrade(&inner);
+            updates.on_session_closed(move |id| {
+                if let Some(local) = local.upgrade() {
+                    tokio::spawn(async move { local.close_session(&SessionId::from(id)).await });
+                }
+            });
+        }
         SharedSessionManager { inner, updates }
     }
 
@@ -100,10 +110,12 @@ impl SessionManager for SharedSessionManager {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.inner.close_session(id).await?;
         if let Some(updates) = &self.updates {
             updates.forget_session(id).await;
+            updates.publish_session_closed(id).await;
         }
-        self.inner.close_session(id).await
+        Ok(())
     }
 
     async fn create_stream(

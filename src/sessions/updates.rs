@@ -31,6 +31,17 @@ struct Update {
     keys: Vec<String>,
 }
 
+/// What travels on the channel: resource updates, and sessions ended by DELETE (so that every
+/// replica holding a copy of the session drops it).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Message {
+    Update(Update),
+    SessionClosed { closed_session: String },
+}
+
+type SessionClosedHook = Box<dyn Fn(String) + Send + Sync>;
+
 enum Interest {
     /// A `subscriptions/listen` request (or a stdio subscriber): key → URI as subscribed.
     Resources { tenant: String, uris: HashMap<String, String> },
@@ -56,6 +67,7 @@ pub struct ResourceUpdates {
     prefix: String,
     ttl: Duration,
     local: Mutex<Local>,
+    session_closed: std::sync::OnceLock<SessionClosedHook>,
 }
 
 /// Keeps a subscriber registered; dropping it unregisters.
@@ -79,7 +91,13 @@ fn failed(operation: &'static str, error: impl std::fmt::Display) {
 
 impl ResourceUpdates {
     pub fn new(redis: Option<(RedisPool, redis::Client)>, prefix: impl Into<String>, ttl: Duration) -> Arc<Self> {
-        Arc::new(ResourceUpdates { redis, prefix: prefix.into(), ttl, local: Mutex::default() })
+        Arc::new(ResourceUpdates {
+            redis,
+            prefix: prefix.into(),
+            ttl,
+            local: Mutex::default(),
+            session_closed: std::sync::OnceLock::new(),
+        })
     }
 
     fn channel(&self) -> String {
@@ -196,28 +214,46 @@ impl ResourceUpdates {
         }
     }
 
+    /// Called with the id of every session another replica (or this one) ended with DELETE.
+    pub fn on_session_closed(&self, hook: impl Fn(String) + Send + Sync + 'static) {
+        let _ = self.session_closed.set(Box::new(hook));
+    }
+
+    async fn send(&self, message: &Message) -> Result<(), String> {
+        let Some((pool, _)) = &self.redis else { return Err("no Redis".into()) };
+        let payload = serde_json::to_string(message).expect("message serializes");
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        redis::cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(payload)
+            .query_async::<i64>(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Tells every replica that `keys` of `tenant` changed.
     pub async fn publish(&self, tenant: &str, keys: Vec<String>) {
-        let update = Update { tenant: tenant.to_string(), keys };
-        if let Some((pool, _)) = &self.redis {
-            let payload = serde_json::to_string(&update).expect("update serializes");
-            let sent = async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                redis::cmd("PUBLISH")
-                    .arg(self.channel())
-                    .arg(payload)
-                    .query_async::<i64>(&mut *conn)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            .await;
-            match sent {
-                Ok(_) => return,
+        let message = Message::Update(Update { tenant: tenant.to_string(), keys });
+        if self.redis.is_some() {
+            match self.send(&message).await {
+                Ok(()) => return,
                 // Degrade to this replica's subscribers rather than telling no one.
                 Err(e) => failed("publish", e),
             }
         }
-        self.deliver(update).await;
+        if let Message::Update(update) = message {
+            self.deliver(update).await;
+        }
+    }
+
+    /// Tells every replica that `session` ended, so none keeps serving its local copy.
+    pub async fn publish_session_closed(&self, session: &str) {
+        if self.redis.is_some()
+            && let Err(e) = self.send(&Message::SessionClosed { closed_session: session.to_string() }).await
+        {
+            failed("publish", e);
+        }
     }
 
     /// Hands an update to the matching subscribers on this replica.
@@ -329,8 +365,13 @@ impl ResourceUpdates {
                     failed("pubsub_receive", "connection closed");
                     break;
                 };
-                match serde_json::from_slice::<Update>(message.get_payload_bytes()) {
-                    Ok(update) => self.deliver(update).await,
+                match serde_json::from_slice::<Message>(message.get_payload_bytes()) {
+                    Ok(Message::Update(update)) => self.deliver(update).await,
+                    Ok(Message::SessionClosed { closed_session }) => {
+                        if let Some(hook) = self.session_closed.get() {
+                            hook(closed_session);
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "resource updates: malformed message ignored"),
                 }
             }
