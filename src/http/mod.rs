@@ -142,6 +142,7 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
             redis.clone(),
             "mcp-server:session:",
             settings.session_ttl,
+            state.updates.clone(),
         )));
     }
     config

@@ -111,9 +111,11 @@ impl SessionManager for SharedSessionManager {
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         self.inner.close_session(id).await?;
-        if let Some(updates) = &self.updates {
+        // This runs for a client's DELETE and also when this replica's copy of a session stops
+        // (shutdown, idle): a shared session lives on elsewhere and is ended everywhere by the
+        // store's delete; a replica-local one ends here.
+        if let Some(updates) = self.updates.as_ref().filter(|u| !u.is_shared()) {
             updates.forget_session(id).await;
-            updates.publish_session_closed(id).await;
         }
         Ok(())
     }

@@ -20,11 +20,17 @@ pub struct RedisSessionStore {
     pool: RedisPool,
     prefix: String,
     ttl: Duration,
+    updates: std::sync::Arc<ResourceUpdates>,
 }
 
 impl RedisSessionStore {
-    pub fn new(pool: RedisPool, prefix: impl Into<String>, ttl: Duration) -> Self {
-        RedisSessionStore { pool, prefix: prefix.into(), ttl }
+    pub fn new(
+        pool: RedisPool,
+        prefix: impl Into<String>,
+        ttl: Duration,
+        updates: std::sync::Arc<ResourceUpdates>,
+    ) -> Self {
+        RedisSessionStore { pool, prefix: prefix.into(), ttl, updates }
     }
 
     fn key(&self, session_id: &str) -> String {
@@ -66,6 +72,8 @@ impl SessionStore for RedisSessionStore {
         Ok(())
     }
 
+    /// rmcp calls this only for a client's DELETE: the session ends on every replica, with its
+    /// resource subscriptions.
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
         let mut conn = self.pool.get().await.map_err(|e| Self::failed("session_delete", e))?;
         let _: i64 = redis::cmd("DEL")
@@ -73,6 +81,9 @@ impl SessionStore for RedisSessionStore {
             .query_async(&mut *conn)
             .await
             .map_err(|e| Self::failed("session_delete", e))?;
+        // Gone from the store first, so no replica restores it after dropping its copy.
+        self.updates.forget_session(session_id).await;
+        self.updates.publish_session_closed(session_id).await;
         Ok(())
     }
 }

@@ -100,6 +100,11 @@ impl ResourceUpdates {
         })
     }
 
+    /// Whether updates and session subscriptions are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
     fn channel(&self) -> String {
         format!("{}updates", self.prefix)
     }
