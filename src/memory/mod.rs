@@ -102,18 +102,12 @@ impl Memory {
             check.name(&format!("entities[{i}].entityType"), &e.entity_type)?;
             check.observations(&format!("entities[{i}].observations"), &e.observations)?;
         }
-        let mut tx = self.store.begin_write().await?;
-        let mut created = Vec::new();
-        for entity in entities {
-            if let Some(id) =
-                storage::insert_entity(&mut tx, tenant.as_str(), &entity.name, &entity.entity_type).await?
-            {
-                storage::insert_observations(&mut tx, id, &entity.observations).await?;
-                created.push(entity);
-            }
-        }
-        tx.commit().await?;
-        Ok(created)
+        let new: Vec<_> = entities
+            .iter()
+            .map(|e| storage::NewEntity { name: &e.name, entity_type: &e.entity_type, observations: &e.observations })
+            .collect();
+        let created = storage::create_entities(&self.store, tenant.as_str(), &new).await?;
+        Ok(entities.into_iter().zip(created).filter_map(|(entity, created)| created.then_some(entity)).collect())
     }
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_relations"))]

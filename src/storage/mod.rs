@@ -3,6 +3,7 @@
 //! SQLite gets a single-connection writer pool (writers queue fairly in-process instead of
 //! spinning on `SQLITE_BUSY`) beside a reader pool; PostgreSQL uses one pool for both.
 
+mod create;
 mod graph;
 mod search;
 
@@ -15,6 +16,7 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
+pub use create::{NewEntity, create_entities};
 pub use graph::*;
 pub use search::search_graph;
 
@@ -170,6 +172,11 @@ impl Store {
 
     pub async fn begin_write(&self) -> Result<WriteTx, StorageError> {
         Ok(self.write.begin().await?)
+    }
+
+    /// The pool for single-statement writes (autocommit).
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
     }
 
     pub fn reader(&self) -> &AnyPool {

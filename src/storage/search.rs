@@ -59,13 +59,24 @@ pub async fn search_graph(
     let mut st = Statement::default();
     let tenant = st.arg(Arg::Text(tenant.into()));
     let contains = format!("%{}%", like_escape(&needle));
-    // FTS5's trigram index answers substring queries of three characters or more.
+    // The matching ids are collected first, each branch from its own trigram index, and the
+    // entities fetched by id: filtering the tenant's entities against the match sets instead
+    // scans all of them (40 ms on SQLite, 300 ms on PostgreSQL at 100k entities).
     let matches = if backend == Backend::Sqlite && needle.chars().count() >= 3 {
+        // FTS5's trigram index answers substring queries of three characters or more. `+` keeps
+        // SQLite from driving the query by the tenant index.
         let phrase = st.arg(Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
         format!(
-            "e.tenant = {tenant} AND (e.id IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH {phrase}) \
-             OR e.id IN (SELECT o.entity_id FROM observations o WHERE o.id IN \
-               (SELECT rowid FROM observations_fts WHERE observations_fts MATCH {phrase})))"
+            "+e.tenant = {tenant} AND e.id IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH {phrase} \
+             UNION SELECT o.entity_id FROM observations o WHERE o.id IN \
+               (SELECT rowid FROM observations_fts WHERE observations_fts MATCH {phrase}))"
+        )
+    } else if backend == Backend::Postgres {
+        let like = st.arg(Arg::Text(contains.clone()));
+        format!(
+            "e.tenant = {tenant} AND e.id IN (SELECT id FROM entities WHERE name_lc LIKE {like} ESCAPE '\\' \
+               OR type_lc LIKE {like} ESCAPE '\\' \
+             UNION SELECT entity_id FROM observations WHERE content_lc LIKE {like} ESCAPE '\\')"
         )
     } else {
         let like = st.arg(Arg::Text(contains.clone()));
