@@ -200,7 +200,12 @@ async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyho
         )),
         None => None,
     };
-    let updates = crate::sessions::ResourceUpdates::new(redis, crate::sessions::UPDATES_PREFIX, settings.session_ttl);
+    let updates = crate::sessions::ResourceUpdates::new(
+        redis,
+        crate::sessions::UPDATES_PREFIX,
+        settings.session_ttl,
+        settings.auth.redis_timeout,
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(updates.clone().run(stop.clone()));
     let server = MemoryServer::with_tenant(memory, tenant).with_resource_updates(updates);

@@ -79,6 +79,7 @@ impl AppState {
             redis.clone().zip(redis_client),
             crate::sessions::UPDATES_PREFIX,
             settings.session_ttl,
+            settings.auth.redis_timeout,
         );
         let mut local_sessions = LocalSessionManager::default();
         if settings.sessions

@@ -66,6 +66,8 @@ pub struct ResourceUpdates {
     redis: Option<(RedisPool, redis::Client)>,
     prefix: String,
     ttl: Duration,
+    /// Bounds every Redis call (REDIS_TIMEOUT): a hung Redis must not hang a tool call.
+    timeout: Duration,
     local: Mutex<Local>,
     session_closed: std::sync::OnceLock<SessionClosedHook>,
 }
@@ -90,14 +92,24 @@ fn failed(operation: &'static str, error: impl std::fmt::Display) {
 }
 
 impl ResourceUpdates {
-    pub fn new(redis: Option<(RedisPool, redis::Client)>, prefix: impl Into<String>, ttl: Duration) -> Arc<Self> {
+    pub fn new(
+        redis: Option<(RedisPool, redis::Client)>,
+        prefix: impl Into<String>,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(ResourceUpdates {
             redis,
             prefix: prefix.into(),
             ttl,
+            timeout,
             local: Mutex::default(),
             session_closed: std::sync::OnceLock::new(),
         })
+    }
+
+    async fn bounded<T>(&self, work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+        tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| Err("timed out".into()))
     }
 
     /// Whether updates and session subscriptions are shared through Redis.
@@ -148,19 +160,20 @@ impl ResourceUpdates {
         };
         let (set, index) = (self.set_key(tenant, key), self.session_index(session));
         let ttl = self.ttl.as_secs().max(1);
-        let result = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            redis::pipe()
-                .atomic()
-                .sadd(&set, &member)
-                .expire(&set, ttl as i64)
-                .sadd(&index, format!("{set}\n{member}"))
-                .expire(&index, ttl as i64)
-                .query_async::<()>(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let result = self
+            .bounded(async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                redis::pipe()
+                    .atomic()
+                    .sadd(&set, &member)
+                    .expire(&set, ttl as i64)
+                    .sadd(&index, format!("{set}\n{member}"))
+                    .expire(&index, ttl as i64)
+                    .query_async::<()>(&mut *conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
         if let Err(e) = result {
             failed("subscribe", e);
         }
@@ -176,16 +189,17 @@ impl ResourceUpdates {
             return;
         };
         let (set, index) = (self.set_key(tenant, key), self.session_index(session));
-        let result = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            redis::pipe()
-                .srem(&set, &member)
-                .srem(&index, format!("{set}\n{member}"))
-                .query_async::<()>(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let result = self
+            .bounded(async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                redis::pipe()
+                    .srem(&set, &member)
+                    .srem(&index, format!("{set}\n{member}"))
+                    .query_async::<()>(&mut *conn)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
         if let Err(e) = result {
             failed("unsubscribe", e);
         }
@@ -201,19 +215,20 @@ impl ResourceUpdates {
             return;
         };
         let index = self.session_index(session);
-        let result = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            let entries: Vec<String> =
-                redis::cmd("SMEMBERS").arg(&index).query_async(&mut *conn).await.map_err(|e| e.to_string())?;
-            let mut pipe = redis::pipe();
-            for entry in &entries {
-                if let Some((set, member)) = entry.split_once('\n') {
-                    pipe.srem(set, member);
+        let result = self
+            .bounded(async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                let entries: Vec<String> =
+                    redis::cmd("SMEMBERS").arg(&index).query_async(&mut *conn).await.map_err(|e| e.to_string())?;
+                let mut pipe = redis::pipe();
+                for entry in &entries {
+                    if let Some((set, member)) = entry.split_once('\n') {
+                        pipe.srem(set, member);
+                    }
                 }
-            }
-            pipe.del(&index).query_async::<()>(&mut *conn).await.map_err(|e| e.to_string())
-        }
-        .await;
+                pipe.del(&index).query_async::<()>(&mut *conn).await.map_err(|e| e.to_string())
+            })
+            .await;
         if let Err(e) = result {
             failed("forget_session", e);
         }
@@ -227,13 +242,16 @@ impl ResourceUpdates {
     async fn send(&self, message: &Message) -> Result<(), String> {
         let Some((pool, _)) = &self.redis else { return Err("no Redis".into()) };
         let payload = serde_json::to_string(message).expect("message serializes");
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        redis::cmd("PUBLISH")
-            .arg(self.channel())
-            .arg(payload)
-            .query_async::<i64>(&mut *conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.bounded(async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            redis::cmd("PUBLISH")
+                .arg(self.channel())
+                .arg(payload)
+                .query_async::<i64>(&mut *conn)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await?;
         Ok(())
     }
 
@@ -309,15 +327,16 @@ impl ResourceUpdates {
                 .cloned()
                 .collect();
         };
-        let members = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            let mut pipe = redis::pipe();
-            for key in &update.keys {
-                pipe.smembers(self.set_key(&update.tenant, key));
-            }
-            pipe.query_async::<Vec<Vec<String>>>(&mut *conn).await.map_err(|e| e.to_string())
-        }
-        .await;
+        let members = self
+            .bounded(async {
+                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                let mut pipe = redis::pipe();
+                for key in &update.keys {
+                    pipe.smembers(self.set_key(&update.tenant, key));
+                }
+                pipe.query_async::<Vec<Vec<String>>>(&mut *conn).await.map_err(|e| e.to_string())
+            })
+            .await;
         match members {
             Ok(sets) => sets
                 .into_iter()
@@ -390,7 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn updates_reach_only_the_tenant_and_resources_subscribed() {
-        let hub = ResourceUpdates::new(None, "test:", Duration::from_secs(60));
+        let hub = ResourceUpdates::new(None, "test:", Duration::from_secs(60), Duration::from_secs(1));
         let uri = "memory://entities/Ada%20Lovelace";
         let mut listener = hub.listen("t1", HashMap::from([("entity:Ada Lovelace".into(), uri.into())]));
         hub.publish("t2", vec!["entity:Ada Lovelace".into()]).await;
