@@ -74,13 +74,7 @@ async fn a_session_moves_between_replicas() {
     assert_eq!(reply.unwrap()["result"]["structuredContent"]["entities"][0]["observations"], json!(["seen on b"]));
 
     // DELETE ends it in the shared store: a replica that never held it refuses it now.
-    let deleted = reqwest::Client::new()
-        .delete(b.url("/mcp"))
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let deleted = common::delete_session(&b, &session).await;
     assert!(deleted.status().is_success(), "{}", deleted.status());
     let d = replica(&db_url, &redis).await;
     let (status, _, _) = send(&d, Some(&session), read.clone()).await;

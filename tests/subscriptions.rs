@@ -175,13 +175,7 @@ async fn a_session_subscription_is_notified_on_its_stream_on_another_replica() {
     assert!(value(r#"mcp_resource_updates_total{outcome="sent"}"#) >= 1.0);
 
     // DELETE ends the session and its subscriptions everywhere.
-    let deleted = reqwest::Client::new()
-        .delete(b.url("/mcp"))
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let deleted = common::delete_session(&b, &session).await;
     assert!(deleted.status().is_success());
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let members: Vec<String> = redis::cmd("SMEMBERS")

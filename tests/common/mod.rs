@@ -171,6 +171,17 @@ impl TestApp {
     }
 }
 
+/// Ends a 2025-11-25 session with DELETE, as a client does.
+pub async fn delete_session(app: &TestApp, session: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .delete(app.url("/mcp"))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Calls a tool; protocol errors come back as `Err(ErrorData)`.
 pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ErrorData> {
     let params =
