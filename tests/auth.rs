@@ -149,7 +149,12 @@ async fn hs256_attack_suite() {
     assert!(www.contains("error=\"insufficient_scope\"") && www.contains("scope=\"memory:write\""), "{www}");
     let mut no_scope = claims("alice");
     no_scope["scope"] = json!("");
-    assert_eq!(rpc(&app, Some(&format!("Bearer {}", hs256(&no_scope))), list_tools()).await.status(), 403);
+    let no_scope = format!("Bearer {}", hs256(&no_scope));
+    assert_eq!(rpc(&app, Some(&no_scope), list_tools()).await.status(), 403);
+    // Resource updates name entities: listening needs the read scope too.
+    let listen = json!({ "jsonrpc": "2.0", "id": 3, "method": "subscriptions/listen",
+        "params": { "notifications": { "resourceSubscriptions": ["memory://knowledge-graph"] } } });
+    assert_eq!(rpc(&app, Some(&no_scope), listen).await.status(), 403);
 
     // RFC 9728 metadata, at both paths.
     for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {

@@ -54,7 +54,8 @@ fn scope_of(message: &Message) -> Option<&'static str> {
                 message.params.as_ref().and_then(|p| p.name.as_ref()).and_then(Value::as_str).unwrap_or_default();
             Some(if is_write(tool) { SCOPE_WRITE } else { SCOPE_READ })
         }
-        "tools/list" => Some(SCOPE_READ),
+        // Updates name the entities that change: reading them needs the read scope.
+        "tools/list" | "subscriptions/listen" => Some(SCOPE_READ),
         m if m.starts_with("resources/") || m.starts_with("prompts/") || m.starts_with("completion/") => {
             Some(SCOPE_READ)
         }
