@@ -7,7 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::{Db, TestApp, ok, spawn_app_with};
-use rmcp::model::{ServerNotification, SubscriptionFilter};
+use rmcp::{
+    model::{ServerNotification, SubscriptionFilter},
+    service::SubscriptionEnd,
+};
 use serde_json::{Value, json};
 
 fn redis_url() -> String {
@@ -75,6 +78,12 @@ async fn a_write_on_one_replica_notifies_a_listener_on_another() {
     .await;
     let notification = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.unwrap().unwrap();
     assert!(matches!(notification, Some(ServerNotification::ResourceUpdatedNotification(u)) if u.params.uri == uri));
+
+    // Draining replica A ends the listen request with its final result (a graceful end, not a
+    // dropped connection), so the client knows to listen again elsewhere.
+    let (_, end) = tokio::join!(a.shutdown(), tokio::time::timeout(Duration::from_secs(5), subscription.next()));
+    assert!(matches!(end, Ok(Ok(None))), "the subscription ends: {end:?}");
+    assert!(matches!(subscription.end(), Some(SubscriptionEnd::Graceful(_))), "{:?}", subscription.end());
 }
 
 /// POSTs a JSON-RPC message in a 2025-11-25 session; returns the response.

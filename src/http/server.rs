@@ -80,6 +80,10 @@ async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task:
     tracing::info!(delay = ?settings.shutdown_delay, "shutdown: readiness failing, still serving");
     tokio::time::sleep(settings.shutdown_delay).await;
     tracing::info!(timeout = ?settings.shutdown_timeout, "shutdown: no longer accepting, draining");
+    // Subscriptions end first, so listen requests send their final result before streams close.
+    if state.updates.close(std::time::Duration::from_secs(1)).await {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     stop_accepting.cancel();
     state.shutdown.cancel();
     match tokio::time::timeout(settings.shutdown_timeout, server_task).await {

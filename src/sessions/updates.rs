@@ -56,6 +56,8 @@ struct Subscriber {
 
 #[derive(Default)]
 struct Local {
+    /// Set at shutdown: subscribers are let go so their streams end cleanly.
+    closed: bool,
     next_id: u64,
     subscribers: HashMap<u64, Subscriber>,
     /// Session subscriptions when there is no Redis: (tenant, key) → (session, uri).
@@ -69,6 +71,8 @@ pub struct ResourceUpdates {
     /// Bounds every Redis call (REDIS_TIMEOUT): a hung Redis must not hang a tool call.
     timeout: Duration,
     local: Mutex<Local>,
+    /// Subscriptions not yet dropped (their handlers still running).
+    live: std::sync::atomic::AtomicUsize,
     session_closed: std::sync::OnceLock<SessionClosedHook>,
 }
 
@@ -82,6 +86,7 @@ pub struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.local.lock().expect("subscriber map lock").subscribers.remove(&self.id);
+        self.hub.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         metrics::gauge!("mcp_subscriptions_active").decrement(1.0);
     }
 }
@@ -104,12 +109,30 @@ impl ResourceUpdates {
             ttl,
             timeout,
             local: Mutex::default(),
+            live: std::sync::atomic::AtomicUsize::new(0),
             session_closed: std::sync::OnceLock::new(),
         })
     }
 
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
         tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| Err("timed out".into()))
+    }
+
+    /// Shutdown: every subscription ends (its receiver yields `None`), new ones end at once, so
+    /// listen requests finish with their final result and clients resume on another replica.
+    /// Returns once their handlers have let go (at most `within`): whether there were any.
+    pub async fn close(&self, within: Duration) -> bool {
+        {
+            let mut local = self.local.lock().expect("subscriber map lock");
+            local.closed = true;
+            local.subscribers.clear();
+        }
+        let had_any = self.live.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        let deadline = tokio::time::Instant::now() + within;
+        while self.live.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        had_any
     }
 
     /// Whether updates and session subscriptions are shared through Redis.
@@ -126,7 +149,10 @@ impl ResourceUpdates {
         let mut local = self.local.lock().expect("subscriber map lock");
         local.next_id += 1;
         let id = local.next_id;
-        local.subscribers.insert(id, Subscriber { interest, tx });
+        if !local.closed {
+            local.subscribers.insert(id, Subscriber { interest, tx });
+        }
+        self.live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         metrics::gauge!("mcp_subscriptions_active").increment(1.0);
         Subscription { hub: self.clone(), id, updates }
     }
