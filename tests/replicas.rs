@@ -285,6 +285,7 @@ async fn a_rolling_restart_fails_no_request() {
     let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let mut replacements = Vec::new();
     for (i, replica) in cluster.proxy.replicas.iter().enumerate() {
+        let before = done.load(Ordering::SeqCst);
         let pid = replica.child.as_ref().unwrap().id();
         Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
         // The old process drains and exits; then the new one starts on the same port.
@@ -303,6 +304,8 @@ async fn a_rolling_restart_fails_no_request() {
             assert!(Instant::now() < deadline, "replica {i} did not come back");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Load kept flowing while this replica was away (however fast this machine is).
+        assert!(done.load(Ordering::SeqCst) > before, "no request completed while replica {i} restarted");
     }
     stop.store(true, Ordering::SeqCst);
     for task in load {
@@ -313,6 +316,5 @@ async fn a_rolling_restart_fails_no_request() {
     }
     let (done, failed) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     eprintln!("rolling restart: {done} requests succeeded, {failed} failed");
-    assert!(done > 100, "load ran during the restart");
     assert_eq!(failed, 0, "no client request failed");
 }
