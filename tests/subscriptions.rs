@@ -34,17 +34,19 @@ async fn a_write_on_one_replica_notifies_a_listener_on_another() {
     let shared = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}/shared.db", shared.path().display());
     let (a, b) = (replica(&db_url, &[]).await, replica(&db_url, &[]).await);
-    let (watched, other) = (unique("Ada Lovelace"), unique("other"));
+    let (watched, other, friend) = (unique("Ada Lovelace"), unique("other"), unique("friend"));
     // Subscribed with a percent-encoded name: the update must come back with this very URI.
     let uri = format!("memory://entities/{}", watched.replace(' ', "%20"));
+    let friend_uri = format!("memory://entities/{friend}");
 
     let listener = a.client_2026().await;
-    let filter =
-        SubscriptionFilter::builder().resource_subscriptions([uri.clone(), "memory://elsewhere/x".into()]).build();
+    let filter = SubscriptionFilter::builder()
+        .resource_subscriptions([uri.clone(), friend_uri.clone(), "memory://elsewhere/x".into()])
+        .build();
     let mut subscription = listener.listen(filter).await.expect("subscriptions/listen is acknowledged");
     assert_eq!(
         subscription.acknowledged().resource_subscriptions,
-        Some(vec![uri.clone()]),
+        Some(vec![uri.clone(), friend_uri.clone()]),
         "only our own resource URIs are accepted"
     );
 
@@ -79,11 +81,48 @@ async fn a_write_on_one_replica_notifies_a_listener_on_another() {
     let notification = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.unwrap().unwrap();
     assert!(matches!(notification, Some(ServerNotification::ResourceUpdatedNotification(u)) if u.params.uri == uri));
 
+    // A relation changes both ends; deleting one end drops the relation, so the other end hears too.
+    ok(
+        &writer,
+        "create_entities",
+        json!({ "entities": [{ "name": friend, "entityType": "person", "observations": [] }] }),
+    )
+    .await;
+    assert_eq!(next_uris(&mut subscription, 1).await, vec![friend_uri.clone()]);
+    ok(
+        &writer,
+        "create_relations",
+        json!({ "relations": [{ "from": watched, "to": friend, "relationType": "knows" }] }),
+    )
+    .await;
+    let both = sorted(vec![uri.clone(), friend_uri.clone()]);
+    assert_eq!(sorted(next_uris(&mut subscription, 2).await), both);
+    ok(&writer, "delete_entities", json!({ "entityNames": [watched] })).await;
+    assert_eq!(sorted(next_uris(&mut subscription, 2).await), both);
+
     // Draining replica A ends the listen request with its final result (a graceful end, not a
     // dropped connection), so the client knows to listen again elsewhere.
     let (_, end) = tokio::join!(a.shutdown(), tokio::time::timeout(Duration::from_secs(5), subscription.next()));
     assert!(matches!(end, Ok(Ok(None))), "the subscription ends: {end:?}");
     assert!(matches!(subscription.end(), Some(SubscriptionEnd::Graceful(_))), "{:?}", subscription.end());
+}
+
+/// The URIs of the next `count` resource updates, each within 5 s.
+async fn next_uris(subscription: &mut rmcp::service::Subscription, count: usize) -> Vec<String> {
+    let mut uris = Vec::new();
+    for _ in 0..count {
+        let next = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+        match next.expect("an update within 5 s").expect("the subscription is open") {
+            Some(ServerNotification::ResourceUpdatedNotification(u)) => uris.push(u.params.uri),
+            other => panic!("expected notifications/resources/updated, got {other:?}"),
+        }
+    }
+    uris
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
 }
 
 /// POSTs a JSON-RPC message in a 2025-11-25 session; returns the response.

@@ -169,7 +169,7 @@ pub async fn call(
         "delete_entities" => {
             let args: EntityNamesArgs = parse(arguments)?;
             changed = args.entity_names.clone();
-            memory.delete_entities(tenant, args.entity_names).await?;
+            changed.extend(memory.delete_entities(tenant, args.entity_names).await?);
             message_result("Entities deleted successfully")
         }
         "delete_observations" => {

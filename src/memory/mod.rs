@@ -155,15 +155,17 @@ impl Memory {
     }
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_entities"))]
-    pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<()> {
+    /// Returns the entities that lost a relation to a deleted one.
+    pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<Vec<String>> {
         let _timed = Timed::start("delete_entities");
         self.check().names("entityNames", &names)?;
         let mut tx = self.store.begin_write().await?;
+        let mut related = Vec::new();
         for name in &names {
-            storage::delete_entity(&mut tx, tenant.as_str(), name).await?;
+            related.extend(storage::delete_entity(&mut tx, tenant.as_str(), name).await?);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(related)
     }
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_observations"))]

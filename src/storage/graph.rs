@@ -109,12 +109,24 @@ pub async fn insert_relation(
 }
 
 /// Deletes an entity, its observations and every relation that names it.
-pub async fn delete_entity(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<()> {
-    sqlx::query("DELETE FROM relations WHERE tenant = $1 AND (from_name = $2 OR to_name = $2)")
-        .bind(tenant)
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
+/// Deletes an entity with its observations and relations; returns the entities at the other end
+/// of the deleted relations (their resources changed too).
+pub async fn delete_entity(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<Vec<String>> {
+    let ends = sqlx::query(
+        "DELETE FROM relations WHERE tenant = $1 AND (from_name = $2 OR to_name = $2) RETURNING from_name, to_name",
+    )
+    .bind(tenant)
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut others = Vec::new();
+    for row in ends {
+        for end in [row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?] {
+            if end != name {
+                others.push(end);
+            }
+        }
+    }
     sqlx::query(
         "DELETE FROM observations WHERE entity_id IN (SELECT id FROM entities WHERE tenant = $1 AND name = $2)",
     )
@@ -123,7 +135,7 @@ pub async fn delete_entity(conn: &mut AnyConnection, tenant: &str, name: &str) -
     .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM entities WHERE tenant = $1 AND name = $2").bind(tenant).bind(name).execute(conn).await?;
-    Ok(())
+    Ok(others)
 }
 
 pub async fn delete_observation(conn: &mut AnyConnection, entity_id: i64, content: &str) -> Result<()> {
