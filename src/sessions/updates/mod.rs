@@ -19,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ratelimit::RedisPool;
 
+mod sessions;
+#[cfg(test)]
+mod tests;
+
 /// Where updates are published and session subscriptions kept in Redis.
 pub const UPDATES_PREFIX: &str = "mcp-server:resources:";
 
@@ -167,99 +171,6 @@ impl ResourceUpdates {
         self.register(Interest::Session(session.to_string()))
     }
 
-    fn set_key(&self, tenant: &str, key: &str) -> String {
-        format!("{}subs:{tenant}:{key}", self.prefix)
-    }
-
-    fn session_index(&self, session: &str) -> String {
-        format!("{}session-subs:{session}", self.prefix)
-    }
-
-    /// `resources/subscribe` in a session; kept in Redis so the replica holding the session's
-    /// GET stream sees it whichever replica took the request.
-    pub async fn subscribe_session(&self, tenant: &str, session: &str, key: &str, uri: &str) {
-        let member = format!("{session}\n{uri}");
-        let Some((pool, _)) = &self.redis else {
-            let mut local = self.local.lock().expect("subscriber map lock");
-            local.sessions.entry((tenant.into(), key.into())).or_default().insert((session.into(), uri.into()));
-            return;
-        };
-        let (set, index) = (self.set_key(tenant, key), self.session_index(session));
-        let ttl = self.ttl.as_secs().max(1);
-        let result = self
-            .bounded(async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                redis::pipe()
-                    .atomic()
-                    .sadd(&set, &member)
-                    .expire(&set, ttl as i64)
-                    .sadd(&index, format!("{set}\n{member}"))
-                    .expire(&index, ttl as i64)
-                    .query_async::<()>(&mut *conn)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        if let Err(e) = result {
-            failed("subscribe", e);
-        }
-    }
-
-    pub async fn unsubscribe_session(&self, tenant: &str, session: &str, key: &str, uri: &str) {
-        let member = format!("{session}\n{uri}");
-        let Some((pool, _)) = &self.redis else {
-            let mut local = self.local.lock().expect("subscriber map lock");
-            if let Some(set) = local.sessions.get_mut(&(tenant.into(), key.into())) {
-                set.remove(&(session.into(), uri.into()));
-            }
-            return;
-        };
-        let (set, index) = (self.set_key(tenant, key), self.session_index(session));
-        let result = self
-            .bounded(async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                redis::pipe()
-                    .srem(&set, &member)
-                    .srem(&index, format!("{set}\n{member}"))
-                    .query_async::<()>(&mut *conn)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        if let Err(e) = result {
-            failed("unsubscribe", e);
-        }
-    }
-
-    /// A session ended (DELETE): its subscriptions go everywhere.
-    pub async fn forget_session(&self, session: &str) {
-        let Some((pool, _)) = &self.redis else {
-            let mut local = self.local.lock().expect("subscriber map lock");
-            for set in local.sessions.values_mut() {
-                set.retain(|(s, _)| s != session);
-            }
-            return;
-        };
-        let index = self.session_index(session);
-        let result = self
-            .bounded(async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let entries: Vec<String> =
-                    redis::cmd("SMEMBERS").arg(&index).query_async(&mut *conn).await.map_err(|e| e.to_string())?;
-                let mut pipe = redis::pipe();
-                for entry in &entries {
-                    if let Some((set, member)) = entry.split_once('\n') {
-                        pipe.srem(set, member);
-                    }
-                }
-                pipe.del(&index).query_async::<()>(&mut *conn).await.map_err(|e| e.to_string())
-            })
-            .await;
-        if let Err(e) = result {
-            failed("forget_session", e);
-        }
-    }
-
     /// Called with the id of every session another replica (or this one) ended with DELETE.
     pub fn on_session_closed(&self, hook: impl Fn(String) + Send + Sync + 'static) {
         let _ = self.session_closed.set(Box::new(hook));
@@ -342,40 +253,6 @@ impl ResourceUpdates {
         }
     }
 
-    async fn session_subscribers(&self, update: &Update) -> Vec<(String, String)> {
-        let Some((pool, _)) = &self.redis else {
-            let local = self.local.lock().expect("subscriber map lock");
-            return update
-                .keys
-                .iter()
-                .filter_map(|k| local.sessions.get(&(update.tenant.clone(), k.clone())))
-                .flatten()
-                .cloned()
-                .collect();
-        };
-        let members = self
-            .bounded(async {
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let mut pipe = redis::pipe();
-                for key in &update.keys {
-                    pipe.smembers(self.set_key(&update.tenant, key));
-                }
-                pipe.query_async::<Vec<Vec<String>>>(&mut *conn).await.map_err(|e| e.to_string())
-            })
-            .await;
-        match members {
-            Ok(sets) => sets
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m.split_once('\n').map(|(s, u)| (s.to_string(), u.to_string())))
-                .collect(),
-            Err(e) => {
-                failed("session_subscribers", e);
-                Vec::new()
-            }
-        }
-    }
-
     /// Receives every replica's updates until `stop`; reconnects after a Redis failure.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let Some((_, client)) = &self.redis else { return };
@@ -426,33 +303,5 @@ impl ResourceUpdates {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn updates_reach_only_the_tenant_and_resources_subscribed() {
-        let hub = ResourceUpdates::new(None, "test:", Duration::from_secs(60), Duration::from_secs(1));
-        let uri = "memory://entities/Ada%20Lovelace";
-        let mut listener = hub.listen("t1", HashMap::from([("entity:Ada Lovelace".into(), uri.into())]));
-        hub.publish("t2", vec!["entity:Ada Lovelace".into()]).await;
-        hub.publish("t1", vec!["entity:Bob".into()]).await;
-        hub.publish("t1", vec!["graph".into(), "entity:Ada Lovelace".into()]).await;
-        assert_eq!(listener.updates.try_recv().unwrap(), uri, "notified with the URI as subscribed");
-        assert!(listener.updates.try_recv().is_err(), "nothing from another tenant or resource");
-
-        let mut stream = hub.attach_session("s1");
-        hub.subscribe_session("t1", "s1", "graph", "memory://knowledge-graph").await;
-        hub.publish("t1", vec!["graph".into()]).await;
-        assert_eq!(stream.updates.try_recv().unwrap(), "memory://knowledge-graph");
-        hub.forget_session("s1").await;
-        hub.publish("t1", vec!["graph".into()]).await;
-        assert!(stream.updates.try_recv().is_err(), "a forgotten session hears nothing");
-
-        drop((listener, stream));
-        assert!(hub.local.lock().unwrap().subscribers.is_empty(), "dropping a subscription unregisters it");
     }
 }
