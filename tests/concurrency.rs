@@ -63,3 +63,53 @@ async fn shutdown_fails_readiness_first_then_stops() {
     tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("drains in time").unwrap();
     assert!(reqwest::get(&health_url).await.is_err(), "listener closed after the drain");
 }
+
+/// Requests being handled when the listener closes finish with their results: the drain waits
+/// for them before it cancels the MCP service. A table lock holds the writes in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_in_flight() {
+    use sqlx::{Connection, Executor};
+    const IN_FLIGHT: usize = 8;
+    let Some(mut app) = spawn_app(Db::Postgres).await else {
+        return;
+    };
+    let mut clients = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        clients.push(app.client().await); // one request at a time per client
+    }
+    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    lock.execute("BEGIN; LOCK TABLE entities IN EXCLUSIVE MODE").await.unwrap();
+    let calls: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            tokio::spawn(async move {
+                let entity = json!({ "name": format!("late-{i}"), "entityType": "t", "observations": [] });
+                common::call(&client, "create_entities", json!({ "entities": [entity] })).await
+            })
+        })
+        .collect();
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let started = std::time::Instant::now();
+    // Another connection: pg_stat_activity is a snapshot for the length of a transaction.
+    let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut watch).await.unwrap() < IN_FLIGHT as i64 {
+        assert!(started.elapsed() < common::WAIT, "the writes never reached the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lock.execute("COMMIT").await.unwrap();
+    };
+    tokio::join!(app.stop(), release);
+    for call in calls {
+        let result = call.await.unwrap().expect("the request in flight at shutdown got its result");
+        assert_ne!(result.is_error, Some(true), "{}", common::text(&result));
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM entities WHERE name LIKE 'late-%'")
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+    assert_eq!(stored, IN_FLIGHT as i64);
+}

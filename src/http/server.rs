@@ -85,8 +85,17 @@ async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task:
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     stop_accepting.cancel();
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    // Requests still being handled finish before the MCP service is cancelled: cancelling it
+    // answers them with rmcp's 500 "empty response" (and lets their writes race the pool's close).
+    // A request holds its permit until its response head, so all permits back means none is left;
+    // streams, which hold none, end with the cancel.
+    let max = u32::try_from(settings.auth.max_concurrent_requests).unwrap_or(u32::MAX);
+    if tokio::time::timeout_at(deadline, state.permits.acquire_many(max)).await.is_err() {
+        tracing::warn!("shutdown: requests still running at the drain timeout are cancelled");
+    }
     state.shutdown.cancel();
-    match tokio::time::timeout(settings.shutdown_timeout, server_task).await {
+    match tokio::time::timeout_at(deadline, server_task).await {
         Ok(_) => tracing::info!("shutdown: drained"),
         Err(_) => tracing::warn!("shutdown: drain timed out, remaining connections dropped"),
     }

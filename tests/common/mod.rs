@@ -165,6 +165,11 @@ impl TestApp {
     }
 
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Runs the server's shutdown sequence; the database stays until the app is dropped.
+    pub async fn stop(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
