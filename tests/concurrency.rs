@@ -89,8 +89,7 @@ async fn shutdown_finishes_requests_in_flight() {
             })
         })
         .collect();
-    let waiting =
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'";
     let started = std::time::Instant::now();
     // Another connection: pg_stat_activity is a snapshot for the length of a transaction.
     let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
