@@ -108,7 +108,6 @@ pub async fn insert_relation(
     Ok(id.is_some())
 }
 
-/// Deletes an entity, its observations and every relation that names it.
 /// Deletes an entity with its observations and relations; returns the entities at the other end
 /// of the deleted relations (their resources changed too).
 pub async fn delete_entity(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<Vec<String>> {

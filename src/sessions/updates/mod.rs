@@ -118,8 +118,16 @@ impl ResourceUpdates {
         })
     }
 
-    async fn bounded<T>(&self, work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
-        tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| Err("timed out".into()))
+    /// Runs `pipe` on a pooled connection within REDIS_TIMEOUT (a hung Redis must not hang a tool
+    /// call). A failure is counted and logged as `operation` and yields `None`, as does no Redis.
+    async fn query<T: redis::FromRedisValue>(&self, operation: &'static str, pipe: &redis::Pipeline) -> Option<T> {
+        let (pool, _) = self.redis.as_ref()?;
+        let work = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            pipe.query_async::<T>(&mut *conn).await.map_err(|e| e.to_string())
+        };
+        let result = tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| Err("timed out".into()));
+        result.map_err(|e| failed(operation, e)).ok()
     }
 
     /// Shutdown: every subscription ends (its receiver yields `None`), new ones end at once, so
@@ -176,31 +184,18 @@ impl ResourceUpdates {
         let _ = self.session_closed.set(Box::new(hook));
     }
 
-    async fn send(&self, message: &Message) -> Result<(), String> {
-        let Some((pool, _)) = &self.redis else { return Err("no Redis".into()) };
+    /// Publishes `message` to every replica; false when Redis is missing or failed.
+    async fn send(&self, message: &Message) -> bool {
         let payload = serde_json::to_string(message).expect("message serializes");
-        self.bounded(async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            redis::cmd("PUBLISH")
-                .arg(self.channel())
-                .arg(payload)
-                .query_async::<i64>(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await?;
-        Ok(())
+        self.query::<()>("publish", redis::pipe().publish(self.channel(), payload)).await.is_some()
     }
 
     /// Tells every replica that `keys` of `tenant` changed.
     pub async fn publish(&self, tenant: &str, keys: Vec<String>) {
         let message = Message::Update(Update { tenant: tenant.to_string(), keys });
-        if self.redis.is_some() {
-            match self.send(&message).await {
-                Ok(()) => return,
-                // Degrade to this replica's subscribers rather than telling no one.
-                Err(e) => failed("publish", e),
-            }
+        // Without Redis, or when it failed, this replica's subscribers still hear.
+        if self.send(&message).await {
+            return;
         }
         if let Message::Update(update) = message {
             self.deliver(update).await;
@@ -209,11 +204,7 @@ impl ResourceUpdates {
 
     /// Tells every replica that `session` ended, so none keeps serving its local copy.
     pub async fn publish_session_closed(&self, session: &str) {
-        if self.redis.is_some()
-            && let Err(e) = self.send(&Message::SessionClosed { closed_session: session.to_string() }).await
-        {
-            failed("publish", e);
-        }
+        self.send(&Message::SessionClosed { closed_session: session.to_string() }).await;
     }
 
     /// Hands an update to the matching subscribers on this replica.
