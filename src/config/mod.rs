@@ -118,6 +118,10 @@ pub struct Settings {
     /// Most items in one tool call (entities, relations, observations or names)
     #[arg(long, env = "MAX_BATCH", default_value_t = 1_000, global = true)]
     pub max_batch: usize,
+    /// Most entities (all tenants together) the SQLite backend keeps in memory to answer reads
+    /// without a query; least recently used graphs go first, 0 turns it off
+    #[arg(long, env = "GRAPH_CACHE_ENTITIES", default_value_t = 50_000, global = true)]
+    pub graph_cache_entities: usize,
     /// Largest accepted request body, in bytes (413 above it)
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
     pub max_body_bytes: usize,
@@ -270,6 +274,7 @@ impl Settings {
             max_name_bytes: self.max_name_bytes,
             max_observation_bytes: self.max_observation_bytes,
             max_batch: self.max_batch,
+            graph_cache_entities: self.graph_cache_entities,
         }
     }
 }

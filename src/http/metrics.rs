@@ -26,6 +26,7 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!("mcp_tool_calls_total", "MCP tool calls by tool and outcome");
             metrics::describe_histogram!("mcp_tool_call_duration_seconds", "MCP tool call latency by tool");
             metrics::describe_gauge!("db_pool_connections", "Database pool connections by state");
+            metrics::describe_counter!("graph_cache_reads_total", "SQLite reads by how the graph cache served them");
             metrics::describe_gauge!("mcp_sessions_active", "MCP sessions held by this replica");
             metrics::describe_gauge!("mcp_sse_streams", "Open SSE streams by kind (request, standalone, resumed)");
             metrics::describe_gauge!("mcp_subscriptions_active", "Resource subscribers on this replica");

@@ -2,17 +2,19 @@
 
 use super::{MemoryError, Relation, Result};
 
-/// Size limits on input, each named in the error it causes.
+/// Size limits on input, each named in the error it causes, and on what the memory layer holds.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_name_bytes: usize,
     pub max_observation_bytes: usize,
     pub max_batch: usize,
+    /// Most entities kept in memory across tenants (SQLite); 0 reads everything from the database.
+    pub graph_cache_entities: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_name_bytes: 512, max_observation_bytes: 16_384, max_batch: 1_000 }
+        Limits { max_name_bytes: 512, max_observation_bytes: 16_384, max_batch: 1_000, graph_cache_entities: 50_000 }
     }
 }
 

@@ -1,16 +1,22 @@
 //! The memory domain: the reference server-memory's nine operations, per tenant, each one
 //! transaction. Knows nothing of MCP; speaks `storage` only.
 
+mod cache;
 mod cursor;
 mod limits;
 pub mod model;
+mod writes;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 pub use limits::Limits;
 pub use model::*;
 
-use crate::storage::{self, StorageError, Store};
+use crate::{
+    config::Backend,
+    storage::{self, EntityRow, RelationRow, StorageError, Store},
+};
+use cache::{Cached, GraphCache};
 use cursor::Cursor;
 use limits::Check;
 
@@ -77,11 +83,16 @@ impl Default for Tenant {
 pub struct Memory {
     store: Store,
     limits: Limits,
+    /// SQLite only: on PostgreSQL, replicas share the database and a per-tenant version row
+    /// every write locks would serialize a tenant's writes across all of them.
+    cache: Option<Arc<GraphCache>>,
 }
 
 impl Memory {
     pub fn new(store: Store, limits: Limits) -> Self {
-        Memory { store, limits }
+        let cache = (store.backend() == Backend::Sqlite && limits.graph_cache_entities > 0)
+            .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities)));
+        Memory { store, limits, cache }
     }
 
     pub fn store(&self) -> &Store {
@@ -90,116 +101,6 @@ impl Memory {
 
     pub fn limits(&self) -> Limits {
         self.limits
-    }
-
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_entities"))]
-    pub async fn create_entities(&self, tenant: &Tenant, entities: Vec<Entity>) -> Result<Vec<Entity>> {
-        let _timed = Timed::start("create_entities");
-        let check = self.check();
-        check.batch("entities", entities.len())?;
-        for (i, e) in entities.iter().enumerate() {
-            check.name(&format!("entities[{i}].name"), &e.name)?;
-            check.name(&format!("entities[{i}].entityType"), &e.entity_type)?;
-            check.observations(&format!("entities[{i}].observations"), &e.observations)?;
-        }
-        let new: Vec<_> = entities
-            .iter()
-            .map(|e| storage::NewEntity { name: &e.name, entity_type: &e.entity_type, observations: &e.observations })
-            .collect();
-        let created = storage::create_entities(&self.store, tenant.as_str(), &new).await?;
-        Ok(entities.into_iter().zip(created).filter_map(|(entity, created)| created.then_some(entity)).collect())
-    }
-
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_relations"))]
-    pub async fn create_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<Vec<Relation>> {
-        let _timed = Timed::start("create_relations");
-        self.check().relations(&relations)?;
-        let mut tx = self.store.begin_write().await?;
-        let mut created = Vec::new();
-        for r in relations {
-            if storage::insert_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await? {
-                created.push(r);
-            }
-        }
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "add_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "add_observations"))]
-    pub async fn add_observations(
-        &self,
-        tenant: &Tenant,
-        additions: Vec<ObservationAddition>,
-    ) -> Result<Vec<ObservationsAdded>> {
-        let _timed = Timed::start("add_observations");
-        let check = self.check();
-        check.batch("observations", additions.len())?;
-        for (i, a) in additions.iter().enumerate() {
-            check.name(&format!("observations[{i}].entityName"), &a.entity_name)?;
-            check.observations(&format!("observations[{i}].contents"), &a.contents)?;
-        }
-        let mut tx = self.store.begin_write().await?;
-        let mut results = Vec::new();
-        for addition in additions {
-            let id = storage::entity_id(&mut tx, tenant.as_str(), &addition.entity_name)
-                .await?
-                .ok_or_else(|| MemoryError::EntityNotFound(addition.entity_name.clone()))?;
-            let existing: HashSet<String> = storage::observation_contents(&mut tx, id).await?.into_iter().collect();
-            // Skips what the entity already has; like the reference, repeats within one item are kept.
-            let added: Vec<String> = addition.contents.into_iter().filter(|c| !existing.contains(c)).collect();
-            storage::insert_observations(&mut tx, id, &added).await?;
-            results.push(ObservationsAdded { entity_name: addition.entity_name, added_observations: added });
-        }
-        tx.commit().await?;
-        Ok(results)
-    }
-
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_entities"))]
-    /// Returns the entities that lost a relation to a deleted one.
-    pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<Vec<String>> {
-        let _timed = Timed::start("delete_entities");
-        self.check().names("entityNames", &names)?;
-        let mut tx = self.store.begin_write().await?;
-        let mut related = Vec::new();
-        for name in &names {
-            related.extend(storage::delete_entity(&mut tx, tenant.as_str(), name).await?);
-        }
-        tx.commit().await?;
-        Ok(related)
-    }
-
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_observations"))]
-    pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
-        let _timed = Timed::start("delete_observations");
-        let check = self.check();
-        check.batch("deletions", deletions.len())?;
-        for (i, d) in deletions.iter().enumerate() {
-            check.name(&format!("deletions[{i}].entityName"), &d.entity_name)?;
-            check.observations(&format!("deletions[{i}].observations"), &d.observations)?;
-        }
-        let mut tx = self.store.begin_write().await?;
-        for deletion in &deletions {
-            // A missing entity is skipped silently, as the reference does.
-            if let Some(id) = storage::entity_id(&mut tx, tenant.as_str(), &deletion.entity_name).await? {
-                for content in &deletion.observations {
-                    storage::delete_observation(&mut tx, id, content).await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_relations"))]
-    pub async fn delete_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<()> {
-        let _timed = Timed::start("delete_relations");
-        self.check().relations(&relations)?;
-        let mut tx = self.store.begin_write().await?;
-        for r in &relations {
-            storage::delete_relation(&mut tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// The whole graph, or a page of it: up to `limit` entities and `limit` relations,
@@ -215,11 +116,22 @@ impl Memory {
             None => (0, 0),
         };
         let limit = page.limit.map(i64::from);
-        let fetch = limit.map(|l| l + 1);
-        let mut tx = self.store.begin_read().await?;
-        let mut entities = storage::entities_page(&mut tx, tenant.as_str(), after_e, fetch).await?;
-        let mut relations = storage::relations_page(&mut tx, tenant.as_str(), after_r, fetch).await?;
-        tx.commit().await?;
+        // Pages continue from database ids, which the cache does not hold: only whole reads use it.
+        let cached = match page.cursor.is_none() && limit.is_none() {
+            true => self.cached(tenant).await?,
+            false => None,
+        };
+        let (mut entities, mut relations) = match cached {
+            Some(cached) => cached.with(|graph| graph.all()),
+            None => {
+                let fetch = limit.map(|l| l + 1);
+                let mut tx = self.store.begin_read().await?;
+                let entities = storage::entities_page(&mut tx, tenant.as_str(), after_e, fetch).await?;
+                let relations = storage::relations_page(&mut tx, tenant.as_str(), after_r, fetch).await?;
+                tx.commit().await?;
+                (entities, relations)
+            }
+        };
         let mut next_cursor = None;
         if let Some(limit) = limit.map(|l| l as usize) {
             let more = entities.len() > limit || relations.len() > limit;
@@ -231,13 +143,7 @@ impl Memory {
                 next_cursor = Some(Cursor::encode(tenant.as_str(), "graph", e.max(after_e), r.max(after_r)));
             }
         }
-        Ok(GraphPage {
-            graph: KnowledgeGraph {
-                entities: entities.into_iter().map(Entity::from).collect(),
-                relations: relations.into_iter().map(Relation::from).collect(),
-            },
-            next_cursor,
-        })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
     }
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
@@ -253,18 +159,18 @@ impl Memory {
         };
         let ranked = page.limit.is_some() || page.cursor.is_some();
         let limit = page.limit.map(i64::from);
-        // One statement, one snapshot: no transaction needed.
-        let mut conn = self.store.reader().acquire().await.map_err(storage::StorageError::from)?;
-        let (mut entities, mut relations) = storage::search_graph(
-            &mut conn,
-            self.store.backend(),
-            tenant.as_str(),
-            query,
-            ranked,
-            offset,
-            limit.map(|l| l + 1),
-        )
-        .await?;
+        let (mut entities, mut relations) = match self.cached(tenant).await? {
+            Some(cached) => cached.with(|graph| {
+                graph.search(query, ranked, usize::try_from(offset).unwrap_or(0), limit.map(|l| l as usize + 1))
+            }),
+            None => {
+                // One statement, one snapshot: no transaction needed.
+                let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
+                let backend = self.store.backend();
+                let fetch = limit.map(|l| l + 1);
+                storage::search_graph(&mut conn, backend, tenant.as_str(), query, ranked, offset, fetch).await?
+            }
+        };
         let mut next_cursor = None;
         if let Some(limit) = limit.map(|l| l as usize)
             && entities.len() > limit
@@ -275,13 +181,7 @@ impl Memory {
             let names: std::collections::HashSet<&str> = entities.iter().map(|e| e.name.as_str()).collect();
             relations.retain(|r| names.contains(r.from.as_str()) || names.contains(r.to.as_str()));
         }
-        Ok(GraphPage {
-            graph: KnowledgeGraph {
-                entities: entities.into_iter().map(Entity::from).collect(),
-                relations: relations.into_iter().map(Relation::from).collect(),
-            },
-            next_cursor,
-        })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
     }
 
     /// The named entities (those that exist) and the relations that touch them.
@@ -289,15 +189,18 @@ impl Memory {
     pub async fn open_nodes(&self, tenant: &Tenant, names: Vec<String>) -> Result<KnowledgeGraph> {
         let _timed = Timed::start("open_nodes");
         self.check().names("names", &names)?;
-        let mut tx = self.store.begin_read().await?;
-        let entities = storage::entities_named(&mut tx, tenant.as_str(), &names).await?;
-        let found: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
-        let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &found).await?;
-        tx.commit().await?;
-        Ok(KnowledgeGraph {
-            entities: entities.into_iter().map(Entity::from).collect(),
-            relations: relations.into_iter().map(Relation::from).collect(),
-        })
+        let (entities, relations) = match self.cached(tenant).await? {
+            Some(cached) => cached.with(|graph| graph.named(&names)),
+            None => {
+                let mut tx = self.store.begin_read().await?;
+                let entities = storage::entities_named(&mut tx, tenant.as_str(), &names).await?;
+                let found: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
+                let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &found).await?;
+                tx.commit().await?;
+                (entities, relations)
+            }
+        };
+        Ok(graph_of(entities, relations))
     }
 
     /// One entity with every relation that names it (either end): the entity resource.
@@ -311,7 +214,39 @@ impl Memory {
         Ok(found.pop().map(|e| (e.into(), relations.into_iter().map(Relation::from).collect())))
     }
 
+    /// The tenant's graph from memory when the cache holds it (or can load it) at the version the
+    /// database has now; `None` means read from the database.
+    async fn cached(&self, tenant: &Tenant) -> Result<Option<Arc<Cached>>> {
+        let Some(cache) = &self.cache else { return Ok(None) };
+        let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
+        let (version, entities) = storage::graph_version(&mut conn, tenant.as_str()).await?;
+        if let Some(cached) = cache.current(tenant.as_str(), version) {
+            metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
+            return Ok(Some(cached));
+        }
+        if usize::try_from(entities).unwrap_or(usize::MAX) > cache.max_entities() {
+            metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
+            return Ok(None);
+        }
+        let _loading = cache.loading().await;
+        // Another request may have loaded it while this one waited.
+        if let Some(cached) = cache.current(tenant.as_str(), version) {
+            metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
+            return Ok(Some(cached));
+        }
+        let graph = storage::load_graph(&mut conn, tenant.as_str()).await?;
+        metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
+        Ok(Some(cache.insert(tenant.as_str(), graph.into())))
+    }
+
     fn check(&self) -> Check {
         Check(self.limits)
+    }
+}
+
+fn graph_of(entities: Vec<EntityRow>, relations: Vec<RelationRow>) -> KnowledgeGraph {
+    KnowledgeGraph {
+        entities: entities.into_iter().map(Entity::from).collect(),
+        relations: relations.into_iter().map(Relation::from).collect(),
     }
 }

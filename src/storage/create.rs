@@ -2,7 +2,7 @@
 //! observations), on SQLite a transaction of small statements (in-process, no network trips).
 
 use serde_json::json;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{StorageError, Store, insert_entity, insert_observations};
 use crate::config::Backend;
@@ -23,14 +23,7 @@ pub async fn create_entities(
 ) -> Result<Vec<bool>, StorageError> {
     if store.backend() == Backend::Sqlite {
         let mut tx = store.begin_write().await?;
-        let mut created = Vec::with_capacity(entities.len());
-        for entity in entities {
-            let id = insert_entity(&mut tx, tenant, entity.name, entity.entity_type).await?;
-            if let Some(id) = id {
-                insert_observations(&mut tx, id, entity.observations).await?;
-            }
-            created.push(id.is_some());
-        }
+        let created = insert_entities(&mut tx, tenant, entities).await?;
         tx.commit().await?;
         return Ok(created);
     }
@@ -69,4 +62,22 @@ pub async fn create_entities(
     }
     // The first input with a created name is the one that was inserted.
     Ok(entities.iter().map(|e| names.remove(e.name)).collect())
+}
+
+/// create_entities as small statements in the caller's transaction (SQLite: in-process, no
+/// network trips). Returns, per input, whether it was created.
+pub async fn insert_entities(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    entities: &[NewEntity<'_>],
+) -> Result<Vec<bool>, StorageError> {
+    let mut created = Vec::with_capacity(entities.len());
+    for entity in entities {
+        let id = insert_entity(&mut *conn, tenant, entity.name, entity.entity_type).await?;
+        if let Some(id) = id {
+            insert_observations(&mut *conn, id, entity.observations).await?;
+        }
+        created.push(id.is_some());
+    }
+    Ok(created)
 }

@@ -6,6 +6,7 @@
 mod create;
 mod graph;
 mod search;
+mod versions;
 
 use std::{path::Path, str::FromStr, sync::Once, time::Duration};
 
@@ -16,9 +17,10 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
-pub use create::{NewEntity, create_entities};
+pub use create::{NewEntity, create_entities, insert_entities};
 pub use graph::*;
 pub use search::search_graph;
+pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
 
 use crate::config::{Backend, DatabaseConfig};
 
@@ -171,7 +173,13 @@ impl Store {
     }
 
     pub async fn begin_write(&self) -> Result<WriteTx, StorageError> {
-        Ok(self.write.begin().await?)
+        Ok(match self.backend {
+            // IMMEDIATE takes the write lock up front: a transaction that read first and then
+            // found another process had written would fail with SQLITE_BUSY instead of waiting,
+            // and what it reads (the graph version) is what it then changes.
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
     }
 
     /// The pool for single-statement writes (autocommit).

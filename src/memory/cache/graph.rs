@@ -1,0 +1,235 @@
+//! One tenant's graph in memory, answering the reads exactly as the SQL queries do: the same
+//! entities in the same order, the same relations. Writes are replayed on it after they commit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use memchr::memmem::Finder;
+
+use crate::{
+    memory::{Entity, Relation},
+    storage::{EntityRow, RelationRow, StoredGraph},
+};
+
+struct Node {
+    name: String,
+    entity_type: String,
+    name_lc: String,
+    type_lc: String,
+    /// (content, lowercased content), in insertion order.
+    observations: Vec<(String, String)>,
+}
+
+impl Node {
+    fn row(&self, id: i64) -> EntityRow {
+        EntityRow {
+            id,
+            name: self.name.clone(),
+            entity_type: self.entity_type.clone(),
+            observations: self.observations.iter().map(|(content, _)| content.clone()).collect(),
+        }
+    }
+}
+
+/// Ids order rows as the database's do: loaded rows keep theirs, rows created later get larger
+/// ones (the database gives a later insert a larger id, and reads only compare them).
+pub struct TenantGraph {
+    pub(super) version: i64,
+    next_id: i64,
+    entities: BTreeMap<i64, Node>,
+    ids: HashMap<String, i64>,
+    relations: BTreeMap<i64, Relation>,
+    relation_ids: HashMap<Relation, i64>,
+    /// Relation ids by the entity name at either end.
+    touching: HashMap<String, BTreeSet<i64>>,
+}
+
+impl From<StoredGraph> for TenantGraph {
+    fn from(stored: StoredGraph) -> Self {
+        let mut graph = TenantGraph {
+            version: stored.version,
+            next_id: 1,
+            entities: BTreeMap::new(),
+            ids: HashMap::with_capacity(stored.entities.len()),
+            relations: BTreeMap::new(),
+            relation_ids: HashMap::with_capacity(stored.relations.len()),
+            touching: HashMap::new(),
+        };
+        for e in stored.entities {
+            let node = Node {
+                name: e.name,
+                entity_type: e.entity_type,
+                name_lc: e.name_lc,
+                type_lc: e.type_lc,
+                observations: e.observations,
+            };
+            graph.insert_node(e.id, node);
+        }
+        for r in stored.relations {
+            graph.insert_relation(r.id, Relation { from: r.from, to: r.to, relation_type: r.relation_type });
+        }
+        graph
+    }
+}
+
+impl TenantGraph {
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    fn insert_node(&mut self, id: i64, node: Node) {
+        self.ids.insert(node.name.clone(), id);
+        self.entities.insert(id, node);
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    fn insert_relation(&mut self, id: i64, relation: Relation) {
+        for end in [&relation.from, &relation.to] {
+            self.touching.entry(end.clone()).or_default().insert(id);
+        }
+        self.relation_ids.insert(relation.clone(), id);
+        self.relations.insert(id, relation);
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    fn remove_relation(&mut self, relation: &Relation) {
+        let Some(id) = self.relation_ids.remove(relation) else { return };
+        self.relations.remove(&id);
+        for end in [&relation.from, &relation.to] {
+            if let Some(ids) = self.touching.get_mut(end) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.touching.remove(end);
+                }
+            }
+        }
+    }
+
+    // Writes, replayed with what the database reported it did.
+
+    /// An entity the database created (its name was new).
+    pub fn create_entity(&mut self, entity: &Entity) {
+        let node = Node {
+            name: entity.name.clone(),
+            entity_type: entity.entity_type.clone(),
+            name_lc: entity.name.to_lowercase(),
+            type_lc: entity.entity_type.to_lowercase(),
+            observations: entity.observations.iter().map(|o| (o.clone(), o.to_lowercase())).collect(),
+        };
+        self.insert_node(self.next_id, node);
+    }
+
+    /// A relation the database created (it was new).
+    pub fn create_relation(&mut self, relation: &Relation) {
+        self.insert_relation(self.next_id, relation.clone());
+    }
+
+    pub fn add_observations(&mut self, entity: &str, added: &[String]) {
+        if let Some(node) = self.ids.get(entity).and_then(|id| self.entities.get_mut(id)) {
+            node.observations.extend(added.iter().map(|o| (o.clone(), o.to_lowercase())));
+        }
+    }
+
+    /// The entity, its observations and every relation with it at either end.
+    pub fn delete_entity(&mut self, name: &str) {
+        if let Some(ids) = self.touching.get(name).cloned() {
+            for id in ids {
+                if let Some(relation) = self.relations.get(&id).cloned() {
+                    self.remove_relation(&relation);
+                }
+            }
+        }
+        if let Some(id) = self.ids.remove(name) {
+            self.entities.remove(&id);
+        }
+    }
+
+    /// Every observation of the entity equal to one of `contents`.
+    pub fn delete_observations(&mut self, entity: &str, contents: &[String]) {
+        if let Some(node) = self.ids.get(entity).and_then(|id| self.entities.get_mut(id)) {
+            node.observations.retain(|(content, _)| !contents.contains(content));
+        }
+    }
+
+    pub fn delete_relation(&mut self, relation: &Relation) {
+        self.remove_relation(relation);
+    }
+
+    // Reads.
+
+    /// Relations with an end among `names`, in insertion order.
+    fn relations_touching<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<RelationRow> {
+        let ids: BTreeSet<i64> =
+            names.into_iter().filter_map(|name| self.touching.get(name)).flatten().copied().collect();
+        ids.into_iter()
+            .map(|id| {
+                let r = &self.relations[&id];
+                RelationRow { id, from: r.from.clone(), to: r.to.clone(), relation_type: r.relation_type.clone() }
+            })
+            .collect()
+    }
+
+    /// As `storage::search_graph`: entities whose name, type or an observation contains `query`
+    /// case-insensitively, unranked in insertion order or ranked (exact name, name prefix, name,
+    /// type, observation; ties in insertion order), paged; and the relations touching them.
+    pub fn search(
+        &self,
+        query: &str,
+        ranked: bool,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> (Vec<EntityRow>, Vec<RelationRow>) {
+        let needle = query.to_lowercase();
+        let finder = Finder::new(needle.as_bytes());
+        let found = |text: &str| finder.find(text.as_bytes()).is_some();
+        let mut hits: Vec<(u8, i64, &Node)> = Vec::new();
+        for (&id, node) in &self.entities {
+            let rank = if found(&node.name_lc) {
+                if node.name_lc == needle {
+                    0
+                } else if node.name_lc.starts_with(&needle) {
+                    1
+                } else {
+                    2
+                }
+            } else if found(&node.type_lc) {
+                3
+            } else if node.observations.iter().any(|(_, lc)| found(lc)) {
+                4
+            } else {
+                continue;
+            };
+            hits.push((if ranked { rank } else { 0 }, id, node));
+        }
+        // Stable: equal ranks stay in id order.
+        hits.sort_by_key(|&(rank, ..)| rank);
+        let page: Vec<(i64, &Node)> =
+            hits.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(|(_, id, node)| (id, node)).collect();
+        let relations = self.relations_touching(page.iter().map(|(_, node)| node.name.as_str()));
+        (page.into_iter().map(|(id, node)| node.row(id)).collect(), relations)
+    }
+
+    /// As open_nodes: the named entities that exist, in insertion order, and the relations
+    /// touching them.
+    pub fn named(&self, names: &[String]) -> (Vec<EntityRow>, Vec<RelationRow>) {
+        let ids: BTreeSet<i64> = names.iter().filter_map(|name| self.ids.get(name)).copied().collect();
+        let entities: Vec<EntityRow> = ids.iter().map(|id| self.entities[id].row(*id)).collect();
+        let relations = self.relations_touching(entities.iter().map(|e| e.name.as_str()));
+        (entities, relations)
+    }
+
+    /// The whole graph, in insertion order.
+    pub fn all(&self) -> (Vec<EntityRow>, Vec<RelationRow>) {
+        let entities = self.entities.iter().map(|(id, node)| node.row(*id)).collect();
+        let relations = self
+            .relations
+            .iter()
+            .map(|(&id, r)| RelationRow {
+                id,
+                from: r.from.clone(),
+                to: r.to.clone(),
+                relation_type: r.relation_type.clone(),
+            })
+            .collect();
+        (entities, relations)
+    }
+}

@@ -1,0 +1,143 @@
+//! Tenants' graphs held in memory (SQLite), so reads skip the database's search: the benchmark
+//! found 63% of a search's CPU in SQLite's statement and its thread hop.
+//!
+//! A copy is used only while it is current: every read first reads the tenant's graph version (a
+//! primary-key lookup; triggers bump it on every change, whoever makes it) and serves from memory
+//! only a copy at that version or later. This server's own writes are replayed on the copy after
+//! they commit, in commit order, so a write does not cost the next read a reload; any other change
+//! (another process, an older release) shows as a version the copy does not have, and the next
+//! read loads the graph again. At most `max_entities` entities are held, least recently used
+//! tenants evicted first; a larger graph is read from the database as before.
+
+mod graph;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock, RwLockReadGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+pub use graph::TenantGraph;
+
+pub struct GraphCache {
+    max_entities: usize,
+    tenants: Mutex<HashMap<String, Arc<Cached>>>,
+    /// Held from a write's BEGIN until it is replayed here: replays happen in commit order.
+    writing: tokio::sync::Mutex<()>,
+    /// One load at a time: requests that find a copy stale wait for one load, not each their own.
+    loading: tokio::sync::Mutex<()>,
+    clock: AtomicU64,
+}
+
+pub struct Cached {
+    graph: RwLock<TenantGraph>,
+    /// The clock reading of the last use, for eviction.
+    used: AtomicU64,
+}
+
+impl Cached {
+    fn read(&self) -> RwLockReadGuard<'_, TenantGraph> {
+        self.graph.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs a read on the graph (under its read lock, never held across an await).
+    pub fn with<T>(&self, read: impl FnOnce(&TenantGraph) -> T) -> T {
+        read(&self.read())
+    }
+
+    fn len(&self) -> usize {
+        self.read().len()
+    }
+}
+
+impl GraphCache {
+    pub fn new(max_entities: usize) -> Self {
+        GraphCache {
+            max_entities,
+            tenants: Mutex::default(),
+            writing: tokio::sync::Mutex::default(),
+            loading: tokio::sync::Mutex::default(),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    pub fn max_entities(&self) -> usize {
+        self.max_entities
+    }
+
+    fn tenants(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Cached>>> {
+        self.tenants.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writing.lock().await
+    }
+
+    pub async fn loading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.loading.lock().await
+    }
+
+    /// The tenant's copy if it is at `version` or later.
+    pub fn current(&self, tenant: &str, version: i64) -> Option<Arc<Cached>> {
+        let cached = self.tenants().get(tenant).cloned()?;
+        if cached.read().version < version {
+            return None;
+        }
+        cached.used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        Some(cached)
+    }
+
+    /// Holds a freshly loaded graph unless a copy at least as new is already here; evicts the
+    /// least recently used tenants to stay within `max_entities`.
+    pub fn insert(&self, tenant: &str, graph: TenantGraph) -> Arc<Cached> {
+        let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
+        let fresh = Arc::new(Cached { graph: RwLock::new(graph), used });
+        let mut tenants = self.tenants();
+        if let Some(held) = tenants.get(tenant)
+            && held.read().version >= fresh.read().version
+        {
+            return held.clone();
+        }
+        tenants.insert(tenant.to_string(), fresh.clone());
+        evict(&mut tenants, self.max_entities);
+        fresh
+    }
+
+    /// Replays a committed write on the tenant's copy when the copy is at the version the write
+    /// started from; drops the copy when it is not (it missed a change).
+    pub fn apply(&self, tenant: &str, before: i64, after: i64, replay: impl FnOnce(&mut TenantGraph)) {
+        if before == after {
+            return; // nothing changed
+        }
+        let mut tenants = self.tenants();
+        let Some(cached) = tenants.get(tenant).cloned() else { return };
+        let mut graph = cached.graph.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if graph.version == before {
+            replay(&mut graph);
+            graph.version = after;
+            drop(graph);
+            evict(&mut tenants, self.max_entities);
+        } else {
+            drop(graph);
+            tenants.remove(tenant);
+        }
+    }
+}
+
+/// Drops least recently used tenants until the held entities fit in `max_entities`.
+fn evict(tenants: &mut HashMap<String, Arc<Cached>>, max_entities: usize) {
+    let mut held: usize = tenants.values().map(|c| c.len()).sum();
+    while held > max_entities {
+        let Some((oldest, len)) = tenants
+            .iter()
+            .min_by_key(|(_, c)| c.used.load(Ordering::Relaxed))
+            .map(|(tenant, c)| (tenant.clone(), c.len()))
+        else {
+            break;
+        };
+        tenants.remove(&oldest);
+        held -= len;
+    }
+}

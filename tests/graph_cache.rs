@@ -1,0 +1,192 @@
+//! The in-memory graph cache (SQLite) answers every read exactly as the database does, notices
+//! changes it did not make, and stays within its budget.
+
+mod common;
+
+use common::{Db, TestDb};
+use mcp_server::{
+    memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant},
+    storage::Store,
+};
+use serde_json::{Value, json};
+
+async fn memory(url: &str, cache_entities: &str) -> Memory {
+    mcp_server::http::metrics::handle(); // the recorder, before the first count
+    let settings = common::settings(url, &["--graph-cache-entities", cache_entities]);
+    let store = Store::connect(&settings.database().unwrap()).await.unwrap();
+    store.migrate().await.unwrap();
+    Memory::new(store, settings.limits())
+}
+
+/// `graph_cache_reads_total{result}` so far in this process (nextest runs each test alone).
+fn cache_reads(result: &str) -> u64 {
+    let rendered = mcp_server::http::metrics::handle().render();
+    let prefix = format!("graph_cache_reads_total{{result=\"{result}\"}} ");
+    rendered.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.parse().unwrap())
+}
+
+/// A small deterministic generator (xorshift), so a failure replays the same way.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick(&mut self, from: &[&str]) -> String {
+        from[self.below(from.len())].to_string()
+    }
+}
+
+// Few names and words, with case and Unicode variants and LIKE wildcards, so that writes collide,
+// delete what exists and searches match in every way the ranking tells apart.
+const NAMES: &[&str] = &["Alice", "alice", "Alicia", "Al", "Bob", "Zoë", "ZOË", "straße", "50%_off"];
+const TYPES: &[&str] = &["person", "Person", "robot", "org_unit"];
+const WORDS: &[&str] = &["likes tea", "Likes TEA", "works at ACME", "lives in Straße 5", "100% sure", "a_b", "bob's"];
+const QUERIES: &[&str] =
+    &["", "a", "AL", "ali", "alice", "tea", "straße", "STRASSE", "%", "_", "zoë", "person", "bob", "x"];
+
+async fn step(memory: &Memory, tenant: &Tenant, op: usize, rng: &mut Rng) -> Value {
+    let names = |rng: &mut Rng, n: usize| (0..n).map(|_| rng.pick(NAMES)).collect::<Vec<_>>();
+    let words = |rng: &mut Rng, least: usize, spread: usize| {
+        let n = least + rng.below(spread);
+        (0..n).map(|_| rng.pick(WORDS)).collect::<Vec<_>>()
+    };
+    let relation =
+        |rng: &mut Rng| Relation { from: rng.pick(NAMES), to: rng.pick(NAMES), relation_type: rng.pick(TYPES) };
+    let outcome = |r: Result<Value, mcp_server::memory::MemoryError>| r.unwrap_or_else(|e| json!(e.to_string()));
+    match op {
+        0 => {
+            let n = 1 + rng.below(3);
+            let entities = (0..n)
+                .map(|_| Entity { name: rng.pick(NAMES), entity_type: rng.pick(TYPES), observations: words(rng, 0, 3) })
+                .collect();
+            outcome(memory.create_entities(tenant, entities).await.map(|r| json!(r)))
+        }
+        1 => {
+            let relations = (0..1 + rng.below(2)).map(|_| relation(rng)).collect();
+            outcome(memory.create_relations(tenant, relations).await.map(|r| json!(r)))
+        }
+        2 => {
+            let additions = vec![ObservationAddition { entity_name: rng.pick(NAMES), contents: words(rng, 1, 3) }];
+            outcome(memory.add_observations(tenant, additions).await.map(|r| json!(r)))
+        }
+        3 => outcome(memory.delete_entities(tenant, names(rng, 1)).await.map(|r| json!(r))),
+        4 => {
+            let deletions = vec![ObservationDeletion { entity_name: rng.pick(NAMES), observations: words(rng, 2, 1) }];
+            outcome(memory.delete_observations(tenant, deletions).await.map(|()| json!(null)))
+        }
+        _ => outcome(memory.delete_relations(tenant, vec![relation(rng)]).await.map(|()| json!(null))),
+    }
+}
+
+/// Every read the cache serves, as JSON: each query unranked and ranked page by page, a few
+/// open_nodes, and the whole graph.
+async fn reads(memory: &Memory, tenant: &Tenant) -> Value {
+    let mut seen = Vec::new();
+    for query in QUERIES {
+        let all = memory.search_nodes(tenant, query, &PageRequest::default()).await.unwrap();
+        seen.push(json!(all.graph));
+        let mut page = PageRequest { limit: Some(2), cursor: None };
+        loop {
+            let got = memory.search_nodes(tenant, query, &page).await.unwrap();
+            seen.push(json!([got.graph, got.next_cursor]));
+            match got.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    for names in [&NAMES[..2], &NAMES[3..6], &["nobody", "Bob", "Bob"][..]] {
+        let names = names.iter().map(|n| n.to_string()).collect();
+        seen.push(json!(memory.open_nodes(tenant, names).await.unwrap()));
+    }
+    seen.push(json!(memory.read_graph(tenant, &PageRequest::default()).await.unwrap().graph));
+    Value::Array(seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_writes_read_the_same_with_and_without_the_cache() {
+    let (cached_db, plain_db) = (TestDb::new(Db::Sqlite).await.unwrap(), TestDb::new(Db::Sqlite).await.unwrap());
+    let (cached, plain) = (memory(&cached_db.url, "50000").await, memory(&plain_db.url, "0").await);
+    let tenants = [Tenant::new("one"), Tenant::new("two")];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for i in 0..300 {
+        let tenant = &tenants[rng.below(2)];
+        let op = rng.below(6);
+        let mut twin = Rng(rng.0);
+        let (a, b) = (step(&cached, tenant, op, &mut rng).await, step(&plain, tenant, op, &mut twin).await);
+        assert_eq!(a, b, "step {i}: write {op} on {tenant:?}");
+        if i % 10 == 9 {
+            for tenant in &tenants {
+                assert_eq!(reads(&cached, tenant).await, reads(&plain, tenant).await, "reads after step {i}");
+            }
+        }
+    }
+    // The comparison means something only if the cache answered: it loaded each tenant once
+    // and replayed every later write instead of loading again.
+    assert!(cache_reads("hit") > 1000, "hits: {}", cache_reads("hit"));
+    assert_eq!(cache_reads("load"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_made_elsewhere_are_seen_by_the_next_read() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let (here, elsewhere) = (memory(&db.url, "50000").await, memory(&db.url, "50000").await);
+    let tenant = Tenant::default();
+    let entity = |name: &str| Entity { name: name.into(), entity_type: "t".into(), observations: vec!["seen".into()] };
+    let search = async |memory: &Memory| {
+        let page = memory.search_nodes(&tenant, "seen", &PageRequest::default()).await.unwrap();
+        page.graph.entities.into_iter().map(|e| e.name).collect::<Vec<_>>()
+    };
+
+    here.create_entities(&tenant, vec![entity("a")]).await.unwrap();
+    assert_eq!(search(&here).await, ["a"]);
+    assert_eq!(search(&elsewhere).await, ["a"]);
+    // Another process (here: another pool and cache on the same file) writes.
+    elsewhere.create_entities(&tenant, vec![entity("b")]).await.unwrap();
+    assert_eq!(search(&here).await, ["a", "b"]);
+    here.delete_entities(&tenant, vec!["a".into()]).await.unwrap();
+    assert_eq!(search(&elsewhere).await, ["b"]);
+    // A write that is not the server's at all (the sqlite3 shell, an older release).
+    sqlx::query("UPDATE observations SET content = 'gone', content_lc = 'gone'")
+        .execute(here.store().writer())
+        .await
+        .unwrap();
+    assert!(search(&here).await.is_empty());
+    assert!(search(&elsewhere).await.is_empty());
+    sqlx::query("DELETE FROM entities").execute(here.store().writer()).await.unwrap();
+    let all = here.read_graph(&tenant, &PageRequest::default()).await.unwrap();
+    assert!(all.graph.entities.is_empty());
+    assert!(cache_reads("load") >= 5, "loads: {}", cache_reads("load"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_holds_at_most_its_budget() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let memory = memory(&db.url, "10").await;
+    let entities = |prefix: &str, n: usize| {
+        (0..n).map(|i| Entity { name: format!("{prefix}{i}"), entity_type: "t".into(), observations: vec![] }).collect()
+    };
+    let (small, other, large) = (Tenant::new("small"), Tenant::new("other"), Tenant::new("large"));
+    memory.create_entities(&small, entities("s", 6)).await.unwrap();
+    memory.create_entities(&other, entities("o", 6)).await.unwrap();
+    memory.create_entities(&large, entities("l", 11)).await.unwrap();
+    let count = async |tenant: &Tenant| {
+        memory.search_nodes(tenant, "", &PageRequest::default()).await.unwrap().graph.entities.len()
+    };
+
+    // A graph over the budget is read from the database, and correctly.
+    assert_eq!(count(&large).await, 11);
+    assert_eq!((cache_reads("too_large"), cache_reads("load")), (1, 0));
+    // Two graphs of 6 do not fit in 10: loading one evicts the other.
+    assert_eq!(count(&small).await, 6);
+    assert_eq!(count(&small).await, 6);
+    assert_eq!((cache_reads("load"), cache_reads("hit")), (1, 1));
+    assert_eq!(count(&other).await, 6);
+    assert_eq!(count(&small).await, 6);
+    assert_eq!(cache_reads("load"), 3);
+}
