@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use memchr::memmem::Finder;
 
+use super::text::{SEPARATOR, TextIndex};
 use crate::{
     memory::{Entity, Relation},
     storage::{EntityRow, RelationRow, StoredGraph},
@@ -20,6 +21,30 @@ struct Node {
 }
 
 impl Node {
+    /// The lowercased fields search matches against.
+    fn fields(&self) -> impl Iterator<Item = &str> {
+        [self.name_lc.as_str(), self.type_lc.as_str()]
+            .into_iter()
+            .chain(self.observations.iter().map(|(_, lc)| lc.as_str()))
+    }
+
+    /// search_nodes' ranking: exact name, name prefix, name, type, observation.
+    fn rank(&self, needle: &str, found: impl Fn(&str) -> bool) -> u8 {
+        if found(&self.name_lc) {
+            if self.name_lc == needle {
+                0
+            } else if self.name_lc.starts_with(needle) {
+                1
+            } else {
+                2
+            }
+        } else if found(&self.type_lc) {
+            3
+        } else {
+            4
+        }
+    }
+
     fn row(&self, id: i64) -> EntityRow {
         EntityRow {
             id,
@@ -41,6 +66,7 @@ pub struct TenantGraph {
     relation_ids: HashMap<Relation, i64>,
     /// Relation ids by the entity name at either end.
     touching: HashMap<String, BTreeSet<i64>>,
+    text: TextIndex,
 }
 
 impl From<StoredGraph> for TenantGraph {
@@ -53,6 +79,7 @@ impl From<StoredGraph> for TenantGraph {
             relations: BTreeMap::new(),
             relation_ids: HashMap::with_capacity(stored.relations.len()),
             touching: HashMap::new(),
+            text: TextIndex::default(),
         };
         for e in stored.entities {
             let node = Node {
@@ -77,6 +104,7 @@ impl TenantGraph {
     }
 
     fn insert_node(&mut self, id: i64, node: Node) {
+        self.text.set(id, node.fields());
         self.ids.insert(node.name.clone(), id);
         self.entities.insert(id, node);
         self.next_id = self.next_id.max(id + 1);
@@ -124,8 +152,10 @@ impl TenantGraph {
     }
 
     pub fn add_observations(&mut self, entity: &str, added: &[String]) {
-        if let Some(node) = self.ids.get(entity).and_then(|id| self.entities.get_mut(id)) {
+        let Some(&id) = self.ids.get(entity) else { return };
+        if let Some(node) = self.entities.get_mut(&id) {
             node.observations.extend(added.iter().map(|o| (o.clone(), o.to_lowercase())));
+            self.text.set(id, node.fields());
         }
     }
 
@@ -140,13 +170,16 @@ impl TenantGraph {
         }
         if let Some(id) = self.ids.remove(name) {
             self.entities.remove(&id);
+            self.text.remove(id);
         }
     }
 
     /// Every observation of the entity equal to one of `contents`.
     pub fn delete_observations(&mut self, entity: &str, contents: &[String]) {
-        if let Some(node) = self.ids.get(entity).and_then(|id| self.entities.get_mut(id)) {
+        let Some(&id) = self.ids.get(entity) else { return };
+        if let Some(node) = self.entities.get_mut(&id) {
             node.observations.retain(|(content, _)| !contents.contains(content));
+            self.text.set(id, node.fields());
         }
     }
 
@@ -181,25 +214,22 @@ impl TenantGraph {
         let needle = query.to_lowercase();
         let finder = Finder::new(needle.as_bytes());
         let found = |text: &str| finder.find(text.as_bytes()).is_some();
-        let mut hits: Vec<(u8, i64, &Node)> = Vec::new();
-        for (&id, node) in &self.entities {
-            let rank = if found(&node.name_lc) {
-                if node.name_lc == needle {
-                    0
-                } else if node.name_lc.starts_with(&needle) {
-                    1
-                } else {
-                    2
-                }
-            } else if found(&node.type_lc) {
-                3
-            } else if node.observations.iter().any(|(_, lc)| found(lc)) {
-                4
-            } else {
-                continue;
-            };
-            hits.push((if ranked { rank } else { 0 }, id, node));
-        }
+        let ids: Vec<i64> = if needle.is_empty() {
+            self.entities.keys().copied().collect()
+        } else if needle.contains(SEPARATOR) {
+            self.entities.iter().filter(|(_, node)| node.fields().any(found)).map(|(&id, _)| id).collect()
+        } else {
+            let mut ids = self.text.matching(&needle);
+            ids.sort_unstable();
+            ids
+        };
+        let mut hits: Vec<(u8, i64, &Node)> = ids
+            .into_iter()
+            .map(|id| {
+                let node = &self.entities[&id];
+                (if ranked { node.rank(&needle, found) } else { 0 }, id, node)
+            })
+            .collect();
         // Stable: equal ranks stay in id order.
         hits.sort_by_key(|&(rank, ..)| rank);
         let page: Vec<(i64, &Node)> =

@@ -10,6 +10,7 @@
 //! tenants evicted first; a larger graph is read from the database as before.
 
 mod graph;
+mod text;
 
 use std::{
     collections::HashMap,
