@@ -83,7 +83,7 @@ def render(kinds):
         table(["start to /health/ready (median of 5)", "idle RSS", "binary"],
               [[f"{ready:.0f} ms", f"{idle_rss:.1f} MiB", f"{size_mb:.1f} MB"]]),
         "",
-        "## HTTP tools/call (1,000-entity graph; search_nodes matches 10 entities)",
+        "## HTTP tools/call (1,000-entity graph; search_nodes matches 110 entities)",
         "",
     ]
     rows = []
