@@ -187,6 +187,11 @@ impl Store {
         &self.write
     }
 
+    /// How long a request waits for a connection before it fails as unavailable (DB_TIMEOUT).
+    pub fn acquire_timeout(&self) -> Duration {
+        self.write.options().get_acquire_timeout()
+    }
+
     pub fn reader(&self) -> &AnyPool {
         &self.read
     }
