@@ -30,9 +30,13 @@ impl Memory {
             None => None,
         };
         let mut tx = self.store.begin_write().await?;
-        let before = match order {
-            Some(_) => Some(storage::graph_version(&mut tx, tenant.as_str()).await?.0),
-            None => None,
+        // Without a copy of this tenant's graph there is nothing to replay (a copy loaded while
+        // this write runs is at an older version, and the next read loads it again).
+        let before = match &self.cache {
+            Some(cache) if cache.holds(tenant.as_str()) => {
+                Some(storage::graph_version(&mut tx, tenant.as_str()).await?.0)
+            }
+            _ => None,
         };
         Ok(Write { tx, before, _order: order })
     }

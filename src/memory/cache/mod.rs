@@ -80,6 +80,10 @@ impl GraphCache {
         self.loading.lock().await
     }
 
+    pub fn holds(&self, tenant: &str) -> bool {
+        self.tenants().contains_key(tenant)
+    }
+
     /// The tenant's copy if it is at `version` or later.
     pub fn current(&self, tenant: &str, version: i64) -> Option<Arc<Cached>> {
         let cached = self.tenants().get(tenant).cloned()?;
