@@ -64,6 +64,22 @@ impl Check {
         Ok(())
     }
 
+    /// Items naming an entity and listing observations (add_observations' `observations`,
+    /// delete_observations' `deletions`): `{field}[i].entityName` and `{field}[i].{list}`.
+    pub(super) fn entity_observations<'a>(
+        &self,
+        field: &str,
+        list: &str,
+        items: impl ExactSizeIterator<Item = (&'a str, &'a [String])>,
+    ) -> Result<()> {
+        self.batch(field, items.len())?;
+        for (i, (entity, observations)) in items.enumerate() {
+            self.name(&format!("{field}[{i}].entityName"), entity)?;
+            self.observations(&format!("{field}[{i}].{list}"), observations)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn relations(&self, relations: &[Relation]) -> Result<()> {
         self.batch("relations", relations.len())?;
         for (i, r) in relations.iter().enumerate() {

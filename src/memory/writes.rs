@@ -105,12 +105,8 @@ impl Memory {
         additions: Vec<ObservationAddition>,
     ) -> Result<Vec<ObservationsAdded>> {
         let _timed = Timed::start("add_observations");
-        let check = self.check();
-        check.batch("observations", additions.len())?;
-        for (i, a) in additions.iter().enumerate() {
-            check.name(&format!("observations[{i}].entityName"), &a.entity_name)?;
-            check.observations(&format!("observations[{i}].contents"), &a.contents)?;
-        }
+        let items = additions.iter().map(|a| (a.entity_name.as_str(), a.contents.as_slice()));
+        self.check().entity_observations("observations", "contents", items)?;
         let mut write = self.begin(tenant).await?;
         let mut results = Vec::new();
         for addition in additions {
@@ -148,12 +144,8 @@ impl Memory {
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_observations"))]
     pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
         let _timed = Timed::start("delete_observations");
-        let check = self.check();
-        check.batch("deletions", deletions.len())?;
-        for (i, d) in deletions.iter().enumerate() {
-            check.name(&format!("deletions[{i}].entityName"), &d.entity_name)?;
-            check.observations(&format!("deletions[{i}].observations"), &d.observations)?;
-        }
+        let items = deletions.iter().map(|d| (d.entity_name.as_str(), d.observations.as_slice()));
+        self.check().entity_observations("deletions", "observations", items)?;
         let mut write = self.begin(tenant).await?;
         for deletion in &deletions {
             // A missing entity is skipped silently, as the reference does.
