@@ -87,6 +87,11 @@ impl GraphCache {
     /// The tenant's copy if it is at `version` or later.
     pub fn current(&self, tenant: &str, version: i64) -> Option<Arc<Cached>> {
         let cached = self.tenants().get(tenant).cloned()?;
+        if cached.graph.is_poisoned() {
+            // A replay panicked half-way: the copy cannot be trusted.
+            self.tenants().remove(tenant);
+            return None;
+        }
         if cached.read().version < version {
             return None;
         }
@@ -118,7 +123,10 @@ impl GraphCache {
         }
         let mut tenants = self.tenants();
         let Some(cached) = tenants.get(tenant).cloned() else { return };
-        let mut graph = cached.graph.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Ok(mut graph) = cached.graph.write() else {
+            tenants.remove(tenant); // poisoned by a replay that panicked
+            return;
+        };
         if graph.version == before {
             replay(&mut graph);
             graph.version = after;
