@@ -18,11 +18,14 @@ async fn memory(url: &str, cache_entities: &str) -> Memory {
     Memory::new(store, settings.limits())
 }
 
-/// `graph_cache_reads_total{result}` so far in this process (nextest runs each test alone).
-fn cache_reads(result: &str) -> u64 {
+/// A series' value so far in this process (nextest runs each test alone).
+fn series(name: &str) -> u64 {
     let rendered = mcp_server::http::metrics::handle().render();
-    let prefix = format!("graph_cache_reads_total{{result=\"{result}\"}} ");
-    rendered.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.parse().unwrap())
+    rendered.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).map_or(0, |v| v.parse().unwrap())
+}
+
+fn cache_reads(result: &str) -> u64 {
+    series(&format!("graph_cache_reads_total{{result=\"{result}\"}}"))
 }
 
 /// A small deterministic generator (xorshift), so a failure replays the same way.
@@ -191,4 +194,5 @@ async fn the_cache_holds_at_most_its_budget() {
     memory.create_entities(&small, entities("t", 1)).await.unwrap();
     assert_eq!(count(&small).await, 7);
     assert_eq!(cache_reads("load"), 3);
+    assert_eq!(series("graph_cache_entities"), 7, "the other tenant was evicted");
 }

@@ -135,11 +135,13 @@ impl GraphCache {
         } else {
             drop(graph);
             tenants.remove(tenant);
+            evict(&mut tenants, self.max_entities);
         }
     }
 }
 
-/// Drops least recently used tenants until the held entities fit in `max_entities`.
+/// Drops least recently used tenants until the held entities fit in `max_entities`, and reports
+/// what is held (`graph_cache_entities`).
 fn evict(tenants: &mut HashMap<String, Arc<Cached>>, max_entities: usize) {
     let mut held: usize = tenants.values().map(|c| c.len()).sum();
     while held > max_entities {
@@ -153,4 +155,5 @@ fn evict(tenants: &mut HashMap<String, Arc<Cached>>, max_entities: usize) {
         tenants.remove(&oldest);
         held -= len;
     }
+    metrics::gauge!("graph_cache_entities").set(held as f64);
 }
