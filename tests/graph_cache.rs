@@ -196,3 +196,37 @@ async fn the_cache_holds_at_most_its_budget() {
     assert_eq!(cache_reads("load"), 3);
     assert_eq!(series("graph_cache_entities"), 7, "the other tenant was evicted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_during_writes_wait_for_the_replay_instead_of_loading_again() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let (memory, plain) = (memory(&db.url, "50000").await, memory(&db.url, "0").await);
+    let tenant = Tenant::default();
+    let entity = |name: String| Entity { name, entity_type: "t".into(), observations: vec!["w".into()] };
+    memory.create_entities(&tenant, vec![entity("seed".into())]).await.unwrap();
+    memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..4 {
+        let (memory, tenant) = (memory.clone(), tenant.clone());
+        tasks.spawn(async move {
+            for i in 0..50 {
+                memory.create_entities(&tenant, vec![entity(format!("w{writer}-{i}"))]).await.unwrap();
+            }
+        });
+    }
+    for _ in 0..4 {
+        let (memory, tenant) = (memory.clone(), tenant.clone());
+        tasks.spawn(async move {
+            for _ in 0..100 {
+                memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+    // Reads that saw a write committed but not yet replayed waited for the replay: the graph was
+    // loaded once, at the first search, and the copy holds all 201 entities.
+    assert_eq!(cache_reads("load"), 1);
+    let all = memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
+    assert_eq!(all, plain.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap());
+    assert_eq!(all.graph.entities.len(), 201);
+}

@@ -228,8 +228,8 @@ impl Memory {
             metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
             return Ok(None);
         }
-        let _loading = cache.loading().await;
-        // Another request may have loaded it while this one waited.
+        // Writes in flight replay (or another request loads) while this one waits.
+        let _order = self.cache_order(cache).await?;
         if let Some(cached) = cache.current(tenant.as_str(), version) {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
             return Ok(Some(cached));
@@ -237,6 +237,14 @@ impl Memory {
         let graph = storage::load_graph(&mut conn, tenant.as_str()).await?;
         metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
         Ok(Some(cache.insert(tenant.as_str(), graph.into())))
+    }
+
+    /// The cache's write and load order, waited for at most as long as for a connection: under
+    /// overload a request fails fast as unavailable.
+    async fn cache_order<'a>(&self, cache: &'a GraphCache) -> Result<tokio::sync::MutexGuard<'a, ()>> {
+        tokio::time::timeout(self.store.acquire_timeout(), cache.order())
+            .await
+            .map_err(|_| StorageError::Database(sqlx::Error::PoolTimedOut).into())
     }
 
     fn check(&self) -> Check {

@@ -8,7 +8,7 @@ use super::{
     Entity, Memory, MemoryError, ObservationAddition, ObservationDeletion, ObservationsAdded, Relation, Result, Tenant,
     Timed, cache::TenantGraph,
 };
-use crate::storage::{self, StorageError, WriteTx};
+use crate::storage::{self, WriteTx};
 
 /// A write transaction and, with the cache, the graph version it started from.
 struct Write<'a> {
@@ -20,13 +20,8 @@ struct Write<'a> {
 
 impl Memory {
     async fn begin(&self, tenant: &Tenant) -> Result<Write<'_>> {
-        // Bounded like waiting for the pool: under overload a write fails fast as unavailable.
         let order = match &self.cache {
-            Some(cache) => Some(
-                tokio::time::timeout(self.store.acquire_timeout(), cache.writing())
-                    .await
-                    .map_err(|_| StorageError::Database(sqlx::Error::PoolTimedOut))?,
-            ),
+            Some(cache) => Some(self.cache_order(cache).await?),
             None => None,
         };
         let mut tx = self.store.begin_write().await?;

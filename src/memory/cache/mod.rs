@@ -25,10 +25,10 @@ pub use graph::TenantGraph;
 pub struct GraphCache {
     max_entities: usize,
     tenants: Mutex<HashMap<String, Arc<Cached>>>,
-    /// Held from a write's BEGIN until it is replayed here: replays happen in commit order.
-    writing: tokio::sync::Mutex<()>,
-    /// One load at a time: requests that find a copy stale wait for one load, not each their own.
-    loading: tokio::sync::Mutex<()>,
+    /// Held by a write from its BEGIN until it is replayed here, and by a load: replays happen in
+    /// commit order, a load never races one, and readers that find a copy stale first let the
+    /// writes in flight replay (and each other's loads finish) instead of loading it themselves.
+    order: tokio::sync::Mutex<()>,
     clock: AtomicU64,
 }
 
@@ -58,8 +58,7 @@ impl GraphCache {
         GraphCache {
             max_entities,
             tenants: Mutex::default(),
-            writing: tokio::sync::Mutex::default(),
-            loading: tokio::sync::Mutex::default(),
+            order: tokio::sync::Mutex::default(),
             clock: AtomicU64::new(0),
         }
     }
@@ -72,12 +71,8 @@ impl GraphCache {
         self.tenants.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.writing.lock().await
-    }
-
-    pub async fn loading(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.loading.lock().await
+    pub async fn order(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.order.lock().await
     }
 
     pub fn holds(&self, tenant: &str) -> bool {
