@@ -20,18 +20,16 @@ struct Write<'a> {
 
 impl Memory {
     async fn begin(&self, tenant: &Tenant) -> Result<Write<'_>> {
+        // Without a copy of this tenant's graph there is nothing to replay and no order to keep
+        // (a copy loaded while this write runs is at an older version: the next read loads again).
         let order = match &self.cache {
-            Some(cache) => Some(self.cache_order(cache).await?),
-            None => None,
+            Some(cache) if cache.holds(tenant.as_str()) => Some(self.cache_order(cache).await?),
+            _ => None,
         };
         let mut tx = self.store.begin_write().await?;
-        // Without a copy of this tenant's graph there is nothing to replay (a copy loaded while
-        // this write runs is at an older version, and the next read loads it again).
-        let before = match &self.cache {
-            Some(cache) if cache.holds(tenant.as_str()) => {
-                Some(storage::graph_version(&mut tx, tenant.as_str()).await?.0)
-            }
-            _ => None,
+        let before = match order {
+            Some(_) => Some(storage::graph_version(&mut tx, tenant.as_str()).await?.0),
+            None => None,
         };
         Ok(Write { tx, before, _order: order })
     }
