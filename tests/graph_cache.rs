@@ -205,28 +205,54 @@ async fn reads_during_writes_wait_for_the_replay_instead_of_loading_again() {
     let entity = |name: String| Entity { name, entity_type: "t".into(), observations: vec!["w".into()] };
     memory.create_entities(&tenant, vec![entity("seed".into())]).await.unwrap();
     memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
+    let (mut writers, mut readers) = (tokio::task::JoinSet::new(), tokio::task::JoinSet::new());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for writer in 0..4 {
         let (memory, tenant) = (memory.clone(), tenant.clone());
-        tasks.spawn(async move {
+        writers.spawn(async move {
             for i in 0..50 {
                 memory.create_entities(&tenant, vec![entity(format!("w{writer}-{i}"))]).await.unwrap();
             }
         });
     }
+    // Reading all along (a copy nobody reads would be dropped after some writes).
     for _ in 0..4 {
-        let (memory, tenant) = (memory.clone(), tenant.clone());
-        tasks.spawn(async move {
-            for _ in 0..100 {
+        let (memory, tenant, done) = (memory.clone(), tenant.clone(), done.clone());
+        readers.spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
             }
         });
     }
-    tasks.join_all().await;
+    writers.join_all().await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    readers.join_all().await;
     // Reads that saw a write committed but not yet replayed waited for the replay: the graph was
     // loaded once, at the first search, and the copy holds all 201 entities.
     assert_eq!(cache_reads("load"), 1);
     let all = memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
     assert_eq!(all, plain.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap());
     assert_eq!(all.graph.entities.len(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_nobody_reads_is_dropped_after_some_writes() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let memory = memory(&db.url, "50000").await;
+    let tenant = Tenant::default();
+    let create = async |name: String| {
+        let entity = Entity { name, entity_type: "t".into(), observations: vec![] };
+        memory.create_entities(&tenant, vec![entity]).await.unwrap();
+    };
+    create("first".into()).await;
+    memory.open_nodes(&tenant, vec!["first".into()]).await.unwrap();
+    for i in 0..16 {
+        create(format!("kept-{i}")).await;
+    }
+    assert_eq!(series("graph_cache_entities"), 17, "16 unread writes are replayed");
+    create("one-too-many".into()).await;
+    assert_eq!(series("graph_cache_entities"), 0, "the 17th drops the copy");
+    let all = memory.read_graph(&tenant, &PageRequest::default()).await.unwrap();
+    assert_eq!(all.graph.entities.len(), 18);
+    assert_eq!((cache_reads("load"), series("graph_cache_entities")), (2, 18));
 }

@@ -36,6 +36,15 @@ pub struct Cached {
     graph: RwLock<TenantGraph>,
     /// The clock reading of the last use, for eviction.
     used: AtomicU64,
+    /// Writes replayed since the last read: a copy nobody reads is dropped (see `apply`).
+    unread_writes: AtomicU64,
+}
+
+/// A copy costs each write two statements and the write order; after this many writes with no
+/// read (at least 16, more for larger graphs, whose reload costs more) it is dropped, and the
+/// next read loads the graph again.
+fn unread_writes_limit(entities: usize) -> u64 {
+    (entities as u64 / 64).max(16)
 }
 
 impl Cached {
@@ -91,6 +100,7 @@ impl GraphCache {
             return None;
         }
         cached.used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        cached.unread_writes.store(0, Ordering::Relaxed);
         Some(cached)
     }
 
@@ -98,7 +108,7 @@ impl GraphCache {
     /// least recently used tenants to stay within `max_entities`.
     pub fn insert(&self, tenant: &str, graph: TenantGraph) -> Arc<Cached> {
         let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        let fresh = Arc::new(Cached { graph: RwLock::new(graph), used });
+        let fresh = Arc::new(Cached { graph: RwLock::new(graph), used, unread_writes: AtomicU64::new(0) });
         let mut tenants = self.tenants();
         if let Some(held) = tenants.get(tenant)
             && held.read().version >= fresh.read().version
@@ -111,7 +121,7 @@ impl GraphCache {
     }
 
     /// Replays a committed write on the tenant's copy when the copy is at the version the write
-    /// started from; drops the copy when it is not (it missed a change).
+    /// started from; drops the copy when it is not (it missed a change) or nobody reads it.
     pub fn apply(&self, tenant: &str, before: i64, after: i64, replay: impl FnOnce(&mut TenantGraph)) {
         if before == after {
             return; // nothing changed
@@ -122,7 +132,8 @@ impl GraphCache {
             tenants.remove(tenant); // poisoned by a replay that panicked
             return;
         };
-        if graph.version == before {
+        let unread = cached.unread_writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if graph.version == before && unread <= unread_writes_limit(graph.len()) {
             replay(&mut graph);
             graph.version = after;
             drop(graph);
