@@ -1,6 +1,6 @@
-//! The six writes, each one transaction. With the graph cache (SQLite) a write also reads the
-//! tenant's graph version when it begins and before it commits, and replays itself on the cached
-//! copy once committed.
+//! The six writes, each one transaction. When the graph cache (SQLite) holds the tenant's graph,
+//! a write also reads the graph version when it begins and before it commits, and replays itself
+//! on the copy once committed.
 
 use std::collections::HashSet;
 
