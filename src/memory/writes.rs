@@ -8,7 +8,10 @@ use super::{
     Entity, Memory, MemoryError, ObservationAddition, ObservationDeletion, ObservationsAdded, Relation, Result, Tenant,
     Timed, cache::TenantGraph,
 };
-use crate::storage::{self, WriteTx};
+use crate::{
+    config::Backend,
+    storage::{self, WriteTx},
+};
 
 /// A write transaction and, with the cache, the graph version it started from.
 struct Write<'a> {
@@ -61,8 +64,11 @@ impl Memory {
             .iter()
             .map(|e| storage::NewEntity { name: &e.name, entity_type: &e.entity_type, observations: &e.observations })
             .collect();
-        // With the cache, in a transaction that knows the graph version (the write it replays).
-        let created = if self.cache.is_some() {
+        // PostgreSQL: one statement, no transaction round trips; SQLite: a write transaction like
+        // the other writes (in-process statements), replayed on the cache.
+        let created = if self.store.backend() == Backend::Postgres {
+            storage::create_entities_in_one_statement(&self.store, tenant.as_str(), &new).await?
+        } else {
             let mut write = self.begin(tenant).await?;
             let created = storage::insert_entities(&mut write.tx, tenant.as_str(), &new).await?;
             self.commit(tenant, write, |graph| {
@@ -70,8 +76,6 @@ impl Memory {
             })
             .await?;
             created
-        } else {
-            storage::create_entities(&self.store, tenant.as_str(), &new).await?
         };
         Ok(entities.into_iter().zip(created).filter_map(|(entity, created)| created.then_some(entity)).collect())
     }

@@ -14,21 +14,17 @@ pub struct NewEntity<'a> {
     pub observations: &'a [String],
 }
 
-/// Creates the entities whose names the tenant does not have yet (the first of duplicates in the
-/// batch wins) with their observations, all or nothing. Returns, per input, whether it was created.
-pub async fn create_entities(
+/// PostgreSQL: creates the entities whose names the tenant does not have yet (the first of
+/// duplicates in the batch wins) with their observations, all or nothing, in one autocommit
+/// statement. Returns, per input, whether it was created.
+pub async fn create_entities_in_one_statement(
     store: &Store,
     tenant: &str,
     entities: &[NewEntity<'_>],
 ) -> Result<Vec<bool>, StorageError> {
-    if store.backend() == Backend::Sqlite {
-        let mut tx = store.begin_write().await?;
-        let created = insert_entities(&mut tx, tenant, entities).await?;
-        tx.commit().await?;
-        return Ok(created);
-    }
+    debug_assert_eq!(store.backend(), Backend::Postgres, "SQLite creates in a transaction: insert_entities");
     // A network round trip per statement was most of a create's time (pgbench's insert makes one;
-    // the loop above makes four for one entity with one observation).
+    // `insert_entities` makes four for one entity with one observation).
     let input: Vec<_> = entities
         .iter()
         .map(|e| {
@@ -64,8 +60,8 @@ pub async fn create_entities(
     Ok(entities.iter().map(|e| names.remove(e.name)).collect())
 }
 
-/// create_entities as small statements in the caller's transaction (SQLite: in-process, no
-/// network trips). Returns, per input, whether it was created.
+/// SQLite: the same as small statements in the caller's transaction (in-process, no network
+/// trips). Returns, per input, whether it was created (the first of duplicates wins).
 pub async fn insert_entities(
     conn: &mut AnyConnection,
     tenant: &str,

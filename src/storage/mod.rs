@@ -17,7 +17,7 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
-pub use create::{NewEntity, create_entities, insert_entities};
+pub use create::{NewEntity, create_entities_in_one_statement, insert_entities};
 pub use graph::*;
 pub use search::search_graph;
 pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
