@@ -193,12 +193,7 @@ impl TenantGraph {
     fn relations_touching<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<RelationRow> {
         let ids: BTreeSet<i64> =
             names.into_iter().filter_map(|name| self.touching.get(name)).flatten().copied().collect();
-        ids.into_iter()
-            .map(|id| {
-                let r = &self.relations[&id];
-                RelationRow { id, from: r.from.clone(), to: r.to.clone(), relation_type: r.relation_type.clone() }
-            })
-            .collect()
+        ids.into_iter().map(|id| relation_row(id, &self.relations[&id])).collect()
     }
 
     /// As `storage::search_graph`: entities whose name, type or an observation contains `query`
@@ -250,16 +245,11 @@ impl TenantGraph {
     /// The whole graph, in insertion order.
     pub fn all(&self) -> (Vec<EntityRow>, Vec<RelationRow>) {
         let entities = self.entities.iter().map(|(id, node)| node.row(*id)).collect();
-        let relations = self
-            .relations
-            .iter()
-            .map(|(&id, r)| RelationRow {
-                id,
-                from: r.from.clone(),
-                to: r.to.clone(),
-                relation_type: r.relation_type.clone(),
-            })
-            .collect();
+        let relations = self.relations.iter().map(|(&id, r)| relation_row(id, r)).collect();
         (entities, relations)
     }
+}
+
+fn relation_row(id: i64, r: &Relation) -> RelationRow {
+    RelationRow { id, from: r.from.clone(), to: r.to.clone(), relation_type: r.relation_type.clone() }
 }
