@@ -24,7 +24,7 @@ pub use graph::TenantGraph;
 
 pub struct GraphCache {
     max_entities: usize,
-    tenants: Mutex<HashMap<String, Arc<Cached>>>,
+    tenants: Mutex<Tenants>,
     /// Held by a write from its BEGIN until it is replayed here, and by a load: replays happen in
     /// commit order, a load never races one, and readers that find a copy stale first let the
     /// writes in flight replay (and each other's loads finish) instead of loading it themselves.
@@ -76,7 +76,7 @@ impl GraphCache {
         self.max_entities
     }
 
-    fn tenants(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Cached>>> {
+    fn tenants(&self) -> std::sync::MutexGuard<'_, Tenants> {
         self.tenants.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -85,12 +85,12 @@ impl GraphCache {
     }
 
     pub fn holds(&self, tenant: &str) -> bool {
-        self.tenants().contains_key(tenant)
+        self.tenants().copies.contains_key(tenant)
     }
 
     /// The tenant's copy if it is at `version` or later.
     pub fn current(&self, tenant: &str, version: i64) -> Option<Arc<Cached>> {
-        let cached = self.tenants().get(tenant).cloned()?;
+        let cached = self.tenants().copies.get(tenant).cloned()?;
         if cached.graph.is_poisoned() {
             // A replay panicked half-way: the copy cannot be trusted.
             self.tenants().remove(tenant);
@@ -110,13 +110,13 @@ impl GraphCache {
         let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
         let fresh = Arc::new(Cached { graph: RwLock::new(graph), used, unread_writes: AtomicU64::new(0) });
         let mut tenants = self.tenants();
-        if let Some(held) = tenants.get(tenant)
+        if let Some(held) = tenants.copies.get(tenant)
             && held.read().version >= fresh.read().version
         {
             return held.clone();
         }
-        tenants.insert(tenant.to_string(), fresh.clone());
-        evict(&mut tenants, self.max_entities);
+        tenants.insert(tenant, fresh.clone());
+        tenants.evict(self.max_entities);
         fresh
     }
 
@@ -127,39 +127,59 @@ impl GraphCache {
             return; // nothing changed
         }
         let mut tenants = self.tenants();
-        let Some(cached) = tenants.get(tenant).cloned() else { return };
+        let Some(cached) = tenants.copies.get(tenant).cloned() else { return };
         let Ok(mut graph) = cached.graph.write() else {
             tenants.remove(tenant); // poisoned by a replay that panicked
             return;
         };
         let unread = cached.unread_writes.fetch_add(1, Ordering::Relaxed) + 1;
         if graph.version == before && unread <= unread_writes_limit(graph.len()) {
+            let len_before = graph.len();
             replay(&mut graph);
             graph.version = after;
-            drop(graph);
-            evict(&mut tenants, self.max_entities);
+            tenants.held = tenants.held - len_before + graph.len();
         } else {
             drop(graph);
             tenants.remove(tenant);
-            evict(&mut tenants, self.max_entities);
         }
+        tenants.evict(self.max_entities);
     }
 }
 
-/// Drops least recently used tenants until the held entities fit in `max_entities`, and reports
-/// what is held (`graph_cache_entities`).
-fn evict(tenants: &mut HashMap<String, Arc<Cached>>, max_entities: usize) {
-    let mut held: usize = tenants.values().map(|c| c.len()).sum();
-    while held > max_entities {
-        let Some((oldest, len)) = tenants
-            .iter()
-            .min_by_key(|(_, c)| c.used.load(Ordering::Relaxed))
-            .map(|(tenant, c)| (tenant.clone(), c.len()))
-        else {
-            break;
-        };
-        tenants.remove(&oldest);
-        held -= len;
+/// The copies held, and how many entities they hold together (kept as copies come, go and
+/// change: summing them on every write would walk every tenant's copy).
+#[derive(Default)]
+struct Tenants {
+    copies: HashMap<String, Arc<Cached>>,
+    held: usize,
+}
+
+impl Tenants {
+    fn insert(&mut self, tenant: &str, cached: Arc<Cached>) {
+        self.held += cached.len();
+        if let Some(replaced) = self.copies.insert(tenant.to_string(), cached) {
+            self.held = self.held.saturating_sub(replaced.len());
+        }
     }
-    metrics::gauge!("graph_cache_entities").set(held as f64);
+
+    fn remove(&mut self, tenant: &str) {
+        if let Some(removed) = self.copies.remove(tenant) {
+            // Saturating: a copy poisoned by a panicking replay may have changed size unaccounted.
+            self.held = self.held.saturating_sub(removed.len());
+        }
+    }
+
+    /// Drops least recently used copies until the held entities fit in `max_entities`, and
+    /// reports what is held (`graph_cache_entities`).
+    fn evict(&mut self, max_entities: usize) {
+        while self.held > max_entities {
+            let Some(oldest) =
+                self.copies.iter().min_by_key(|(_, c)| c.used.load(Ordering::Relaxed)).map(|(t, _)| t.clone())
+            else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+        metrics::gauge!("graph_cache_entities").set(self.held as f64);
+    }
 }
