@@ -12,7 +12,7 @@ use std::{path::Path, str::FromStr, sync::Once, time::Duration};
 
 use secrecy::ExposeSecret;
 use sqlx::{
-    Any, AnyPool, Transaction,
+    Any, AnyPool, Connection, Transaction,
     any::AnyPoolOptions,
     migrate::{MigrateError, Migrator},
 };
@@ -67,6 +67,9 @@ pub enum SchemaStatus {
     },
 }
 
+/// How long a pooled connection may sit unused before it is pinged on its way out of the pool.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
@@ -87,6 +90,19 @@ impl Store {
                 .min_connections(0)
                 .acquire_timeout(config.timeout)
                 .idle_timeout(Some(Duration::from_secs(300)))
+                // sqlx pings every connection as it returns to the pool, and by default again as
+                // it leaves: a round trip (PostgreSQL) or a worker-thread hop (SQLite) on every
+                // query. Only a connection that has sat idle since its release ping can have been
+                // dropped by the server meanwhile; check just those.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= IDLE_BEFORE_PING {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
         };
         match config.backend {
             Backend::Postgres => {
