@@ -36,9 +36,20 @@ use crate::{
     sessions::{RedisEventStore, ResourceUpdates, SharedSessionManager},
 };
 
-/// Everything a request handler may need; cheap to clone.
+/// Everything a request handler may need. One shared allocation: axum clones the state for
+/// every middleware on every request, and a clone is now one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+pub struct SharedState {
     pub memory: Memory,
     pub settings: Arc<Settings>,
     /// Set on SIGTERM: readiness fails so load balancers stop routing here.
@@ -102,7 +113,7 @@ impl AppState {
             ))
         });
         let permits = Arc::new(tokio::sync::Semaphore::new(settings.auth.max_concurrent_requests));
-        Ok(AppState {
+        Ok(AppState(Arc::new(SharedState {
             memory,
             settings: Arc::new(settings),
             draining: Arc::new(AtomicBool::new(false)),
@@ -113,7 +124,7 @@ impl AppState {
             permits,
             updates,
             sessions,
-        })
+        })))
     }
 
     pub fn is_draining(&self) -> bool {
@@ -155,7 +166,7 @@ pub fn app(state: AppState) -> Router {
     metrics::handle();
     let (memory, updates) = (state.memory.clone(), state.updates.clone());
     let fixtures = state.settings.conformance_fixtures;
-    let mcp = StreamableHttpService::new(
+    let mcp = Arc::new(StreamableHttpService::new(
         move || {
             Ok(MemoryServer::new(memory.clone())
                 .with_conformance_fixtures(fixtures)
@@ -163,7 +174,13 @@ pub fn app(state: AppState) -> Router {
         },
         state.sessions.clone(),
         mcp_config(&state),
-    );
+    ));
+    // rmcp's service clones its whole config (host and origin lists, a cancellation token) for
+    // every request, after axum has cloned the service; shared, each is one reference count.
+    let mcp = tower::service_fn(move |request: axum::extract::Request| {
+        let mcp = mcp.clone();
+        async move { Ok::<_, std::convert::Infallible>(mcp.handle(request).await) }
+    });
     let security_headers = [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),

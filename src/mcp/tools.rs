@@ -7,7 +7,7 @@ use rmcp::{
     ErrorData as McpError,
     model::{CallToolResult, ContentBlock, JsonObject, Tool},
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::McpLayerError;
@@ -94,14 +94,6 @@ impl PageArgs {
     }
 }
 
-/// Text is the reference's `JSON.stringify(value, null, 2)`; structured content mirrors it.
-fn json_result(structured: Value) -> CallToolResult {
-    let text = serde_json::to_string_pretty(&structured).expect("JSON values serialize");
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(structured);
-    result
-}
-
 /// The text of list results is the bare array, as in the reference.
 fn list_result<T: serde::Serialize>(key: &str, items: &[T]) -> CallToolResult {
     let text = serde_json::to_string_pretty(items).expect("items serialize");
@@ -116,16 +108,29 @@ fn message_result(message: &str) -> CallToolResult {
     result
 }
 
-fn graph_result(graph: KnowledgeGraph) -> CallToolResult {
-    json_result(serde_json::to_value(graph).expect("graph serializes"))
+/// A graph (page) as the tools return it: the text is the reference's
+/// `JSON.stringify(graph, null, 2)`, the structured content the same object.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphView<'a> {
+    entities: &'a [Entity],
+    relations: &'a [Relation],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<&'a str>,
+}
+
+/// Both forms come from the typed graph (the text used to be printed from the `Value`, a slower
+/// walk): building a search result is a fifth of a read's CPU.
+fn graph_result(graph: &KnowledgeGraph, next_cursor: Option<&str>) -> CallToolResult {
+    let view = GraphView { entities: &graph.entities, relations: &graph.relations, next_cursor };
+    let text = serde_json::to_string_pretty(&view).expect("graph serializes");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(serde_json::to_value(&view).expect("graph serializes"));
+    result
 }
 
 fn page_result(page: GraphPage) -> CallToolResult {
-    let mut value = serde_json::to_value(page.graph).expect("graph serializes");
-    if let Some(cursor) = page.next_cursor {
-        value["nextCursor"] = Value::String(cursor);
-    }
-    json_result(value)
+    graph_result(&page.graph, page.next_cursor.as_deref())
 }
 
 /// A tool's result and the entities whose resources it changed (for subscribers).
@@ -194,7 +199,7 @@ pub async fn call(
         }
         "open_nodes" => {
             let args: NamesArgs = parse(arguments)?;
-            graph_result(memory.open_nodes(tenant, args.names).await?)
+            graph_result(&memory.open_nodes(tenant, args.names).await?, None)
         }
         _ => return Ok(None),
     };
