@@ -26,7 +26,8 @@ def check(kinds):
             if not rows:
                 problems.append(f"no {tool} measurement for {target}")
             for r in rows:
-                if r["errors"] or r["requests"] <= 0 or r["rps"] <= 0 or not 0 < r["p50_ms"] <= r["p99_ms"]:
+                if r["errors"] or r["requests"] <= 0 or r["rps"] <= 0 or not 0 < r["p50_ms"] <= r["p99_ms"] \
+                        or not r.get("server_cpu_s", 0) > 0:
                     problems.append(f"invalid {target} {tool} c={r['concurrency']}: {r}")
     for r in kinds.get("startup", []) or [{}]:
         if not r or r["ready_ms"] <= 0 or r["idle_rss_kib"] <= 0 or r["binary_bytes"] <= 0:
@@ -55,6 +56,16 @@ def table(header, rows):
 
 def ratio(a, b):
     return f"{a / b:.2f}×" if a and b else "n/a"
+
+
+def cpu_per_request(r):
+    """Server CPU µs per request answered, or None for runs recorded before it was measured."""
+    return r["server_cpu_s"] * 1e6 / r["requests"] if r.get("server_cpu_s") and r.get("requests") else None
+
+
+def cpu_text(r):
+    value = cpu_per_request(r)
+    return f"{value:.0f}" if value else "–"
 
 
 def verdict(ok):
@@ -88,9 +99,12 @@ def render(kinds):
     ]
     rows = []
     for (target, tool, c), r in sorted(http.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2])):
-        rows.append([target, tool, c, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+        rows.append([target, tool, c, f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", cpu_text(r),
                      f"{r['peak_rss_kib'] / 1024:.1f}", f"{idle.get(target, 0) / 1024:.1f}", r["errors"]])
-    out += [table(["target", "tool", "c", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "RSS after seeding MiB", "errors"], rows), ""]
+    out += ["Server CPU is the target process's user + system time over the run, per request answered: what a",
+            "request costs the server, whatever the load generator's share of the machine.", "",
+            table(["target", "tool", "c", "req/s", "p50 ms", "p99 ms", "server CPU µs/req", "peak RSS MiB",
+                   "RSS after seeding MiB", "errors"], rows), ""]
 
     def rps(target, tool, c):
         return http.get((target, tool, c), {}).get("rps")
@@ -104,6 +118,15 @@ def render(kinds):
                              ratio(rps(ours, tool, c), rps("python-sdk", tool, c)),
                              ratio(rps(ours, tool, c), rps("typescript-sdk", tool, c))])
     out += [table(["tool", "c", "server", "vs ceiling", "vs Python SDK", "vs TypeScript SDK"], rows), ""]
+
+    def cpu(target, tool, c):
+        return cpu_per_request(http.get((target, tool, c), {}))
+
+    out += ["### Server CPU per request: the peer's (or the ceiling's) over ours (above 1× means we use less)", ""]
+    rows = [[tool, c, ours, ratio(cpu("ceiling", tool, c), cpu(ours, tool, c)),
+             ratio(cpu("python-sdk", tool, c), cpu(ours, tool, c)), ratio(cpu("typescript-sdk", tool, c), cpu(ours, tool, c))]
+            for tool in ("search_nodes", "create_entities") for c in conc for ours in OURS]
+    out += [table(["tool", "c", "server", "ceiling / ours", "Python SDK / ours", "TypeScript SDK / ours"], rows), ""]
 
     pgbench = {r["concurrency"]: r["tps"] for r in kinds.get("pgbench", [])}
     out += ["## Write ceiling: pgbench single-row INSERT vs create_entities on PostgreSQL", ""]
