@@ -209,7 +209,9 @@ async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyho
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(updates.clone().run(stop.clone()));
     let server = MemoryServer::with_tenant(memory, tenant).with_resource_updates(updates);
-    let service = server.serve(rmcp::transport::stdio()).await?;
+    // Clients spawn stdio servers on pipes: rmcp's pipe transport reads and writes them on the IO
+    // reactor, where `stdio()` hands every read and write to a blocking thread.
+    let service = server.serve(rmcp::transport::stdio_pipes()).await?;
     service.waiting().await?;
     stop.cancel();
     Ok(())
