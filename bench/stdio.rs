@@ -102,7 +102,8 @@ fn run(command: &[String], size: usize, mixed: usize, cap: Duration) -> Result<V
         server.tool("create_entities", json!({ "entities": batch }))?;
     }
     let load_seconds = started.elapsed().as_secs_f64();
-    let (mut searches, mut rng, mixed_started) = (Vec::new(), 0x9e37_79b9_7f4a_7c15u64, Instant::now());
+    let (mut searches, mut writes) = (Vec::new(), Vec::new());
+    let (mut rng, mixed_started) = (0x9e37_79b9_7f4a_7c15u64, Instant::now());
     for i in 0..mixed {
         if started.elapsed() > cap {
             let mut gave_up = over("mixed", i);
@@ -111,11 +112,11 @@ fn run(command: &[String], size: usize, mixed: usize, cap: Duration) -> Result<V
             return Ok(gave_up);
         }
         let target = next(&mut rng) as usize % size;
+        let call = Instant::now();
         match i % 4 {
             0 => server.tool("create_entities", json!({ "entities": [entity(size + i)] }))?,
             2 => server.tool("add_observations", json!({ "observations": [{ "entityName": format!("entity-{target:06}"), "contents": [format!("seen in call {i}")] }] }))?,
             _ => {
-                let call = Instant::now();
                 let result = server.tool("search_nodes", json!({ "query": format!("t{target:06}x") }))?;
                 searches.push(call.elapsed().as_secs_f64() * 1000.0);
                 let text = result.pointer("/content/0/text").and_then(Value::as_str).context("search returned no text")?;
@@ -124,12 +125,15 @@ fn run(command: &[String], size: usize, mixed: usize, cap: Duration) -> Result<V
                 continue;
             }
         };
+        writes.push(call.elapsed().as_secs_f64() * 1000.0);
     }
     let mixed_seconds = mixed_started.elapsed().as_secs_f64();
     searches.sort_by(f64::total_cmp);
+    writes.sort_by(f64::total_cmp);
     Ok(json!({
         "load_seconds": load_seconds, "mixed_seconds": mixed_seconds, "seconds": started.elapsed().as_secs_f64(),
         "search_p50_ms": percentile(&searches, 50.0), "search_p99_ms": percentile(&searches, 99.0),
+        "write_p50_ms": percentile(&writes, 50.0), "write_p99_ms": percentile(&writes, 99.0),
     }))
 }
 
