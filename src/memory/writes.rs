@@ -1,8 +1,9 @@
 //! The six writes, each one transaction. When the graph cache (SQLite) holds the tenant's graph,
-//! a write also reads the graph version when it begins and before it commits, and replays itself
-//! on the copy once committed.
+//! a write also learns the graph version it began from and the one it made, and replays itself
+//! on the copy once committed. SQLite's creates and additions are one batch of statements
+//! (`storage::batch`): one trip to sqlx's SQLite thread between BEGIN and COMMIT.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{
     Entity, Memory, MemoryError, ObservationAddition, ObservationDeletion, ObservationsAdded, Relation, Result, Tenant,
@@ -10,15 +11,24 @@ use super::{
 };
 use crate::{
     config::Backend,
-    storage::{self, WriteTx},
+    storage::{self, Versions, WriteTx, batch::Added},
 };
 
-/// A write transaction and, with the cache, the graph version it started from.
+/// A write transaction, in the cache's replay order when the cache holds the tenant's graph.
 struct Write<'a> {
     tx: WriteTx,
-    before: Option<i64>,
     /// Keeps replays in commit order (SQLite has one writer anyway).
-    _order: Option<tokio::sync::MutexGuard<'a, ()>>,
+    order: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Write<'_> {
+    /// The tenant's graph version, read only when the cache will replay this write.
+    async fn version(&mut self, tenant: &Tenant) -> Result<Option<i64>> {
+        Ok(match self.order {
+            Some(_) => Some(storage::graph_version(&mut self.tx, tenant.as_str()).await?.0),
+            None => None,
+        })
+    }
 }
 
 impl Memory {
@@ -29,25 +39,36 @@ impl Memory {
             Some(cache) if cache.holds(tenant.as_str()) => Some(self.cache_order(cache).await?),
             _ => None,
         };
-        let mut tx = self.store.begin_write().await?;
-        let before = match order {
-            Some(_) => Some(storage::graph_version(&mut tx, tenant.as_str()).await?.0),
-            None => None,
-        };
-        Ok(Write { tx, before, _order: order })
+        Ok(Write { tx: self.store.begin_write().await?, order })
     }
 
-    async fn commit(&self, tenant: &Tenant, write: Write<'_>, replay: impl FnOnce(&mut TenantGraph)) -> Result<()> {
-        let Write { mut tx, before, _order } = write;
-        let after = match before {
-            Some(_) => Some(storage::graph_version(&mut tx, tenant.as_str()).await?.0),
-            None => None,
-        };
+    async fn commit(
+        &self,
+        tenant: &Tenant,
+        write: Write<'_>,
+        versions: Option<Versions>,
+        replay: impl FnOnce(&mut TenantGraph),
+    ) -> Result<()> {
+        let Write { tx, order } = write;
         tx.commit().await?;
-        if let (Some(cache), Some(before), Some(after)) = (&self.cache, before, after) {
-            cache.apply(tenant.as_str(), before, after, replay);
+        if let (Some(cache), Some(_), Some(v)) = (&self.cache, order, versions) {
+            cache.apply(tenant.as_str(), v.before, v.after, replay);
         }
         Ok(())
+    }
+
+    /// `commit` for a write of separate statements, which reads the version after them (and
+    /// read it before them as `before`).
+    async fn commit_after(
+        &self,
+        tenant: &Tenant,
+        mut write: Write<'_>,
+        before: Option<i64>,
+        replay: impl FnOnce(&mut TenantGraph),
+    ) -> Result<()> {
+        let after = write.version(tenant).await?;
+        let versions = before.zip(after).map(|(before, after)| Versions { before, after });
+        self.commit(tenant, write, versions, replay).await
     }
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "create_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "create_entities"))]
@@ -60,18 +81,29 @@ impl Memory {
             check.name(&format!("entities[{i}].entityType"), &e.entity_type)?;
             check.observations(&format!("entities[{i}].observations"), &e.observations)?;
         }
+        // The first of duplicate names is the one created.
+        let mut names = HashSet::new();
+        let first: Vec<bool> = entities.iter().map(|e| names.insert(e.name.as_str())).collect();
         let new: Vec<_> = entities
             .iter()
-            .map(|e| storage::NewEntity { name: &e.name, entity_type: &e.entity_type, observations: &e.observations })
+            .zip(&first)
+            .filter(|(_, first)| **first)
+            .map(|(e, _)| storage::NewEntity {
+                name: &e.name,
+                entity_type: &e.entity_type,
+                observations: &e.observations,
+            })
             .collect();
-        // PostgreSQL: one statement, no transaction round trips; SQLite: a write transaction like
-        // the other writes (in-process statements), replayed on the cache.
+        // PostgreSQL: one statement, no transaction round trips; SQLite: one batch in a write
+        // transaction, replayed on the cache.
         let created = if self.store.backend() == Backend::Postgres {
             storage::create_entities_in_one_statement(&self.store, tenant.as_str(), &new).await?
         } else {
             let mut write = self.begin(tenant).await?;
-            let created = storage::insert_entities(&mut write.tx, tenant.as_str(), &new).await?;
-            self.commit(tenant, write, |graph| {
+            let (names, versions) = storage::batch::create_entities(&mut write.tx, tenant.as_str(), &new).await?;
+            let created: Vec<bool> =
+                entities.iter().zip(&first).map(|(e, first)| *first && names.contains(&e.name)).collect();
+            self.commit(tenant, write, Some(versions), |graph| {
                 entities.iter().zip(&created).filter(|(_, created)| **created).for_each(|(e, _)| graph.create_entity(e))
             })
             .await?;
@@ -85,13 +117,14 @@ impl Memory {
         let _timed = Timed::start("create_relations");
         self.check().relations(&relations)?;
         let mut write = self.begin(tenant).await?;
+        let before = write.version(tenant).await?;
         let mut created = Vec::new();
         for r in relations {
             if storage::insert_relation(&mut write.tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await? {
                 created.push(r);
             }
         }
-        self.commit(tenant, write, |graph| created.iter().for_each(|r| graph.create_relation(r))).await?;
+        self.commit_after(tenant, write, before, |graph| created.iter().for_each(|r| graph.create_relation(r))).await?;
         Ok(created)
     }
 
@@ -104,6 +137,9 @@ impl Memory {
         let _timed = Timed::start("add_observations");
         let items = additions.iter().map(|a| (a.entity_name.as_str(), a.contents.as_slice()));
         self.check().entity_observations("observations", "contents", items)?;
+        if self.store.backend() == Backend::Sqlite {
+            return self.add_observations_in_one_batch(tenant, additions).await;
+        }
         let mut write = self.begin(tenant).await?;
         let mut results = Vec::new();
         for addition in additions {
@@ -117,7 +153,47 @@ impl Memory {
             storage::insert_observations(&mut write.tx, id, &added).await?;
             results.push(ObservationsAdded { entity_name: addition.entity_name, added_observations: added });
         }
-        self.commit(tenant, write, |graph| {
+        self.commit(tenant, write, None, |_| {}).await?;
+        Ok(results)
+    }
+
+    /// SQLite's add_observations: every item in one batch, with the reference's rules (an item
+    /// skips what its entity has, including what an earlier item added; repeats within an item
+    /// are kept).
+    async fn add_observations_in_one_batch(
+        &self,
+        tenant: &Tenant,
+        additions: Vec<ObservationAddition>,
+    ) -> Result<Vec<ObservationsAdded>> {
+        let mut earlier: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let items: Vec<(&str, Vec<&str>)> = additions
+            .iter()
+            .map(|a| {
+                let given = earlier.entry(a.entity_name.as_str()).or_default();
+                let contents: Vec<&str> =
+                    a.contents.iter().map(String::as_str).filter(|c| !given.contains(c)).collect();
+                given.extend(contents.iter().copied());
+                (a.entity_name.as_str(), contents)
+            })
+            .collect();
+        let mut write = self.begin(tenant).await?;
+        let (added, versions) = storage::batch::add_observations(&mut write.tx, tenant.as_str(), &items).await?;
+        let inserted = match added {
+            Added::Missing(name) => return Err(MemoryError::EntityNotFound(name)), // rolled back on drop
+            Added::Inserted(inserted) => inserted,
+        };
+        let results: Vec<ObservationsAdded> = items
+            .iter()
+            .map(|(entity, contents)| ObservationsAdded {
+                entity_name: entity.to_string(),
+                added_observations: contents
+                    .iter()
+                    .filter(|c| inserted.contains(&(entity.to_string(), c.to_string())))
+                    .map(|c| c.to_string())
+                    .collect(),
+            })
+            .collect();
+        self.commit(tenant, write, Some(versions), |graph| {
             results.iter().for_each(|r| graph.add_observations(&r.entity_name, &r.added_observations))
         })
         .await?;
@@ -130,11 +206,13 @@ impl Memory {
         let _timed = Timed::start("delete_entities");
         self.check().names("entityNames", &names)?;
         let mut write = self.begin(tenant).await?;
+        let before = write.version(tenant).await?;
         let mut related = Vec::new();
         for name in &names {
             related.extend(storage::delete_entity(&mut write.tx, tenant.as_str(), name).await?);
         }
-        self.commit(tenant, write, |graph| names.iter().for_each(|name| graph.delete_entity(name))).await?;
+        self.commit_after(tenant, write, before, |graph| names.iter().for_each(|name| graph.delete_entity(name)))
+            .await?;
         Ok(related)
     }
 
@@ -144,6 +222,7 @@ impl Memory {
         let items = deletions.iter().map(|d| (d.entity_name.as_str(), d.observations.as_slice()));
         self.check().entity_observations("deletions", "observations", items)?;
         let mut write = self.begin(tenant).await?;
+        let before = write.version(tenant).await?;
         for deletion in &deletions {
             // A missing entity is skipped silently, as the reference does.
             if let Some(id) = storage::entity_id(&mut write.tx, tenant.as_str(), &deletion.entity_name).await? {
@@ -152,7 +231,7 @@ impl Memory {
                 }
             }
         }
-        self.commit(tenant, write, |graph| {
+        self.commit_after(tenant, write, before, |graph| {
             deletions.iter().for_each(|d| graph.delete_observations(&d.entity_name, &d.observations))
         })
         .await
@@ -163,9 +242,10 @@ impl Memory {
         let _timed = Timed::start("delete_relations");
         self.check().relations(&relations)?;
         let mut write = self.begin(tenant).await?;
+        let before = write.version(tenant).await?;
         for r in &relations {
             storage::delete_relation(&mut write.tx, tenant.as_str(), &r.from, &r.to, &r.relation_type).await?;
         }
-        self.commit(tenant, write, |graph| relations.iter().for_each(|r| graph.delete_relation(r))).await
+        self.commit_after(tenant, write, before, |graph| relations.iter().for_each(|r| graph.delete_relation(r))).await
     }
 }

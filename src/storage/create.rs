@@ -1,10 +1,10 @@
-//! create_entities' write: on PostgreSQL one statement for the whole batch (entities and their
-//! observations), on SQLite a transaction of small statements (in-process, no network trips).
+//! create_entities' write on PostgreSQL: one statement for the whole batch (entities and their
+//! observations). SQLite's is a batch of statements (`batch::create_entities`).
 
 use serde_json::json;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
-use super::{StorageError, Store, insert_entity, insert_observations};
+use super::{StorageError, Store};
 use crate::config::Backend;
 
 /// One entity to create, as given.
@@ -22,7 +22,7 @@ pub async fn create_entities_in_one_statement(
     tenant: &str,
     entities: &[NewEntity<'_>],
 ) -> Result<Vec<bool>, StorageError> {
-    debug_assert_eq!(store.backend(), Backend::Postgres, "SQLite creates in a transaction: insert_entities");
+    debug_assert_eq!(store.backend(), Backend::Postgres, "SQLite creates in a batch: batch::create_entities");
     // A network round trip per statement was most of a create's time (pgbench's insert makes one;
     // `insert_entities` makes four for one entity with one observation).
     let input: Vec<_> = entities
@@ -58,22 +58,4 @@ pub async fn create_entities_in_one_statement(
     }
     // The first input with a created name is the one that was inserted.
     Ok(entities.iter().map(|e| names.remove(e.name)).collect())
-}
-
-/// SQLite: the same as small statements in the caller's transaction (in-process, no network
-/// trips). Returns, per input, whether it was created (the first of duplicates wins).
-pub async fn insert_entities(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    entities: &[NewEntity<'_>],
-) -> Result<Vec<bool>, StorageError> {
-    let mut created = Vec::with_capacity(entities.len());
-    for entity in entities {
-        let id = insert_entity(&mut *conn, tenant, entity.name, entity.entity_type).await?;
-        if let Some(id) = id {
-            insert_observations(&mut *conn, id, entity.observations).await?;
-        }
-        created.push(id.is_some());
-    }
-    Ok(created)
 }

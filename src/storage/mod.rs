@@ -3,6 +3,7 @@
 //! SQLite gets a single-connection writer pool (writers queue fairly in-process instead of
 //! spinning on `SQLITE_BUSY`) beside a reader pool; PostgreSQL uses one pool for both.
 
+pub mod batch;
 mod create;
 mod graph;
 mod search;
@@ -17,7 +18,8 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
-pub use create::{NewEntity, create_entities_in_one_statement, insert_entities};
+pub use batch::Versions;
+pub use create::{NewEntity, create_entities_in_one_statement};
 pub use graph::*;
 pub use search::search_graph;
 pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
@@ -111,8 +113,8 @@ impl Store {
             }
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
-                let pragmas = |max: u32| {
-                    options(max).after_connect(|conn, _| {
+                let pragmas = |max: u32, writer: bool| {
+                    options(max).after_connect(move |conn, _| {
                         Box::pin(async move {
                             for pragma in [
                                 "PRAGMA journal_mode = WAL",
@@ -122,12 +124,15 @@ impl Store {
                             ] {
                                 sqlx::query(pragma).execute(&mut *conn).await?;
                             }
+                            if writer {
+                                sqlx::query(batch::WRITE_MARK_TABLE).execute(&mut *conn).await?;
+                            }
                             Ok(())
                         })
                     })
                 };
-                let write = pragmas(1).connect(&url).await?;
-                let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
+                let write = pragmas(1, true).connect(&url).await?;
+                let read = pragmas(config.pool_max.max(2), false).connect_lazy(&url)?;
                 Ok(Self { backend: Backend::Sqlite, read, write })
             }
         }
