@@ -63,13 +63,22 @@ pub async fn search_graph(
     // entities fetched by id: filtering the tenant's entities against the match sets instead
     // scans all of them (40 ms on SQLite, 300 ms on PostgreSQL at 100k entities).
     let matches = if backend == Backend::Sqlite && needle.chars().count() >= 3 {
-        // FTS5's trigram index answers substring queries of three characters or more. `+` keeps
-        // SQLite from driving the query by the tenant index.
+        // FTS5's trigram index answers substring queries of three characters or more, for the rows
+        // it holds; the newest rows, above the marks, wait to be indexed and are matched with
+        // LIKE (a range of at most ~128 rows a table). `+` keeps SQLite from driving the query
+        // by the tenant index.
         let phrase = st.arg(Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
+        let like = st.arg(Arg::Text(contains.clone()));
+        let mark = |table: &str| format!("(SELECT indexed_to FROM search_index_marks WHERE name = '{table}')");
         format!(
             "+e.tenant = {tenant} AND e.id IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH {phrase} \
              UNION SELECT o.entity_id FROM observations o WHERE o.id IN \
-               (SELECT rowid FROM observations_fts WHERE observations_fts MATCH {phrase}))"
+               (SELECT rowid FROM observations_fts WHERE observations_fts MATCH {phrase}) \
+             UNION SELECT id FROM entities WHERE id > {} \
+               AND (name_lc LIKE {like} ESCAPE '\\' OR type_lc LIKE {like} ESCAPE '\\') \
+             UNION SELECT entity_id FROM observations WHERE id > {} AND content_lc LIKE {like} ESCAPE '\\')",
+            mark("entities"),
+            mark("observations"),
         )
     } else if backend == Backend::Postgres {
         let like = st.arg(Arg::Text(contains.clone()));
