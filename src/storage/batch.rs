@@ -1,26 +1,19 @@
-//! SQLite writes in one round trip. sqlx runs each SQLite connection on a worker thread, and every
-//! query is a trip to it and back: ~100 µs on the benchmark machine, more than the statements of
-//! a small write cost in SQLite. So a write's statements go as one query: they share its
-//! parameters ($1 is always the tenant, $2 the write's input as JSON), and the rows they return
-//! are told apart by a tag in their first column. Every batch also reads the tenant's graph
-//! version before and after its changes, for the graph cache (two primary-key reads, no trip),
-//! and brings the search index up to date once enough rows wait for it.
+//! SQLite's writes, each one query of several statements that opens and commits its own
+//! transaction, run by the `SqliteWriter` in one trip to sqlx's connection thread (a trip costs
+//! more than the statements of a small write). The statements share the query's parameters ($1 is
+//! always the tenant, $2 the write's input as JSON), and the rows they return are told apart by a
+//! tag in their first column. Every batch also reads the tenant's graph version before and after
+//! its changes, for the graph cache (two primary-key reads, no trip), and brings the search index
+//! up to date once enough rows wait for it.
 
 use std::collections::HashSet;
 
-use serde_json::json;
-use sqlx::{AnyConnection, Row, any::AnyRow};
+use serde_json::{Value, json};
+use sqlx::{Row, any::AnyRow};
 
-use super::NewEntity;
+use super::{NewEntity, Versions, writer::SqliteWriter};
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
-
-/// The tenant's graph version when a write began and when its changes were made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Versions {
-    pub before: i64,
-    pub after: i64,
-}
 
 /// Indexes `table`'s rows above its mark in `fts` once there are 128 of them, and moves the mark
 /// (migration 20261201000001: one FTS5 insert of many rows costs a fraction of many of one).
@@ -56,15 +49,17 @@ macro_rules! index_tail {
     };
 }
 
-/// One query of `statements`, between the two version reads, followed by the search index's tail.
+/// One transaction of `statements`, between the two version reads, then the search index's tail.
 macro_rules! batch {
     ($($statement:literal),+ $(,)?) => {
         concat!(
+            "BEGIN IMMEDIATE;",
             "SELECT 'before', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0);",
             $($statement, ";",)+
             "SELECT 'after', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0);",
             index_tail!("entities", "entities_fts", "name_lc, type_lc"), ";",
-            index_tail!("observations", "observations_fts", "content_lc"),
+            index_tail!("observations", "observations_fts", "content_lc"), ";",
+            "COMMIT"
         )
     };
 }
@@ -73,14 +68,14 @@ macro_rules! batch {
 /// before an insert to the statement after it, which adds the observations of the new entities.
 pub const WRITE_MARK_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS write_mark (id INTEGER NOT NULL)";
 
-/// Runs a batch; returns its tagged rows (tag, row) in order and the versions.
+/// Runs a batch; returns its tagged rows (tag, row) in order, and the versions.
 async fn run(
-    conn: &mut AnyConnection,
+    writer: &SqliteWriter,
     sql: &'static str,
     tenant: &str,
-    input: String,
+    input: Value,
 ) -> Result<(Vec<(String, AnyRow)>, Versions)> {
-    let rows = sqlx::query(sql).bind(tenant).bind(input).fetch_all(conn).await?;
+    let rows = writer.run(sql, tenant, input.to_string()).await?;
     let (mut before, mut after, mut tagged) = (None, None, Vec::with_capacity(rows.len()));
     for row in rows {
         let tag: String = row.try_get(0)?;
@@ -108,11 +103,10 @@ const CREATE_ENTITIES: &str = batch!(
      WHERE e.id > (SELECT id FROM temp.write_mark) ORDER BY i.key, o.key",
 );
 
-/// Creates the entities whose names the tenant does not have, with their observations, in the
-/// caller's write transaction. Names must be distinct (the caller keeps the first of duplicates).
-/// Returns the names created.
+/// Creates the entities whose names the tenant does not have, with their observations. Names
+/// must be distinct (the caller keeps the first of duplicates). Returns the names created.
 pub async fn create_entities(
-    conn: &mut AnyConnection,
+    writer: &SqliteWriter,
     tenant: &str,
     entities: &[NewEntity<'_>],
 ) -> Result<(HashSet<String>, Versions)> {
@@ -123,48 +117,72 @@ pub async fn create_entities(
             json!([e.name, e.entity_type, e.name.to_lowercase(), e.entity_type.to_lowercase(), observations])
         })
         .collect();
-    let (rows, versions) = run(conn, CREATE_ENTITIES, tenant, serde_json::Value::Array(input).to_string()).await?;
+    let (rows, versions) = run(writer, CREATE_ENTITIES, tenant, Value::Array(input)).await?;
     let created = rows.into_iter().map(|(_, row)| row.try_get(1)).collect::<Result<_>>()?;
+    Ok((created, versions))
+}
+
+const CREATE_RELATIONS: &str = batch!(
+    "INSERT INTO relations (tenant, from_name, to_name, relation_type) \
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2) WHERE true ORDER BY key \
+     ON CONFLICT (tenant, from_name, to_name, relation_type) DO NOTHING \
+     RETURNING 'created', from_name, to_name, relation_type",
+);
+
+/// Creates the relations the tenant does not have; returns those created as (from, to, type).
+pub async fn create_relations(
+    writer: &SqliteWriter,
+    tenant: &str,
+    relations: &[(&str, &str, &str)],
+) -> Result<(HashSet<(String, String, String)>, Versions)> {
+    let input = relations.iter().map(|(from, to, kind)| json!([from, to, kind])).collect();
+    let (rows, versions) = run(writer, CREATE_RELATIONS, tenant, Value::Array(input)).await?;
+    let created = rows
+        .into_iter()
+        .map(|(_, row)| Ok((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
+        .collect::<Result<_>>()?;
     Ok((created, versions))
 }
 
 const ADD_OBSERVATIONS: &str = batch!(
     "SELECT 'missing', i.value ->> 0 FROM json_each($2) AS i \
      WHERE NOT EXISTS (SELECT 1 FROM entities WHERE tenant = $1 AND name = i.value ->> 0) ORDER BY i.key LIMIT 1",
-    // SQLite computes the whole SELECT before inserting (it reads the table it inserts into), so
-    // each content is checked against the observations the entity had before this write.
+    // Nothing is added when an entity is missing. SQLite computes the whole SELECT before
+    // inserting (it reads the table it inserts into), so each content is checked against the
+    // observations the entity had before this write.
     "INSERT INTO observations (entity_id, content, content_lc) \
      SELECT e.id, c.value ->> 0, c.value ->> 1 FROM json_each($2) AS i \
      JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
      JOIN json_each(i.value -> 1) AS c \
-     WHERE NOT EXISTS (SELECT 1 FROM observations AS o WHERE o.entity_id = e.id AND o.content = c.value ->> 0) \
+     WHERE NOT EXISTS (SELECT 1 FROM json_each($2) AS m \
+       WHERE NOT EXISTS (SELECT 1 FROM entities WHERE tenant = $1 AND name = m.value ->> 0)) \
+     AND NOT EXISTS (SELECT 1 FROM observations AS o WHERE o.entity_id = e.id AND o.content = c.value ->> 0) \
      ORDER BY i.key, c.key \
      RETURNING 'added', (SELECT name FROM entities WHERE id = entity_id), content",
 );
 
-/// What add_observations did: the first entity named that does not exist (then the caller rolls
-/// back), else the (entity, content) pairs inserted.
+/// What add_observations did: the first entity named that does not exist (then nothing was
+/// added), else the (entity, content) pairs added.
 pub enum Added {
     Missing(String),
     Inserted(HashSet<(String, String)>),
 }
 
-/// Adds each item's contents that its entity does not have yet, in the caller's write
-/// transaction. A content must not appear in two items for the same entity (the caller drops it
-/// from the later one, which would find it added).
+/// Adds each item's contents that its entity does not have yet. A content must not appear in two
+/// items for the same entity (the caller drops it from the later one, which would find it added).
 pub async fn add_observations(
-    conn: &mut AnyConnection,
+    writer: &SqliteWriter,
     tenant: &str,
     items: &[(&str, Vec<&str>)],
 ) -> Result<(Added, Versions)> {
-    let input: Vec<_> = items
+    let input = items
         .iter()
         .map(|(entity, contents)| {
             let contents: Vec<_> = contents.iter().map(|c| json!([c, c.to_lowercase()])).collect();
             json!([entity, contents])
         })
         .collect();
-    let (rows, versions) = run(conn, ADD_OBSERVATIONS, tenant, serde_json::Value::Array(input).to_string()).await?;
+    let (rows, versions) = run(writer, ADD_OBSERVATIONS, tenant, Value::Array(input)).await?;
     let mut inserted = HashSet::new();
     for (tag, row) in rows {
         if tag == "missing" {
@@ -173,4 +191,57 @@ pub async fn add_observations(
         inserted.insert((row.try_get(1)?, row.try_get(2)?));
     }
     Ok((Added::Inserted(inserted), versions))
+}
+
+const DELETE_ENTITIES: &str = batch!(
+    "DELETE FROM relations WHERE tenant = $1 \
+     AND (from_name IN (SELECT value FROM json_each($2)) OR to_name IN (SELECT value FROM json_each($2))) \
+     RETURNING 'end', from_name, to_name",
+    "DELETE FROM observations WHERE entity_id IN \
+     (SELECT id FROM entities WHERE tenant = $1 AND name IN (SELECT value FROM json_each($2)))",
+    "DELETE FROM entities WHERE tenant = $1 AND name IN (SELECT value FROM json_each($2))",
+);
+
+/// Deletes the entities with their observations and relations; returns the entities at the other
+/// end of the relations deleted (their resources changed too).
+pub async fn delete_entities(writer: &SqliteWriter, tenant: &str, names: &[String]) -> Result<(Vec<String>, Versions)> {
+    let (rows, versions) = run(writer, DELETE_ENTITIES, tenant, json!(names)).await?;
+    let deleted: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut ends = Vec::new();
+    for (_, row) in rows {
+        for end in [row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?] {
+            if !deleted.contains(end.as_str()) {
+                ends.push(end);
+            }
+        }
+    }
+    Ok((ends, versions))
+}
+
+const DELETE_OBSERVATIONS: &str = batch!(
+    "DELETE FROM observations WHERE id IN (SELECT o.id FROM json_each($2) AS i \
+     JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
+     JOIN json_each(i.value -> 1) AS c \
+     JOIN observations AS o ON o.entity_id = e.id AND o.content = c.value)",
+);
+
+/// Deletes each item's observations equal to one of its contents (a missing entity is skipped).
+pub async fn delete_observations(writer: &SqliteWriter, tenant: &str, items: &[(&str, &[String])]) -> Result<Versions> {
+    let input = items.iter().map(|(entity, contents)| json!([entity, contents])).collect();
+    Ok(run(writer, DELETE_OBSERVATIONS, tenant, Value::Array(input)).await?.1)
+}
+
+const DELETE_RELATIONS: &str = batch!(
+    "DELETE FROM relations WHERE id IN (SELECT r.id FROM json_each($2) AS i \
+     JOIN relations AS r ON r.tenant = $1 AND r.from_name = i.value ->> 0 AND r.to_name = i.value ->> 1 \
+     AND r.relation_type = i.value ->> 2)",
+);
+
+pub async fn delete_relations(
+    writer: &SqliteWriter,
+    tenant: &str,
+    relations: &[(&str, &str, &str)],
+) -> Result<Versions> {
+    let input = relations.iter().map(|(from, to, kind)| json!([from, to, kind])).collect();
+    Ok(run(writer, DELETE_RELATIONS, tenant, Value::Array(input)).await?.1)
 }

@@ -1,6 +1,8 @@
 //! create_entities' write on PostgreSQL: one statement for the whole batch (entities and their
 //! observations). SQLite's is a batch of statements (`batch::create_entities`).
 
+use std::collections::HashSet;
+
 use serde_json::json;
 use sqlx::Row;
 
@@ -16,12 +18,12 @@ pub struct NewEntity<'a> {
 
 /// PostgreSQL: creates the entities whose names the tenant does not have yet (the first of
 /// duplicates in the batch wins) with their observations, all or nothing, in one autocommit
-/// statement. Returns, per input, whether it was created.
+/// statement. Returns the names created.
 pub async fn create_entities_in_one_statement(
     store: &Store,
     tenant: &str,
     entities: &[NewEntity<'_>],
-) -> Result<Vec<bool>, StorageError> {
+) -> Result<HashSet<String>, StorageError> {
     debug_assert_eq!(store.backend(), Backend::Postgres, "SQLite creates in a batch: batch::create_entities");
     // A network round trip per statement was most of a create's time (pgbench's insert makes one;
     // `insert_entities` makes four for one entity with one observation).
@@ -52,10 +54,5 @@ pub async fn create_entities_in_one_statement(
     .bind(serde_json::Value::Array(input).to_string())
     .fetch_all(store.writer())
     .await?;
-    let mut names = std::collections::HashSet::with_capacity(rows.len());
-    for row in rows {
-        names.insert(row.try_get::<String, _>(0)?);
-    }
-    // The first input with a created name is the one that was inserted.
-    Ok(entities.iter().map(|e| names.remove(e.name)).collect())
+    Ok(rows.into_iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
 }

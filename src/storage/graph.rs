@@ -42,25 +42,6 @@ fn bind_all<'q>(
     query
 }
 
-pub async fn insert_entity(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    name: &str,
-    entity_type: &str,
-) -> Result<Option<i64>> {
-    sqlx::query_scalar(
-        "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant, name) DO NOTHING RETURNING id",
-    )
-    .bind(tenant)
-    .bind(name)
-    .bind(entity_type)
-    .bind(name.to_lowercase())
-    .bind(entity_type.to_lowercase())
-    .fetch_optional(conn)
-    .await
-}
-
 pub async fn insert_observations(conn: &mut AnyConnection, entity_id: i64, contents: &[String]) -> Result<()> {
     for content in contents {
         sqlx::query("INSERT INTO observations (entity_id, content, content_lc) VALUES ($1, $2, $3)")

@@ -1,15 +1,23 @@
 //! Storage: one sqlx `Any` code path over PostgreSQL and the embedded SQLite file.
 //!
-//! SQLite gets a single-connection writer pool (writers queue fairly in-process instead of
-//! spinning on `SQLITE_BUSY`) beside a reader pool; PostgreSQL uses one pool for both.
+//! SQLite's writes go through one writer connection (`writer`: writers queue fairly in-process
+//! instead of spinning on `SQLITE_BUSY`, each write one trip to its thread) beside a reader pool;
+//! PostgreSQL uses one pool for both.
 
-pub mod batch;
+mod batch;
 mod create;
 mod graph;
 mod search;
 mod versions;
+mod writer;
+pub mod writes;
 
-use std::{path::Path, str::FromStr, sync::Once, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Once},
+    time::Duration,
+};
 
 use secrecy::ExposeSecret;
 use sqlx::{
@@ -18,13 +26,14 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
-pub use batch::Versions;
 pub use create::{NewEntity, create_entities_in_one_statement};
 pub use graph::*;
 pub use search::search_graph;
 pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
+pub use writes::Versions;
 
 use crate::config::{Backend, DatabaseConfig};
+use writer::SqliteWriter;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -76,7 +85,9 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 pub struct Store {
     backend: Backend,
     read: AnyPool,
+    /// PostgreSQL: the read pool. SQLite: one connection, for migrations and tools.
     write: AnyPool,
+    sqlite_writer: Option<Arc<SqliteWriter>>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -109,31 +120,25 @@ impl Store {
         match config.backend {
             Backend::Postgres => {
                 let pool = options(config.pool_max).connect_lazy(url)?;
-                Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool })
+                Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool, sqlite_writer: None })
             }
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
-                let pragmas = |max: u32, writer: bool| {
-                    options(max).after_connect(move |conn, _| {
+                let pragmas = |max: u32| {
+                    options(max).after_connect(|conn, _| {
                         Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = NORMAL",
-                                "PRAGMA foreign_keys = ON",
-                                "PRAGMA busy_timeout = 5000",
-                            ] {
+                            for pragma in writer::PRAGMAS {
                                 sqlx::query(pragma).execute(&mut *conn).await?;
-                            }
-                            if writer {
-                                sqlx::query(batch::WRITE_MARK_TABLE).execute(&mut *conn).await?;
                             }
                             Ok(())
                         })
                     })
                 };
-                let write = pragmas(1, true).connect(&url).await?;
-                let read = pragmas(config.pool_max.max(2), false).connect_lazy(&url)?;
-                Ok(Self { backend: Backend::Sqlite, read, write })
+                // Connected first: it creates the database file.
+                let write = pragmas(1).connect(&url).await?;
+                let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
+                let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
+                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer })
             }
         }
     }
@@ -193,17 +198,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn begin_write(&self) -> Result<WriteTx, StorageError> {
-        Ok(match self.backend {
-            // IMMEDIATE takes the write lock up front: a transaction that read first and then
-            // found another process had written would fail with SQLITE_BUSY instead of waiting,
-            // and what it reads (the graph version) is what it then changes.
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write.begin().await?,
-        })
+    /// A PostgreSQL write transaction (SQLite's writes are batches: `sqlite_writer`).
+    async fn begin_write(&self) -> Result<WriteTx, StorageError> {
+        debug_assert_eq!(self.backend, Backend::Postgres);
+        Ok(self.write.begin().await?)
     }
 
-    /// The pool for single-statement writes (autocommit).
+    fn sqlite_writer(&self) -> Option<&SqliteWriter> {
+        self.sqlite_writer.as_deref()
+    }
+
+    /// The pool for single-statement writes (autocommit) and migrations.
     pub fn writer(&self) -> &AnyPool {
         &self.write
     }
@@ -222,6 +227,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
         self.write.close().await;
         self.read.close().await;
     }

@@ -1,0 +1,73 @@
+//! SQLite's writes are single queries that open and commit their own transaction: a write that
+//! fails part-way, or whose request is dropped while it runs, leaves nothing behind, and the
+//! writes after it work.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Db, TestDb};
+use mcp_server::{
+    memory::{Entity, Memory, PageRequest, Tenant},
+    storage::Store,
+};
+
+async fn memory(url: &str) -> Memory {
+    let settings = common::settings(url, &[]);
+    let store = Store::connect(&settings.database().unwrap()).await.unwrap();
+    store.migrate().await.unwrap();
+    Memory::new(store, settings.limits())
+}
+
+fn entity(name: String, observation: &str) -> Entity {
+    Entity { name, entity_type: "thing".into(), observations: vec![observation.into()] }
+}
+
+async fn names(memory: &Memory, tenant: &Tenant) -> Vec<String> {
+    let graph = memory.read_graph(tenant, &PageRequest::default()).await.unwrap().graph;
+    graph.entities.into_iter().map(|e| e.name).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_fails_part_way_writes_nothing() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let memory = memory(&db.url).await;
+    let tenant = Tenant::default();
+    // A failure only the last statement of the batch meets: the entities are inserted by then.
+    sqlx::query(
+        "CREATE TRIGGER refuse AFTER INSERT ON observations WHEN new.content = 'boom' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(memory.store().writer())
+    .await
+    .unwrap();
+    let batch = vec![entity("first".into(), "fine"), entity("second".into(), "boom")];
+    let error = memory.create_entities(&tenant, batch).await.unwrap_err();
+    assert!(error.to_string().contains("refused"), "{error}");
+    assert!(names(&memory, &tenant).await.is_empty(), "a failed write left rows");
+    // The transaction was rolled back, so the next write can begin one.
+    memory.create_entities(&tenant, vec![entity("third".into(), "fine")]).await.unwrap();
+    assert_eq!(names(&memory, &tenant).await, ["third"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_dropped_while_it_runs_is_all_or_nothing() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let memory = memory(&db.url).await;
+    let tenant = Tenant::default();
+    let mut cut_off = 0;
+    for (round, micros) in [200, 500, 1_000, 2_000, 4_000, 8_000].into_iter().enumerate() {
+        let batch: Vec<_> = (0..1000).map(|i| entity(format!("r{round}-{i:04}"), "in a big batch")).collect();
+        // As a request timeout or a client that hangs up drops a handler's future.
+        let dropped = tokio::time::timeout(Duration::from_micros(micros), memory.create_entities(&tenant, batch)).await;
+        cut_off += usize::from(dropped.is_err());
+        let marker = format!("after-{round}");
+        let created = memory.create_entities(&tenant, vec![entity(marker.clone(), "next write")]).await.unwrap();
+        assert_eq!(created.len(), 1, "the write after round {round} created nothing");
+        let stored = names(&memory, &tenant).await;
+        let of_round = stored.iter().filter(|n| n.starts_with(&format!("r{round}-"))).count();
+        assert!(of_round == 0 || of_round == 1000, "round {round} left {of_round} of 1000 entities");
+        assert!(stored.contains(&marker));
+    }
+    assert!(cut_off > 0, "no write was dropped while it ran: the test proved nothing");
+}
