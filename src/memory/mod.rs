@@ -218,8 +218,7 @@ impl Memory {
     /// database has now; `None` means read from the database.
     async fn cached(&self, tenant: &Tenant) -> Result<Option<Arc<Cached>>> {
         let Some(cache) = &self.cache else { return Ok(None) };
-        let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
-        let (version, entities) = storage::graph_version(&mut conn, tenant.as_str()).await?;
+        let (version, entities) = self.store.graph_version(tenant.as_str()).await?;
         if let Some(cached) = cache.current(tenant.as_str(), version) {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
             return Ok(Some(cached));
@@ -234,6 +233,7 @@ impl Memory {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
             return Ok(Some(cached));
         }
+        let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
         let graph = storage::load_graph(&mut conn, tenant.as_str()).await?;
         metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
         Ok(Some(cache.insert(tenant.as_str(), graph.into())))

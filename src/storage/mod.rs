@@ -7,6 +7,7 @@
 mod batch;
 mod create;
 mod graph;
+mod probe;
 mod search;
 mod versions;
 mod writer;
@@ -33,6 +34,7 @@ pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
 pub use writes::Versions;
 
 use crate::config::{Backend, DatabaseConfig};
+use probe::VersionProbe;
 use writer::SqliteWriter;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -88,6 +90,7 @@ pub struct Store {
     /// PostgreSQL: the read pool. SQLite: one connection, for migrations and tools.
     write: AnyPool,
     sqlite_writer: Option<Arc<SqliteWriter>>,
+    probe: Option<Arc<VersionProbe>>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -120,7 +123,13 @@ impl Store {
         match config.backend {
             Backend::Postgres => {
                 let pool = options(config.pool_max).connect_lazy(url)?;
-                Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool, sqlite_writer: None })
+                Ok(Self {
+                    backend: Backend::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                    sqlite_writer: None,
+                    probe: None,
+                })
             }
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
@@ -137,8 +146,16 @@ impl Store {
                 // Connected first: it creates the database file.
                 let write = pragmas(1).connect(&url).await?;
                 let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
+                let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf();
+                let probe = match file.to_str() {
+                    Some(":memory:") | Some("") => None, // each connection would see its own database
+                    _ => VersionProbe::open(&file)
+                        .inspect_err(|error| tracing::warn!(%error, "graph-version probe unavailable; asking sqlx"))
+                        .ok()
+                        .map(Arc::new),
+                };
                 let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
-                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer })
+                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer, probe })
             }
         }
     }

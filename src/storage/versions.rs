@@ -38,6 +38,18 @@ pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i6
     })
 }
 
+impl super::Store {
+    /// The tenant's graph version and entity count: from the probe when it can answer at once,
+    /// else from the read pool.
+    pub async fn graph_version(&self, tenant: &str) -> Result<(i64, i64), StorageError> {
+        if let Some(found) = self.probe.as_ref().and_then(|probe| probe.version(tenant)) {
+            return Ok(found);
+        }
+        let mut conn = self.reader().acquire().await?;
+        graph_version(&mut conn, tenant).await
+    }
+}
+
 /// The tenant's whole graph and its version, read in one transaction (one snapshot).
 pub async fn load_graph(conn: &mut AnyConnection, tenant: &str) -> Result<StoredGraph, StorageError> {
     let mut tx = conn.begin().await?;
