@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{Db, TestDb};
+
 use rmcp::{
     ServiceExt,
     model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation},
@@ -38,16 +40,21 @@ async fn outcome(client: &common::Client, tool: &str, arguments: &Value) -> Valu
     }
 }
 
-/// Replays `steps` against both servers; returns how many results were compared. Steps marked
-/// `divergence` (the README's deliberate differences) run on both but are not compared.
-async fn replay(steps: &[Value]) -> usize {
+/// Replays `steps` against both servers, ours on `db`; returns how many results were compared.
+/// Steps marked `divergence` (the README's deliberate differences) run on both but are not
+/// compared.
+async fn replay(steps: &[Value], db: Db) -> usize {
     let Ok(reference) = std::env::var("MCP_REFERENCE_SERVER") else {
         eprintln!("MCP_REFERENCE_SERVER is not set (scripts/test sets it): skipping the differential test");
         return 0;
     };
+    let Some(test_db) = TestDb::new(db).await else { return 0 };
+    let db_url = test_db.url.clone();
+    if db == Db::Postgres {
+        common::migrate(&db_url);
+    }
     let dir = tempfile::tempdir().unwrap();
     let memory_file = dir.path().join("memory.jsonl");
-    let db_url = format!("sqlite://{}/ours.db", dir.path().display());
 
     let mut node = Command::new("node");
     node.arg(&reference).env("MEMORY_FILE_PATH", &memory_file);
@@ -105,20 +112,38 @@ async fn replay(steps: &[Value]) -> usize {
     compared
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn same_results_as_the_reference_server() {
+async fn script(db: Db) {
     let script: Value = serde_json::from_str(include_str!("differential/script.json")).unwrap();
     let steps = script["steps"].as_array().unwrap();
     assert!(steps.len() >= 40);
-    let compared = replay(steps).await;
-    eprintln!("differential (script.json): {compared} calls compared, all identical");
+    let compared = replay(steps, db).await;
+    eprintln!("differential (script.json, {db:?}): {compared} calls compared, all identical");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_results_as_the_reference_server() {
+    script(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_results_as_the_reference_server_on_postgres() {
+    script(Db::Postgres).await;
 }
 
 /// The 95 calls recorded in tests/fixtures (docs/reference-behaviour.md), replayed live.
-#[tokio::test(flavor = "multi_thread")]
-async fn same_results_on_the_recorded_fixture_script() {
+async fn fixtures(db: Db) {
     let steps: Vec<Value> = serde_json::from_str(include_str!("fixtures/differential.json")).unwrap();
     assert!(steps.len() >= 60);
-    let compared = replay(&steps).await;
-    eprintln!("differential (fixtures): {compared} calls compared, all identical");
+    let compared = replay(&steps, db).await;
+    eprintln!("differential (fixtures, {db:?}): {compared} calls compared, all identical");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_results_on_the_recorded_fixture_script() {
+    fixtures(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_results_on_the_recorded_fixture_script_on_postgres() {
+    fixtures(Db::Postgres).await;
 }

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use sqlx::{Row, any::AnyRow};
 
-use super::{NewEntity, Versions, writer::SqliteWriter};
+use super::{Added, Versions, writer::SqliteWriter};
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
@@ -73,7 +73,7 @@ async fn run(
     writer: &SqliteWriter,
     sql: &'static str,
     tenant: &str,
-    input: Value,
+    input: &Value,
 ) -> Result<(Vec<(String, AnyRow)>, Versions)> {
     let rows = writer.run(sql, tenant, input.to_string()).await?;
     let (mut before, mut after, mut tagged) = (None, None, Vec::with_capacity(rows.len()));
@@ -103,21 +103,14 @@ const CREATE_ENTITIES: &str = batch!(
      WHERE e.id > (SELECT id FROM temp.write_mark) ORDER BY i.key, o.key",
 );
 
-/// Creates the entities whose names the tenant does not have, with their observations. Names
-/// must be distinct (the caller keeps the first of duplicates). Returns the names created.
+/// Creates the entities of `input` (`writes::entities_input`, distinct names) that the tenant
+/// does not have, with their observations. Returns the names created.
 pub async fn create_entities(
     writer: &SqliteWriter,
     tenant: &str,
-    entities: &[NewEntity<'_>],
+    input: &Value,
 ) -> Result<(HashSet<String>, Versions)> {
-    let input: Vec<_> = entities
-        .iter()
-        .map(|e| {
-            let observations: Vec<_> = e.observations.iter().map(|o| json!([o, o.to_lowercase()])).collect();
-            json!([e.name, e.entity_type, e.name.to_lowercase(), e.entity_type.to_lowercase(), observations])
-        })
-        .collect();
-    let (rows, versions) = run(writer, CREATE_ENTITIES, tenant, Value::Array(input)).await?;
+    let (rows, versions) = run(writer, CREATE_ENTITIES, tenant, input).await?;
     let created = rows.into_iter().map(|(_, row)| row.try_get(1)).collect::<Result<_>>()?;
     Ok((created, versions))
 }
@@ -129,14 +122,14 @@ const CREATE_RELATIONS: &str = batch!(
      RETURNING 'created', from_name, to_name, relation_type",
 );
 
-/// Creates the relations the tenant does not have; returns those created as (from, to, type).
+/// Creates the relations of `input` (`writes::relations_input`) that the tenant does not have;
+/// returns those created as (from, to, type).
 pub async fn create_relations(
     writer: &SqliteWriter,
     tenant: &str,
-    relations: &[(&str, &str, &str)],
+    input: &Value,
 ) -> Result<(HashSet<(String, String, String)>, Versions)> {
-    let input = relations.iter().map(|(from, to, kind)| json!([from, to, kind])).collect();
-    let (rows, versions) = run(writer, CREATE_RELATIONS, tenant, Value::Array(input)).await?;
+    let (rows, versions) = run(writer, CREATE_RELATIONS, tenant, input).await?;
     let created = rows
         .into_iter()
         .map(|(_, row)| Ok((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
@@ -161,28 +154,9 @@ const ADD_OBSERVATIONS: &str = batch!(
      RETURNING 'added', (SELECT name FROM entities WHERE id = entity_id), content",
 );
 
-/// What add_observations did: the first entity named that does not exist (then nothing was
-/// added), else the (entity, content) pairs added.
-pub enum Added {
-    Missing(String),
-    Inserted(HashSet<(String, String)>),
-}
-
-/// Adds each item's contents that its entity does not have yet. A content must not appear in two
-/// items for the same entity (the caller drops it from the later one, which would find it added).
-pub async fn add_observations(
-    writer: &SqliteWriter,
-    tenant: &str,
-    items: &[(&str, Vec<&str>)],
-) -> Result<(Added, Versions)> {
-    let input = items
-        .iter()
-        .map(|(entity, contents)| {
-            let contents: Vec<_> = contents.iter().map(|c| json!([c, c.to_lowercase()])).collect();
-            json!([entity, contents])
-        })
-        .collect();
-    let (rows, versions) = run(writer, ADD_OBSERVATIONS, tenant, Value::Array(input)).await?;
+/// Adds each item of `input` (`writes::additions_input`) that its entity does not have yet.
+pub async fn add_observations(writer: &SqliteWriter, tenant: &str, input: &Value) -> Result<(Added, Versions)> {
+    let (rows, versions) = run(writer, ADD_OBSERVATIONS, tenant, input).await?;
     let mut inserted = HashSet::new();
     for (tag, row) in rows {
         if tag == "missing" {
@@ -205,7 +179,7 @@ const DELETE_ENTITIES: &str = batch!(
 /// Deletes the entities with their observations and relations; returns the entities at the other
 /// end of the relations deleted (their resources changed too).
 pub async fn delete_entities(writer: &SqliteWriter, tenant: &str, names: &[String]) -> Result<(Vec<String>, Versions)> {
-    let (rows, versions) = run(writer, DELETE_ENTITIES, tenant, json!(names)).await?;
+    let (rows, versions) = run(writer, DELETE_ENTITIES, tenant, &json!(names)).await?;
     let deleted: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut ends = Vec::new();
     for (_, row) in rows {
@@ -228,7 +202,7 @@ const DELETE_OBSERVATIONS: &str = batch!(
 /// Deletes each item's observations equal to one of its contents (a missing entity is skipped).
 pub async fn delete_observations(writer: &SqliteWriter, tenant: &str, items: &[(&str, &[String])]) -> Result<Versions> {
     let input = items.iter().map(|(entity, contents)| json!([entity, contents])).collect();
-    Ok(run(writer, DELETE_OBSERVATIONS, tenant, Value::Array(input)).await?.1)
+    Ok(run(writer, DELETE_OBSERVATIONS, tenant, &Value::Array(input)).await?.1)
 }
 
 const DELETE_RELATIONS: &str = batch!(
@@ -237,11 +211,7 @@ const DELETE_RELATIONS: &str = batch!(
      AND r.relation_type = i.value ->> 2)",
 );
 
-pub async fn delete_relations(
-    writer: &SqliteWriter,
-    tenant: &str,
-    relations: &[(&str, &str, &str)],
-) -> Result<Versions> {
-    let input = relations.iter().map(|(from, to, kind)| json!([from, to, kind])).collect();
-    Ok(run(writer, DELETE_RELATIONS, tenant, Value::Array(input)).await?.1)
+/// Deletes the relations of `input` (`writes::relations_input`).
+pub async fn delete_relations(writer: &SqliteWriter, tenant: &str, input: &Value) -> Result<Versions> {
+    Ok(run(writer, DELETE_RELATIONS, tenant, input).await?.1)
 }

@@ -42,30 +42,11 @@ fn bind_all<'q>(
     query
 }
 
-pub async fn insert_observations(conn: &mut AnyConnection, entity_id: i64, contents: &[String]) -> Result<()> {
-    for content in contents {
-        sqlx::query("INSERT INTO observations (entity_id, content, content_lc) VALUES ($1, $2, $3)")
-            .bind(entity_id)
-            .bind(content.as_str())
-            .bind(content.to_lowercase())
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 pub async fn entity_id(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<Option<i64>> {
     sqlx::query_scalar("SELECT id FROM entities WHERE tenant = $1 AND name = $2")
         .bind(tenant)
         .bind(name)
         .fetch_optional(conn)
-        .await
-}
-
-pub async fn observation_contents(conn: &mut AnyConnection, entity_id: i64) -> Result<Vec<String>> {
-    sqlx::query_scalar("SELECT content FROM observations WHERE entity_id = $1 ORDER BY id")
-        .bind(entity_id)
-        .fetch_all(conn)
         .await
 }
 

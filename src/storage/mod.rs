@@ -5,8 +5,8 @@
 //! PostgreSQL uses one pool for both.
 
 mod batch;
-mod create;
 mod graph;
+mod postgres;
 mod probe;
 mod search;
 mod versions;
@@ -27,11 +27,11 @@ use sqlx::{
     migrate::{MigrateError, Migrator},
 };
 
-pub use create::{NewEntity, create_entities_in_one_statement};
 pub use graph::*;
+pub use postgres::NewEntity;
 pub use search::search_graph;
 pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
-pub use writes::Versions;
+pub use writes::{Added, Versions};
 
 use crate::config::{Backend, DatabaseConfig};
 use probe::VersionProbe;

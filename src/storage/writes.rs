@@ -1,16 +1,18 @@
 //! The six writes on either backend, each all or nothing. SQLite's are one batch each through its
-//! writer (`batch`); PostgreSQL's create is one statement (`create`), the others statements in a
-//! transaction. Each returns what it did and, on SQLite, the graph versions around it (for the
-//! graph cache; PostgreSQL has none).
+//! writer (`batch`); PostgreSQL's creates and additions are one statement each (`postgres`), the
+//! others statements in a transaction. Each returns what it did and, on SQLite, the graph
+//! versions around it (for the graph cache; PostgreSQL has none).
 
 use std::collections::HashSet;
 
+use serde_json::{Value, json};
+
 use super::{
-    NewEntity, StorageError, Store, batch, create_entities_in_one_statement, delete_entity, delete_observation,
-    delete_relation, entity_id, insert_observations, insert_relation, observation_contents,
+    NewEntity, StorageError, Store, batch, delete_entity, delete_observation, delete_relation, entity_id,
+    insert_relation, postgres,
 };
 
-pub use batch::Added;
+type Result<T> = std::result::Result<(T, Option<Versions>), StorageError>;
 
 /// The tenant's graph version when a write began and once its changes were made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,13 +21,45 @@ pub struct Versions {
     pub after: i64,
 }
 
-type Result<T> = std::result::Result<(T, Option<Versions>), StorageError>;
+/// What add_observations did: the first entity named that does not exist (then nothing was
+/// added), else the (entity, content) pairs added.
+pub enum Added {
+    Missing(String),
+    Inserted(HashSet<(String, String)>),
+}
+
+/// Both backends' input for a create: `[[name, type, name_lc, type_lc, [[observation, lc], …]], …]`.
+fn entities_input(entities: &[NewEntity<'_>]) -> Value {
+    let lower = |o: &String| json!([o, o.to_lowercase()]);
+    (entities.iter())
+        .map(|e| {
+            let observations: Vec<_> = e.observations.iter().map(lower).collect();
+            json!([e.name, e.entity_type, e.name.to_lowercase(), e.entity_type.to_lowercase(), observations])
+        })
+        .collect()
+}
+
+/// `[[entity, [[content, lc], …]], …]`
+fn additions_input(items: &[(&str, Vec<&str>)]) -> Value {
+    (items.iter())
+        .map(|(entity, contents)| {
+            let contents: Vec<_> = contents.iter().map(|c| json!([c, c.to_lowercase()])).collect();
+            json!([entity, contents])
+        })
+        .collect()
+}
+
+/// `[[from, to, type], …]`
+fn relations_input(relations: &[(&str, &str, &str)]) -> Value {
+    relations.iter().map(|(from, to, kind)| json!([from, to, kind])).collect()
+}
 
 /// Creates the entities whose names are new; names must be distinct. Returns the names created.
 pub async fn create_entities(store: &Store, tenant: &str, entities: &[NewEntity<'_>]) -> Result<HashSet<String>> {
+    let input = entities_input(entities);
     Ok(match store.sqlite_writer() {
-        Some(writer) => batch::create_entities(writer, tenant, entities).await.map(|(c, v)| (c, Some(v)))?,
-        None => (create_entities_in_one_statement(store, tenant, entities).await?, None),
+        Some(writer) => batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?,
+        None => (postgres::create_entities(store, tenant, &input).await?, None),
     })
 }
 
@@ -36,7 +70,8 @@ pub async fn create_relations(
     relations: &[(&str, &str, &str)],
 ) -> Result<HashSet<(String, String, String)>> {
     if let Some(writer) = store.sqlite_writer() {
-        return Ok(batch::create_relations(writer, tenant, relations).await.map(|(c, v)| (c, Some(v)))?);
+        let input = relations_input(relations);
+        return Ok(batch::create_relations(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?);
     }
     let mut tx = store.begin_write().await?;
     let mut created = HashSet::new();
@@ -52,22 +87,11 @@ pub async fn create_relations(
 /// Adds each item's contents that its entity lacks; a content may appear in only one item of an
 /// entity. Nothing is added when an entity is missing.
 pub async fn add_observations(store: &Store, tenant: &str, items: &[(&str, Vec<&str>)]) -> Result<Added> {
-    if let Some(writer) = store.sqlite_writer() {
-        return Ok(batch::add_observations(writer, tenant, items).await.map(|(a, v)| (a, Some(v)))?);
-    }
-    let mut tx = store.begin_write().await?;
-    let mut inserted = HashSet::new();
-    for (entity, contents) in items {
-        let Some(id) = entity_id(&mut tx, tenant, entity).await? else {
-            return Ok((Added::Missing(entity.to_string()), None)); // rolled back on drop
-        };
-        let existing: HashSet<String> = observation_contents(&mut tx, id).await?.into_iter().collect();
-        let added: Vec<String> = contents.iter().filter(|c| !existing.contains(**c)).map(|c| c.to_string()).collect();
-        insert_observations(&mut tx, id, &added).await?;
-        inserted.extend(added.into_iter().map(|c| (entity.to_string(), c)));
-    }
-    tx.commit().await?;
-    Ok((Added::Inserted(inserted), None))
+    let input = additions_input(items);
+    Ok(match store.sqlite_writer() {
+        Some(writer) => batch::add_observations(writer, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
+        None => (postgres::add_observations(store, tenant, &input).await?, None),
+    })
 }
 
 /// Deletes the entities with their observations and relations; returns the entities at the other
@@ -104,7 +128,7 @@ pub async fn delete_observations(store: &Store, tenant: &str, items: &[(&str, &[
 
 pub async fn delete_relations(store: &Store, tenant: &str, relations: &[(&str, &str, &str)]) -> Result<()> {
     if let Some(writer) = store.sqlite_writer() {
-        return Ok(((), Some(batch::delete_relations(writer, tenant, relations).await?)));
+        return Ok(((), Some(batch::delete_relations(writer, tenant, &relations_input(relations)).await?)));
     }
     let mut tx = store.begin_write().await?;
     for &(from, to, kind) in relations {
