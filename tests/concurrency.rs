@@ -65,7 +65,8 @@ async fn shutdown_fails_readiness_first_then_stops() {
 }
 
 /// Requests being handled when the listener closes finish with their results: the drain waits
-/// for them before it cancels the MCP service. A table lock holds the writes in flight.
+/// for them before it cancels the MCP service. A table lock holds the writes in flight (additions:
+/// each is its own statement, where creates that arrive together share one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_requests_in_flight() {
     use sqlx::{Connection, Executor};
@@ -77,26 +78,23 @@ async fn shutdown_finishes_requests_in_flight() {
     for _ in 0..IN_FLIGHT {
         clients.push(app.client().await); // one request at a time per client
     }
+    let entities: Vec<_> =
+        (0..IN_FLIGHT).map(|i| json!({ "name": format!("late-{i}"), "entityType": "t", "observations": [] })).collect();
+    ok(&clients[0], "create_entities", json!({ "entities": entities })).await;
     let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-    lock.execute("BEGIN; LOCK TABLE entities IN EXCLUSIVE MODE").await.unwrap();
+    lock.execute("BEGIN; LOCK TABLE observations IN EXCLUSIVE MODE").await.unwrap();
     let calls: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(i, client)| {
             tokio::spawn(async move {
-                let entity = json!({ "name": format!("late-{i}"), "entityType": "t", "observations": [] });
-                common::call(&client, "create_entities", json!({ "entities": [entity] })).await
+                let addition = json!({ "entityName": format!("late-{i}"), "contents": ["held at shutdown"] });
+                common::call(&client, "add_observations", json!({ "observations": [addition] })).await
             })
         })
         .collect();
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'";
-    let started = std::time::Instant::now();
-    // Another connection: pg_stat_activity is a snapshot for the length of a transaction.
     let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut watch).await.unwrap() < IN_FLIGHT as i64 {
-        assert!(started.elapsed() < common::WAIT, "the writes never reached the lock");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lock_waiters(&mut watch, IN_FLIGHT).await;
     let release = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         lock.execute("COMMIT").await.unwrap();
@@ -106,9 +104,136 @@ async fn shutdown_finishes_requests_in_flight() {
         let result = call.await.unwrap().expect("the request in flight at shutdown got its result");
         assert_ne!(result.is_error, Some(true), "{}", common::text(&result));
     }
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM entities WHERE name LIKE 'late-%'")
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM observations WHERE content = 'held at shutdown'")
         .fetch_one(&mut watch)
         .await
         .unwrap();
     assert_eq!(stored, IN_FLIGHT as i64);
+}
+
+/// Until `n` statements of this database wait on a lock (on its own connection: pg_stat_activity
+/// is a snapshot for the length of a transaction).
+async fn wait_for_lock_waiters(watch: &mut sqlx::PgConnection, n: usize) {
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'";
+    let started = std::time::Instant::now();
+    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut *watch).await.unwrap() < n as i64 {
+        assert!(started.elapsed() < common::WAIT, "the writes never reached the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PostgreSQL creates that arrive while one is in flight go as one statement (one commit), and
+/// each call keeps its own outcome: the first call to name an entity creates it, with its
+/// observations; the later ones find it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_that_arrive_together_share_a_statement() {
+    use sqlx::{Connection, Executor};
+    const CALLS: usize = 16;
+    let Some(app) = spawn_app(Db::Postgres).await else {
+        return;
+    };
+    let mut clients = Vec::new();
+    for _ in 0..CALLS {
+        clients.push(app.client().await);
+    }
+    // The first create waits on the lock in the database; the others queue behind it meanwhile.
+    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    lock.execute("BEGIN; LOCK TABLE entities IN EXCLUSIVE MODE").await.unwrap();
+    let calls: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            tokio::spawn(async move {
+                let entities = json!([
+                    { "name": format!("own-{i}"), "entityType": "t", "observations": [format!("by {i}")] },
+                    { "name": format!("shared-{}", i % 4), "entityType": "t", "observations": [format!("shared by {i}")] },
+                ]);
+                ok(&client, "create_entities", json!({ "entities": entities })).await
+            })
+        })
+        .collect();
+    let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    wait_for_lock_waiters(&mut watch, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.execute("COMMIT").await.unwrap();
+    let mut creator = std::collections::HashMap::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        let created = call.await.unwrap();
+        let names: Vec<&str> =
+            created["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&format!("own-{i}").as_str()), "call {i} created {names:?}");
+        for shared in names.iter().filter(|n| n.starts_with("shared-")) {
+            assert!(creator.insert(shared.to_string(), i).is_none(), "{shared} created twice");
+        }
+    }
+    assert_eq!(creator.len(), 4, "each shared name created once: {creator:?}");
+    let graph = ok(&app.client().await, "read_graph", json!({})).await;
+    let entities = graph["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), CALLS + 4);
+    for entity in entities.iter().filter(|e| e["name"].as_str().unwrap().starts_with("shared-")) {
+        let winner = creator[entity["name"].as_str().unwrap()];
+        assert_eq!(entity["observations"], json!([format!("shared by {winner}")]), "only the creator's observations");
+    }
+    // They did share: far fewer statements than calls.
+    let metrics = mcp_server::http::metrics::handle().render();
+    let counter = |name: &str| -> u64 {
+        metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).map_or(0, |v| v.parse().unwrap())
+    };
+    assert_eq!(counter("db_create_calls_total"), CALLS as u64);
+    assert!(counter("db_create_statements_total") <= 4, "{} statements", counter("db_create_statements_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_create_fails_alone_when_combined() {
+    use sqlx::{Connection, Executor};
+    let Some(app) = spawn_app(Db::Postgres).await else {
+        return;
+    };
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    // A database rule the server does not know: the combined statement fails as a whole.
+    admin
+        .execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.name = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        )
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(app.client().await);
+    }
+    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    lock.execute("BEGIN; LOCK TABLE entities IN EXCLUSIVE MODE").await.unwrap();
+    let calls: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            tokio::spawn(async move {
+                let mut entities =
+                    vec![json!({ "name": format!("fine-{i}"), "entityType": "t", "observations": ["o"] })];
+                if i == 3 {
+                    entities.push(json!({ "name": "poison", "entityType": "t", "observations": [] }));
+                }
+                common::call(&client, "create_entities", json!({ "entities": entities })).await
+            })
+        })
+        .collect();
+    wait_for_lock_waiters(&mut admin, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.execute("COMMIT").await.unwrap();
+    for (i, call) in calls.into_iter().enumerate() {
+        let outcome = call.await.unwrap();
+        let failed = match &outcome {
+            Ok(result) => result.is_error == Some(true),
+            Err(_) => true,
+        };
+        assert_eq!(failed, i == 3, "call {i}: {outcome:?}");
+    }
+    let graph = ok(&app.client().await, "read_graph", json!({})).await;
+    let mut names: Vec<&str> =
+        graph["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    names.sort();
+    // The failing call wrote nothing, not even its other entity.
+    assert_eq!(names, ["fine-0", "fine-1", "fine-2", "fine-4", "fine-5"]);
 }

@@ -5,6 +5,7 @@
 //! PostgreSQL uses one pool for both.
 
 mod batch;
+mod combine;
 mod graph;
 mod postgres;
 mod probe;
@@ -14,6 +15,7 @@ mod writer;
 pub mod writes;
 
 use std::{
+    collections::HashSet,
     path::Path,
     str::FromStr,
     sync::{Arc, Once},
@@ -28,12 +30,12 @@ use sqlx::{
 };
 
 pub use graph::*;
-pub use postgres::NewEntity;
 pub use search::search_graph;
 pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
-pub use writes::{Added, Versions};
+pub use writes::{Added, NewEntity, Versions};
 
 use crate::config::{Backend, DatabaseConfig};
+use combine::CreateCombiner;
 use probe::VersionProbe;
 use writer::SqliteWriter;
 
@@ -91,6 +93,8 @@ pub struct Store {
     write: AnyPool,
     sqlite_writer: Option<Arc<SqliteWriter>>,
     probe: Option<Arc<VersionProbe>>,
+    /// PostgreSQL only.
+    creates: Option<Arc<CreateCombiner>>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -129,6 +133,7 @@ impl Store {
                     write: pool,
                     sqlite_writer: None,
                     probe: None,
+                    creates: Some(Arc::default()),
                 })
             }
             Backend::Sqlite => {
@@ -155,7 +160,7 @@ impl Store {
                         .map(Arc::new),
                 };
                 let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
-                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer, probe })
+                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer, probe, creates: None })
             }
         }
     }
@@ -223,6 +228,12 @@ impl Store {
 
     fn sqlite_writer(&self) -> Option<&SqliteWriter> {
         self.sqlite_writer.as_deref()
+    }
+
+    /// PostgreSQL's create_entities (`combine`): the names created.
+    async fn pg_create(&self, tenant: &str, entities: serde_json::Value) -> Result<HashSet<String>, StorageError> {
+        let creates = self.creates.as_ref().expect("PostgreSQL stores combine their creates");
+        creates.create(&self.write, tenant, entities).await
     }
 
     /// The pool for single-statement writes (autocommit) and migrations.

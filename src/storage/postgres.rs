@@ -1,6 +1,6 @@
-//! PostgreSQL's writes that are one statement each (autocommit, all or nothing): a network round
-//! trip per statement was most of a write's time (pgbench's insert makes one). They take the same
-//! JSON input as SQLite's batches (`writes`).
+//! PostgreSQL's add_observations as one statement (autocommit, all or nothing): a network round
+//! trip per statement was most of a write's time. It takes the same JSON input as SQLite's batch
+//! (`writes`); creates are one statement too, combined across calls (`combine`).
 
 use std::collections::HashSet;
 
@@ -8,39 +8,6 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Added, StorageError, Store};
-
-/// One entity to create, as given.
-pub struct NewEntity<'a> {
-    pub name: &'a str,
-    pub entity_type: &'a str,
-    pub observations: &'a [String],
-}
-
-/// Creates the entities whose names the tenant does not have yet (the first of duplicates in the
-/// batch wins) with their observations. Returns the names created.
-pub async fn create_entities(store: &Store, tenant: &str, input: &Value) -> Result<HashSet<String>, StorageError> {
-    let rows = sqlx::query(
-        "WITH input AS ( \
-           SELECT DISTINCT ON (value->>0) ord, value->>0 AS name, value->>1 AS entity_type, \
-             value->>2 AS name_lc, value->>3 AS type_lc, value->4 AS observations \
-           FROM json_array_elements($2::json) WITH ORDINALITY AS t(value, ord) ORDER BY value->>0, ord), \
-         created AS ( \
-           INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
-           SELECT $1, name, entity_type, name_lc, type_lc FROM input ORDER BY ord \
-           ON CONFLICT (tenant, name) DO NOTHING RETURNING id, name), \
-         observed AS ( \
-           INSERT INTO observations (entity_id, content, content_lc) \
-           SELECT c.id, o.value->>0, o.value->>1 FROM input i JOIN created c ON c.name = i.name \
-             CROSS JOIN LATERAL json_array_elements(i.observations) WITH ORDINALITY AS o(value, ord) \
-           ORDER BY i.ord, o.ord) \
-         SELECT name FROM created",
-    )
-    .bind(tenant)
-    .bind(input.to_string())
-    .fetch_all(store.writer())
-    .await?;
-    Ok(rows.into_iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
-}
 
 /// Adds each item's contents that its entity does not have yet; nothing when an entity named is
 /// missing. Every part of the statement sees the observations as they were before it, so repeats

@@ -1,6 +1,7 @@
 //! The six writes on either backend, each all or nothing. SQLite's are one batch each through its
-//! writer (`batch`); PostgreSQL's creates and additions are one statement each (`postgres`), the
-//! others statements in a transaction. Each returns what it did and, on SQLite, the graph
+//! writer (`batch`); PostgreSQL's creates are one statement for the calls that arrive together
+//! (`combine`), its additions one statement each (`postgres`), the others statements in a
+//! transaction. Each returns what it did and, on SQLite, the graph
 //! versions around it (for the graph cache; PostgreSQL has none).
 
 use std::collections::HashSet;
@@ -8,8 +9,8 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::{
-    NewEntity, StorageError, Store, batch, delete_entity, delete_observation, delete_relation, entity_id,
-    insert_relation, postgres,
+    StorageError, Store, batch, delete_entity, delete_observation, delete_relation, entity_id, insert_relation,
+    postgres,
 };
 
 type Result<T> = std::result::Result<(T, Option<Versions>), StorageError>;
@@ -19,6 +20,13 @@ type Result<T> = std::result::Result<(T, Option<Versions>), StorageError>;
 pub struct Versions {
     pub before: i64,
     pub after: i64,
+}
+
+/// One entity to create, as given.
+pub struct NewEntity<'a> {
+    pub name: &'a str,
+    pub entity_type: &'a str,
+    pub observations: &'a [String],
 }
 
 /// What add_observations did: the first entity named that does not exist (then nothing was
@@ -59,7 +67,7 @@ pub async fn create_entities(store: &Store, tenant: &str, entities: &[NewEntity<
     let input = entities_input(entities);
     Ok(match store.sqlite_writer() {
         Some(writer) => batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?,
-        None => (postgres::create_entities(store, tenant, &input).await?, None),
+        None => (store.pg_create(tenant, input).await?, None),
     })
 }
 
