@@ -81,10 +81,12 @@ pub async fn search_graph(
             mark("observations"),
         )
     } else if backend == Backend::Postgres {
+        // A branch per column: with `name_lc LIKE … OR type_lc LIKE …` the planner scanned the
+        // table until statistics caught up with a bulk load (10k entities: 4.6 ms, against 1.5).
         let like = st.arg(Arg::Text(contains.clone()));
         format!(
             "e.tenant = {tenant} AND e.id IN (SELECT id FROM entities WHERE name_lc LIKE {like} ESCAPE '\\' \
-               OR type_lc LIKE {like} ESCAPE '\\' \
+             UNION SELECT id FROM entities WHERE type_lc LIKE {like} ESCAPE '\\' \
              UNION SELECT entity_id FROM observations WHERE content_lc LIKE {like} ESCAPE '\\')"
         )
     } else {
