@@ -122,43 +122,60 @@ async fn wait_for_lock_waiters(watch: &mut sqlx::PgConnection, n: usize) {
     }
 }
 
-/// PostgreSQL creates that arrive while one is in flight go as one statement (one commit), and
-/// each call keeps its own outcome: the first call to name an entity creates it, with its
-/// observations; the later ones find it there.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creates_that_arrive_together_share_a_statement() {
+/// Sends `calls` create_entities calls (`args(i)`) at once while a lock holds the first in the
+/// database, so the rest queue behind it and go as one statement; returns each call's outcome.
+async fn creates_held_together(
+    app: &common::TestApp,
+    calls: usize,
+    args: impl Fn(usize) -> serde_json::Value,
+) -> Vec<Result<rmcp::model::CallToolResult, rmcp::ErrorData>> {
     use sqlx::{Connection, Executor};
-    const CALLS: usize = 16;
-    let Some(app) = spawn_app(Db::Postgres).await else {
-        return;
-    };
     let mut clients = Vec::new();
-    for _ in 0..CALLS {
+    for _ in 0..calls {
         clients.push(app.client().await);
     }
-    // The first create waits on the lock in the database; the others queue behind it meanwhile.
     let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
     lock.execute("BEGIN; LOCK TABLE entities IN EXCLUSIVE MODE").await.unwrap();
     let calls: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(i, client)| {
-            tokio::spawn(async move {
-                let entities = json!([
-                    { "name": format!("own-{i}"), "entityType": "t", "observations": [format!("by {i}")] },
-                    { "name": format!("shared-{}", i % 4), "entityType": "t", "observations": [format!("shared by {i}")] },
-                ]);
-                ok(&client, "create_entities", json!({ "entities": entities })).await
-            })
+            let args = args(i);
+            tokio::spawn(async move { common::call(&client, "create_entities", args).await })
         })
         .collect();
     let mut watch = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
     wait_for_lock_waiters(&mut watch, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     lock.execute("COMMIT").await.unwrap();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.unwrap());
+    }
+    outcomes
+}
+
+/// PostgreSQL creates that arrive while one is in flight go as one statement (one commit), and
+/// each call keeps its own outcome: the first call to name an entity creates it, with its
+/// observations; the later ones find it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_that_arrive_together_share_a_statement() {
+    const CALLS: usize = 16;
+    let Some(app) = spawn_app(Db::Postgres).await else {
+        return;
+    };
+    let outcomes = creates_held_together(&app, CALLS, |i| {
+        json!({ "entities": [
+            { "name": format!("own-{i}"), "entityType": "t", "observations": [format!("by {i}")] },
+            { "name": format!("shared-{}", i % 4), "entityType": "t", "observations": [format!("shared by {i}")] },
+        ] })
+    })
+    .await;
     let mut creator = std::collections::HashMap::new();
-    for (i, call) in calls.into_iter().enumerate() {
-        let created = call.await.unwrap();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let result = outcome.unwrap_or_else(|e| panic!("call {i}: {e:?}"));
+        assert_ne!(result.is_error, Some(true), "call {i}: {result:?}");
+        let created = result.structured_content.expect("structured content");
         let names: Vec<&str> =
             created["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
         assert!(names.contains(&format!("own-{i}").as_str()), "call {i} created {names:?}");
@@ -189,8 +206,8 @@ async fn a_failing_create_fails_alone_when_combined() {
     let Some(app) = spawn_app(Db::Postgres).await else {
         return;
     };
-    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
     // A database rule the server does not know: the combined statement fails as a whole.
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
     admin
         .execute(
             "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
@@ -199,35 +216,16 @@ async fn a_failing_create_fails_alone_when_combined() {
         )
         .await
         .unwrap();
-    let mut clients = Vec::new();
-    for _ in 0..6 {
-        clients.push(app.client().await);
-    }
-    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-    lock.execute("BEGIN; LOCK TABLE entities IN EXCLUSIVE MODE").await.unwrap();
-    let calls: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, client)| {
-            tokio::spawn(async move {
-                let mut entities =
-                    vec![json!({ "name": format!("fine-{i}"), "entityType": "t", "observations": ["o"] })];
-                if i == 3 {
-                    entities.push(json!({ "name": "poison", "entityType": "t", "observations": [] }));
-                }
-                common::call(&client, "create_entities", json!({ "entities": entities })).await
-            })
-        })
-        .collect();
-    wait_for_lock_waiters(&mut admin, 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.execute("COMMIT").await.unwrap();
-    for (i, call) in calls.into_iter().enumerate() {
-        let outcome = call.await.unwrap();
-        let failed = match &outcome {
-            Ok(result) => result.is_error == Some(true),
-            Err(_) => true,
-        };
+    let outcomes = creates_held_together(&app, 6, |i| {
+        let mut entities = vec![json!({ "name": format!("fine-{i}"), "entityType": "t", "observations": ["o"] })];
+        if i == 3 {
+            entities.push(json!({ "name": "poison", "entityType": "t", "observations": [] }));
+        }
+        json!({ "entities": entities })
+    })
+    .await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let failed = outcome.as_ref().map_or(true, |result| result.is_error == Some(true));
         assert_eq!(failed, i == 3, "call {i}: {outcome:?}");
     }
     let graph = ok(&app.client().await, "read_graph", json!({})).await;
