@@ -24,7 +24,7 @@ use std::{
 
 use secrecy::ExposeSecret;
 use sqlx::{
-    Any, AnyPool, Connection, Transaction,
+    Any, AnyPool, Connection, Executor, Transaction,
     any::AnyPoolOptions,
     migrate::{MigrateError, Migrator},
 };
@@ -126,7 +126,12 @@ impl Store {
         };
         match config.backend {
             Backend::Postgres => {
-                let pool = options(config.pool_max).connect_lazy(url)?;
+                // JIT compiles a plan whose estimated cost passes a threshold, and PostgreSQL guesses
+                // 100 rows for every JSON array this server sends, so a one-entity write was costed
+                // like a bulk load and spent ~20 ms compiling a plan that runs in 0.5 ms.
+                let pool = options(config.pool_max)
+                    .after_connect(|conn, _| Box::pin(async move { conn.execute("SET jit = off").await.map(drop) }))
+                    .connect_lazy(url)?;
                 Ok(Self {
                     backend: Backend::Postgres,
                     read: pool.clone(),
