@@ -93,8 +93,8 @@ pub struct Store {
     write: AnyPool,
     sqlite_writer: Option<Arc<SqliteWriter>>,
     probe: Option<Arc<VersionProbe>>,
-    /// PostgreSQL only.
-    creates: Option<Arc<CreateCombiner>>,
+    /// PostgreSQL's creates (SQLite's go through its writer).
+    creates: Arc<CreateCombiner>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -138,7 +138,7 @@ impl Store {
                     write: pool,
                     sqlite_writer: None,
                     probe: None,
-                    creates: Some(Arc::default()),
+                    creates: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -165,7 +165,7 @@ impl Store {
                         .map(Arc::new),
                 };
                 let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
-                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer, probe, creates: None })
+                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer, probe, creates: Arc::default() })
             }
         }
     }
@@ -237,8 +237,7 @@ impl Store {
 
     /// PostgreSQL's create_entities (`combine`): the names created.
     async fn pg_create(&self, tenant: &str, entities: serde_json::Value) -> Result<HashSet<String>, StorageError> {
-        let creates = self.creates.as_ref().expect("PostgreSQL stores combine their creates");
-        creates.create(&self.write, tenant, entities).await
+        self.creates.create(&self.write, tenant, entities).await
     }
 
     /// The pool for single-statement writes (autocommit) and migrations.

@@ -1,8 +1,8 @@
 //! The six writes on either backend, each all or nothing. SQLite's are one batch each through its
 //! writer (`batch`); PostgreSQL's creates are one statement for the calls that arrive together
 //! (`combine`), its additions one statement each (`postgres`), the others statements in a
-//! transaction. Each returns what it did and, on SQLite, the graph
-//! versions around it (for the graph cache; PostgreSQL has none).
+//! transaction. Each returns what it did and, on SQLite, the graph versions around it (for the
+//! graph cache; PostgreSQL has none).
 
 use std::collections::HashSet;
 
@@ -36,12 +36,16 @@ pub enum Added {
     Inserted(HashSet<(String, String)>),
 }
 
+/// `[text, its lowercase]`: the searchable columns are stored lowercased beside the text.
+fn with_lowercase(text: &str) -> Value {
+    json!([text, text.to_lowercase()])
+}
+
 /// Both backends' input for a create: `[[name, type, name_lc, type_lc, [[observation, lc], …]], …]`.
 fn entities_input(entities: &[NewEntity<'_>]) -> Value {
-    let lower = |o: &String| json!([o, o.to_lowercase()]);
     (entities.iter())
         .map(|e| {
-            let observations: Vec<_> = e.observations.iter().map(lower).collect();
+            let observations: Vec<_> = e.observations.iter().map(|o| with_lowercase(o)).collect();
             json!([e.name, e.entity_type, e.name.to_lowercase(), e.entity_type.to_lowercase(), observations])
         })
         .collect()
@@ -51,7 +55,7 @@ fn entities_input(entities: &[NewEntity<'_>]) -> Value {
 fn additions_input(items: &[(&str, Vec<&str>)]) -> Value {
     (items.iter())
         .map(|(entity, contents)| {
-            let contents: Vec<_> = contents.iter().map(|c| json!([c, c.to_lowercase()])).collect();
+            let contents: Vec<_> = contents.iter().map(|c| with_lowercase(c)).collect();
             json!([entity, contents])
         })
         .collect()
