@@ -133,14 +133,25 @@ impl GraphCache {
             return;
         };
         let unread = cached.unread_writes.fetch_add(1, Ordering::Relaxed) + 1;
-        if graph.version == before && unread <= unread_writes_limit(graph.len()) {
-            let len_before = graph.len();
-            replay(&mut graph);
-            graph.version = after;
-            tenants.held = tenants.held - len_before + graph.len();
+        let dropped = if graph.version != before {
+            Some("missed_change")
+        } else if unread > unread_writes_limit(graph.len()) {
+            Some("unread")
         } else {
-            drop(graph);
-            tenants.remove(tenant);
+            None
+        };
+        match dropped {
+            None => {
+                let len_before = graph.len();
+                replay(&mut graph);
+                graph.version = after;
+                tenants.held = tenants.held - len_before + graph.len();
+            }
+            Some(reason) => {
+                metrics::counter!("graph_cache_drops_total", "reason" => reason).increment(1);
+                drop(graph);
+                tenants.remove(tenant);
+            }
         }
         tenants.evict(self.max_entities);
     }
