@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use futures::TryStreamExt;
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::{RelationRow, StorageError};
@@ -50,17 +51,18 @@ impl super::Store {
     }
 }
 
-/// The tenant's whole graph and its version, read in one transaction (one snapshot).
+/// The tenant's whole graph and its version, read in one transaction (one snapshot). Rows are
+/// taken as they stream in, not collected first: a collected row (with its own column list) is
+/// one more copy of the graph held while it loads.
 pub async fn load_graph(conn: &mut AnyConnection, tenant: &str) -> Result<StoredGraph, StorageError> {
     let mut tx = conn.begin().await?;
-    let (version, _) = graph_version(&mut tx, tenant).await?;
-    let rows =
+    let (version, count) = graph_version(&mut tx, tenant).await?;
+    let mut entities = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut rows =
         sqlx::query("SELECT id, name, entity_type, name_lc, type_lc FROM entities WHERE tenant = $1 ORDER BY id")
             .bind(tenant)
-            .fetch_all(&mut *tx)
-            .await?;
-    let mut entities = Vec::with_capacity(rows.len());
-    for row in rows {
+            .fetch(&mut *tx);
+    while let Some(row) = rows.try_next().await? {
         entities.push(StoredEntity {
             id: row.try_get(0)?,
             name: row.try_get(1)?,
@@ -70,19 +72,20 @@ pub async fn load_graph(conn: &mut AnyConnection, tenant: &str) -> Result<Stored
             observations: Vec::new(),
         });
     }
+    drop(rows);
     let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
-    let rows = sqlx::query(
+    let mut rows = sqlx::query(
         "SELECT o.entity_id, o.content, o.content_lc FROM observations o JOIN entities e ON e.id = o.entity_id \
          WHERE e.tenant = $1 ORDER BY o.id",
     )
     .bind(tenant)
-    .fetch_all(&mut *tx)
-    .await?;
-    for row in rows {
+    .fetch(&mut *tx);
+    while let Some(row) = rows.try_next().await? {
         if let Some(&i) = index.get(&row.try_get::<i64, _>(0)?) {
             entities[i].observations.push((row.try_get(1)?, row.try_get(2)?));
         }
     }
+    drop(rows);
     let relations = super::relations_page(&mut tx, tenant, 0, None).await?;
     tx.commit().await?;
     Ok(StoredGraph { version, entities, relations })
