@@ -16,7 +16,7 @@ use crate::{
     config::Backend,
     storage::{self, EntityRow, RelationRow, StorageError, Store},
 };
-use cache::{Cached, GraphCache};
+use cache::{Cached, GraphCache, TenantGraph};
 use cursor::Cursor;
 use limits::Check;
 
@@ -234,9 +234,10 @@ impl Memory {
             return Ok(Some(cached));
         }
         let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
-        let graph = storage::load_graph(&mut conn, tenant.as_str()).await?;
+        let mut graph = TenantGraph::default();
+        let rest = storage::load_graph(&mut conn, tenant.as_str(), |entity| graph.load_entity(entity)).await?;
         metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
-        Ok(Some(cache.insert(tenant.as_str(), graph.into())))
+        Ok(Some(cache.insert(tenant.as_str(), graph.loaded(rest))))
     }
 
     /// The cache's write and load order, waited for at most as long as for a connection: under

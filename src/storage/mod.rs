@@ -31,7 +31,7 @@ use sqlx::{
 
 pub use graph::*;
 pub use search::search_graph;
-pub use versions::{StoredEntity, StoredGraph, graph_version, load_graph};
+pub use versions::{LoadedGraph, StoredEntity, graph_version, load_graph};
 pub use writes::{Added, NewEntity, Versions};
 
 use crate::config::{Backend, DatabaseConfig};

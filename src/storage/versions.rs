@@ -2,8 +2,6 @@
 //! every change to its rows, so a reader can tell with one primary-key read whether a copy of the
 //! graph it holds is current, and load the whole graph as one snapshot when it is not.
 
-use std::collections::HashMap;
-
 use futures::TryStreamExt;
 use sqlx::{AnyConnection, Connection, Row};
 
@@ -20,10 +18,9 @@ pub struct StoredEntity {
     pub observations: Vec<(String, String)>,
 }
 
-/// A tenant's whole graph at one version.
-pub struct StoredGraph {
+/// The rest of a tenant's graph at the version its entities were loaded at.
+pub struct LoadedGraph {
     pub version: i64,
-    pub entities: Vec<StoredEntity>,
     pub relations: Vec<RelationRow>,
 }
 
@@ -51,42 +48,44 @@ impl super::Store {
     }
 }
 
-/// The tenant's whole graph and its version, read in one transaction (one snapshot). Rows are
-/// taken as they stream in, not collected first: a collected row (with its own column list) is
-/// one more copy of the graph held while it loads.
-pub async fn load_graph(conn: &mut AnyConnection, tenant: &str) -> Result<StoredGraph, StorageError> {
+/// The tenant's whole graph, read in one transaction (one snapshot): each entity, with its
+/// observations, goes to `each_entity` as its rows arrive, in id order, so the graph is never held
+/// twice (collected first, loading a 47k-entity graph took the server's peak ~6 MiB higher).
+pub async fn load_graph(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    mut each_entity: impl FnMut(StoredEntity),
+) -> Result<LoadedGraph, StorageError> {
     let mut tx = conn.begin().await?;
-    let (version, count) = graph_version(&mut tx, tenant).await?;
-    let mut entities = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    let mut rows =
-        sqlx::query("SELECT id, name, entity_type, name_lc, type_lc FROM entities WHERE tenant = $1 ORDER BY id")
-            .bind(tenant)
-            .fetch(&mut *tx);
-    while let Some(row) = rows.try_next().await? {
-        entities.push(StoredEntity {
-            id: row.try_get(0)?,
-            name: row.try_get(1)?,
-            entity_type: row.try_get(2)?,
-            name_lc: row.try_get(3)?,
-            type_lc: row.try_get(4)?,
-            observations: Vec::new(),
-        });
-    }
-    drop(rows);
-    let index: HashMap<i64, usize> = entities.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let (version, _) = graph_version(&mut tx, tenant).await?;
+    // One row per observation (one for an entity without any), grouped by entity.
     let mut rows = sqlx::query(
-        "SELECT o.entity_id, o.content, o.content_lc FROM observations o JOIN entities e ON e.id = o.entity_id \
-         WHERE e.tenant = $1 ORDER BY o.id",
+        "SELECT e.id, e.name, e.entity_type, e.name_lc, e.type_lc, o.content, o.content_lc \
+         FROM entities e LEFT JOIN observations o ON o.entity_id = e.id WHERE e.tenant = $1 ORDER BY e.id, o.id",
     )
     .bind(tenant)
     .fetch(&mut *tx);
+    let mut current: Option<StoredEntity> = None;
     while let Some(row) = rows.try_next().await? {
-        if let Some(&i) = index.get(&row.try_get::<i64, _>(0)?) {
-            entities[i].observations.push((row.try_get(1)?, row.try_get(2)?));
+        let id: i64 = row.try_get(0)?;
+        if current.as_ref().is_none_or(|e| e.id != id) {
+            current.take().map(&mut each_entity);
+            current = Some(StoredEntity {
+                id,
+                name: row.try_get(1)?,
+                entity_type: row.try_get(2)?,
+                name_lc: row.try_get(3)?,
+                type_lc: row.try_get(4)?,
+                observations: Vec::new(),
+            });
+        }
+        if let (Some(content), Some(entity)) = (row.try_get::<Option<String>, _>(5)?, current.as_mut()) {
+            entity.observations.push((content, row.try_get(6)?));
         }
     }
+    current.map(each_entity);
     drop(rows);
     let relations = super::relations_page(&mut tx, tenant, 0, None).await?;
     tx.commit().await?;
-    Ok(StoredGraph { version, entities, relations })
+    Ok(LoadedGraph { version, relations })
 }

@@ -8,7 +8,7 @@ use memchr::memmem::Finder;
 use super::text::{SEPARATOR, TextIndex};
 use crate::{
     memory::{Entity, Relation},
-    storage::{EntityRow, RelationRow, StoredGraph},
+    storage::{EntityRow, LoadedGraph, RelationRow, StoredEntity},
 };
 
 /// A text and its lowercased copy (the one search matches against), which is kept only when it
@@ -94,36 +94,43 @@ pub struct TenantGraph {
     text: TextIndex,
 }
 
-impl From<StoredGraph> for TenantGraph {
-    fn from(stored: StoredGraph) -> Self {
-        let mut graph = TenantGraph {
-            version: stored.version,
+impl Default for TenantGraph {
+    fn default() -> Self {
+        TenantGraph {
+            version: 0,
             next_id: 1,
             entities: BTreeMap::new(),
-            ids: HashMap::with_capacity(stored.entities.len()),
+            ids: HashMap::new(),
             relations: BTreeMap::new(),
-            relation_ids: HashMap::with_capacity(stored.relations.len()),
+            relation_ids: HashMap::new(),
             touching: HashMap::new(),
             text: TextIndex::default(),
-        };
-        for e in stored.entities {
-            let node = Node {
-                name: Lowered::new(e.name, e.name_lc),
-                entity_type: Lowered::new(e.entity_type, e.type_lc),
-                observations: e.observations.into_iter().map(|(text, lc)| Lowered::new(text, lc)).collect(),
-            };
-            graph.insert_node(e.id, node);
         }
-        for r in stored.relations {
-            graph.insert_relation(r.id, Relation { from: r.from, to: r.to, relation_type: r.relation_type });
-        }
-        graph
     }
 }
 
 impl TenantGraph {
     pub fn len(&self) -> usize {
         self.entities.len()
+    }
+
+    /// Loading: an entity as stored (in id order).
+    pub fn load_entity(&mut self, e: StoredEntity) {
+        let node = Node {
+            name: Lowered::new(e.name, e.name_lc),
+            entity_type: Lowered::new(e.entity_type, e.type_lc),
+            observations: e.observations.into_iter().map(|(text, lc)| Lowered::new(text, lc)).collect(),
+        };
+        self.insert_node(e.id, node);
+    }
+
+    /// Loading: the relations and the version, once every entity is in.
+    pub fn loaded(mut self, rest: LoadedGraph) -> Self {
+        self.version = rest.version;
+        for r in rest.relations {
+            self.insert_relation(r.id, Relation { from: r.from, to: r.to, relation_type: r.relation_type });
+        }
+        self
     }
 
     fn insert_node(&mut self, id: i64, node: Node) {
