@@ -69,7 +69,9 @@ pub async fn load_graph(
     while let Some(row) = rows.try_next().await? {
         let id: i64 = row.try_get(0)?;
         if current.as_ref().is_none_or(|e| e.id != id) {
-            current.take().map(&mut each_entity);
+            if let Some(done) = current.take() {
+                each_entity(done);
+            }
             current = Some(StoredEntity {
                 id,
                 name: row.try_get(1)?,
@@ -83,7 +85,9 @@ pub async fn load_graph(
             entity.observations.push((content, row.try_get(6)?));
         }
     }
-    current.map(each_entity);
+    if let Some(done) = current {
+        each_entity(done);
+    }
     drop(rows);
     let relations = super::relations_page(&mut tx, tenant, 0, None).await?;
     tx.commit().await?;

@@ -83,7 +83,7 @@ impl Node {
 pub struct TenantGraph {
     pub(super) version: i64,
     next_id: i64,
-    /// Boxed: ids only grow, and a B-tree filled in key order leaves its leaves about half full,
+    /// Boxed: ids only grow, and a B-tree filled in key order keeps its leaves about half full,
     /// a waste of half a node per entity when the nodes are held in place.
     entities: BTreeMap<i64, Box<Node>>,
     ids: HashMap<String, i64>,
