@@ -96,14 +96,24 @@ pub fn render(state: &super::AppState) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn installing_the_recorder_starts_its_upkeep() {
-        super::handle();
-        let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
             .expect("Linux /proc")
             .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
             .map(|name| name.trim().to_string())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn installing_the_recorder_starts_its_upkeep() {
+        super::handle();
+        // The new thread names itself once it first runs, which on a busy machine can be later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut threads = thread_names();
+        while !threads.iter().any(|name| name == "metrics-upkeep") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            threads = thread_names();
+        }
         assert!(threads.iter().any(|name| name == "metrics-upkeep"), "threads: {threads:?}");
     }
 }
