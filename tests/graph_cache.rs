@@ -136,6 +136,13 @@ async fn random_writes_read_the_same_with_and_without_the_cache() {
     // and replayed every later write instead of loading again.
     assert_eq!(cache_reads("load"), 2);
     assert_eq!(cache_reads("hit"), cached_reads - 2);
+    // A cold start loads the graph those 300 writes left (deletions, relations, observation
+    // order) and answers the same.
+    let cold = memory(&cached_db.url, "50000").await;
+    for tenant in &tenants {
+        assert_eq!(reads(&cold, tenant).await, reads(&plain, tenant).await, "{tenant:?} after a cold load");
+    }
+    assert_eq!(cache_reads("load"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -233,9 +233,8 @@ impl Memory {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
             return Ok(Some(cached));
         }
-        let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
-        let mut graph = TenantGraph::default();
-        let rest = storage::load_graph(&mut conn, tenant.as_str(), |entity| graph.load_entity(entity)).await?;
+        let (graph, rest) =
+            self.store.load_graph(tenant.as_str(), TenantGraph::default(), TenantGraph::load_entity).await?;
         metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
         Ok(Some(cache.insert(tenant.as_str(), graph.loaded(rest))))
     }

@@ -10,6 +10,7 @@ mod graph;
 mod postgres;
 mod probe;
 mod search;
+mod snapshot;
 mod versions;
 mod writer;
 pub mod writes;
@@ -31,12 +32,13 @@ use sqlx::{
 
 pub use graph::*;
 pub use search::search_graph;
-pub use versions::{LoadedGraph, StoredEntity, graph_version, load_graph};
+pub use versions::{LoadedGraph, StoredEntity, graph_version};
 pub use writes::{Added, NewEntity, Versions};
 
 use crate::config::{Backend, DatabaseConfig};
 use combine::CreateCombiner;
 use probe::VersionProbe;
+use snapshot::SnapshotReader;
 use writer::SqliteWriter;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,6 +48,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 pub enum StorageError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Snapshot(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
@@ -59,12 +63,19 @@ pub enum StorageError {
 impl StorageError {
     /// True when the database could not be reached or timed out, as opposed to a bad query.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StorageError::Database(
+        match self {
+            StorageError::Database(e) => matches!(
+                e,
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-            )
-        )
+            ),
+            StorageError::Snapshot(e) => {
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::CannotOpen)
+                )
+            }
+            _ => false,
+        }
     }
 }
 
@@ -93,6 +104,8 @@ pub struct Store {
     write: AnyPool,
     sqlite_writer: Option<Arc<SqliteWriter>>,
     probe: Option<Arc<VersionProbe>>,
+    /// SQLite in a file: whole-graph loads.
+    snapshots: Option<Arc<SnapshotReader>>,
     /// PostgreSQL's creates (SQLite's go through its writer).
     creates: Arc<CreateCombiner>,
 }
@@ -138,6 +151,7 @@ impl Store {
                     write: pool,
                     sqlite_writer: None,
                     probe: None,
+                    snapshots: None,
                     creates: Arc::default(),
                 })
             }
@@ -157,15 +171,27 @@ impl Store {
                 let write = pragmas(1).connect(&url).await?;
                 let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
                 let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf();
-                let probe = match file.to_str() {
-                    Some(":memory:") | Some("") => None, // each connection would see its own database
-                    _ => VersionProbe::open(&file)
-                        .inspect_err(|error| tracing::warn!(%error, "graph-version probe unavailable; asking sqlx"))
-                        .ok()
-                        .map(Arc::new),
-                };
+                // In memory, each connection of ours would see a database of its own.
+                let in_file = !matches!(file.to_str(), Some(":memory:") | Some(""));
+                let probe = in_file
+                    .then(|| VersionProbe::open(&file))
+                    .and_then(|opened| {
+                        opened
+                            .inspect_err(|error| tracing::warn!(%error, "graph-version probe unavailable; asking sqlx"))
+                            .ok()
+                    })
+                    .map(Arc::new);
+                let snapshots = in_file.then(|| Arc::new(SnapshotReader::new(&file, config.timeout)));
                 let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
-                Ok(Self { backend: Backend::Sqlite, read, write, sqlite_writer, probe, creates: Arc::default() })
+                Ok(Self {
+                    backend: Backend::Sqlite,
+                    read,
+                    write,
+                    sqlite_writer,
+                    probe,
+                    snapshots,
+                    creates: Arc::default(),
+                })
             }
         }
     }

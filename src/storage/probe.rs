@@ -16,8 +16,6 @@ pub struct VersionProbe {
     connections: Vec<Mutex<Connection>>,
 }
 
-const QUERY: &str = "SELECT version, entities FROM graph_versions WHERE tenant = ?1";
-
 impl VersionProbe {
     /// Connections to the database file at `path` (which the writer has created).
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
@@ -38,7 +36,7 @@ impl VersionProbe {
     /// `None` when the probe cannot answer at once.
     pub fn version(&self, tenant: &str) -> Option<(i64, i64)> {
         let conn = self.connections.iter().find_map(|c| c.try_lock().ok())?;
-        let mut statement = conn.prepare_cached(QUERY).ok()?;
+        let mut statement = conn.prepare_cached(super::versions::VERSION).ok()?;
         let row = statement.query_row([tenant], |row| Ok((row.get(0)?, row.get(1)?))).optional().ok()?;
         Some(row.unwrap_or((0, 0)))
     }

@@ -114,7 +114,7 @@ impl TenantGraph {
         self.entities.len()
     }
 
-    /// Loading: an entity as stored (in id order).
+    /// Loading: an entity as stored (in any order).
     pub fn load_entity(&mut self, e: StoredEntity) {
         let node = Node {
             name: Lowered::new(e.name, e.name_lc),
