@@ -12,10 +12,7 @@ use std::sync::Arc;
 pub use limits::Limits;
 pub use model::*;
 
-use crate::{
-    config::Backend,
-    storage::{self, EntityRow, RelationRow, StorageError, Store},
-};
+use crate::storage::{self, EntityRow, RelationRow, StorageError, Store};
 use cache::{Cached, GraphCache, TenantGraph};
 use cursor::Cursor;
 use limits::Check;
@@ -83,14 +80,14 @@ impl Default for Tenant {
 pub struct Memory {
     store: Store,
     limits: Limits,
-    /// SQLite only: on PostgreSQL, replicas share the database and a per-tenant version row
+    /// SQLite in a file only (`Store::loads_graphs`): on PostgreSQL, replicas share the database and a per-tenant version row
     /// every write locks would serialize a tenant's writes across all of them.
     cache: Option<Arc<GraphCache>>,
 }
 
 impl Memory {
     pub fn new(store: Store, limits: Limits) -> Self {
-        let cache = (store.backend() == Backend::Sqlite && limits.graph_cache_entities > 0)
+        let cache = (store.loads_graphs() && limits.graph_cache_entities > 0)
             .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities)));
         Memory { store, limits, cache }
     }

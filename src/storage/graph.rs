@@ -210,18 +210,18 @@ pub async fn entities_page(
     Ok(entities)
 }
 
+/// A page of a tenant's relations, in id order.
+pub(super) const RELATION_ROWS: &str =
+    "SELECT id, from_name, to_name, relation_type FROM relations WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3";
+
 pub async fn relations_page(
     conn: &mut AnyConnection,
     tenant: &str,
     after_id: i64,
     limit: Option<i64>,
 ) -> Result<Vec<RelationRow>> {
-    let rows = sqlx::query(super::versions::RELATION_ROWS)
-        .bind(tenant)
-        .bind(after_id)
-        .bind(limit.unwrap_or(i64::MAX))
-        .fetch_all(conn)
-        .await?;
+    let rows =
+        sqlx::query(RELATION_ROWS).bind(tenant).bind(after_id).bind(limit.unwrap_or(i64::MAX)).fetch_all(conn).await?;
     relation_rows(rows)
 }
 

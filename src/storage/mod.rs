@@ -171,17 +171,18 @@ impl Store {
                 let write = pragmas(1).connect(&url).await?;
                 let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
                 let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf();
-                // In memory, each connection of ours would see a database of its own.
-                let in_file = !matches!(file.to_str(), Some(":memory:") | Some(""));
-                let probe = in_file
-                    .then(|| VersionProbe::open(&file))
-                    .and_then(|opened| {
-                        opened
+                // In memory, each connection of ours would see a database of its own: no probe,
+                // no graph loads (and so no graph cache).
+                let (probe, snapshots) = match file.to_str() {
+                    Some(":memory:") | Some("") => (None, None),
+                    _ => (
+                        VersionProbe::open(&file)
                             .inspect_err(|error| tracing::warn!(%error, "graph-version probe unavailable; asking sqlx"))
                             .ok()
-                    })
-                    .map(Arc::new);
-                let snapshots = in_file.then(|| Arc::new(SnapshotReader::new(&file, config.timeout)));
+                            .map(Arc::new),
+                        Some(Arc::new(SnapshotReader::new(&file, config.timeout))),
+                    ),
+                };
                 let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
                 Ok(Self {
                     backend: Backend::Sqlite,

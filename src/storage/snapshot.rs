@@ -11,9 +11,15 @@ use std::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{
-    RelationRow,
-    versions::{ENTITY_ROWS, EntityGrouper, LoadedGraph, RELATION_ROWS, StoredEntity, VERSION},
+    RELATION_ROWS, RelationRow,
+    versions::{LoadedGraph, StoredEntity, VERSION},
 };
+
+/// One row per observation (one for an entity without any), grouped by entity. In name order, the
+/// order of the (tenant, name) index SQLite walks: `ORDER BY e.id` sorted the rows in a temporary
+/// B-tree, ~10 ms of a 10k-entity load.
+const ENTITY_ROWS: &str = "SELECT e.id, e.name, e.entity_type, e.name_lc, e.type_lc, o.content, o.content_lc \
+     FROM entities e LEFT JOIN observations o ON o.entity_id = e.id WHERE e.tenant = $1 ORDER BY e.name, o.id";
 
 pub struct SnapshotReader {
     path: PathBuf,
@@ -41,33 +47,33 @@ impl SnapshotReader {
         conn.pragma_update(None, "query_only", true)?;
         let tx = conn.transaction()?;
         let version = tx.query_row(VERSION, [tenant], |row| row.get(0)).optional()?.unwrap_or(0);
-        let mut grouper = EntityGrouper::default();
         let mut statement = tx.prepare(ENTITY_ROWS)?;
         let mut rows = statement.query([tenant])?;
+        let mut current: Option<StoredEntity> = None;
         while let Some(row) = rows.next()? {
             let id = row.get(0)?;
-            if grouper.is_new(id) {
-                let entity = StoredEntity {
+            if current.as_ref().is_none_or(|e| e.id != id) {
+                if let Some(done) = current.take() {
+                    each_entity(graph, done);
+                }
+                current = Some(StoredEntity {
                     id,
                     name: row.get(1)?,
                     entity_type: row.get(2)?,
                     name_lc: row.get(3)?,
                     type_lc: row.get(4)?,
                     observations: Vec::new(),
-                };
-                if let Some(done) = grouper.begin(entity) {
-                    each_entity(graph, done);
-                }
+                });
             }
-            if let Some(content) = row.get::<_, Option<String>>(5)? {
-                grouper.observe(content, row.get(6)?);
+            if let (Some(content), Some(entity)) = (row.get::<_, Option<String>>(5)?, current.as_mut()) {
+                entity.observations.push((content, row.get(6)?));
             }
+        }
+        if let Some(done) = current {
+            each_entity(graph, done);
         }
         drop(rows);
         drop(statement);
-        if let Some(done) = grouper.finish() {
-            each_entity(graph, done);
-        }
         let relations = tx
             .prepare(RELATION_ROWS)?
             .query_map(rusqlite::params![tenant, 0_i64, i64::MAX], |row| {

@@ -2,8 +2,7 @@
 //! every change to its rows, so a reader can tell with one primary-key read whether a copy of the
 //! graph it holds is current, and load the whole graph as one snapshot when it is not.
 
-use futures::TryStreamExt;
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::{RelationRow, StorageError};
 
@@ -47,103 +46,36 @@ impl super::Store {
 
 /// A tenant's version row.
 pub(super) const VERSION: &str = "SELECT version, entities FROM graph_versions WHERE tenant = $1";
-/// One row per observation (one for an entity without any), grouped by entity. In name order, the
-/// order of the (tenant, name) index SQLite walks: `ORDER BY e.id` sorted the rows in a temporary
-/// B-tree, ~10 ms of a 10k-entity load.
-pub(super) const ENTITY_ROWS: &str = "SELECT e.id, e.name, e.entity_type, e.name_lc, e.type_lc, o.content, o.content_lc \
-     FROM entities e LEFT JOIN observations o ON o.entity_id = e.id WHERE e.tenant = $1 ORDER BY e.name, o.id";
-pub(super) const RELATION_ROWS: &str =
-    "SELECT id, from_name, to_name, relation_type FROM relations WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3";
-
-/// Groups the rows of `ENTITY_ROWS` into entities, as they arrive.
-#[derive(Default)]
-pub(super) struct EntityGrouper(Option<StoredEntity>);
-
-impl EntityGrouper {
-    /// Whether a row of entity `id` starts the next entity (then read its fields for `begin`).
-    pub fn is_new(&self, id: i64) -> bool {
-        self.0.as_ref().is_none_or(|e| e.id != id)
-    }
-
-    /// Starts the next entity; returns the one it completes.
-    pub fn begin(&mut self, entity: StoredEntity) -> Option<StoredEntity> {
-        self.0.replace(entity)
-    }
-
-    pub fn observe(&mut self, content: String, lowered: String) {
-        if let Some(entity) = &mut self.0 {
-            entity.observations.push((content, lowered));
-        }
-    }
-
-    pub fn finish(self) -> Option<StoredEntity> {
-        self.0
-    }
-}
-
 impl super::Store {
     /// The tenant's whole graph as one snapshot: each entity, with its observations, goes to
     /// `each_entity` as its rows arrive (in name order), so the graph is never held twice (collected
-    /// first, loading a 47k-entity graph took the server's peak ~6 MiB higher). Read through
-    /// rusqlite on a blocking thread when the database is a file (`snapshot`), else through sqlx.
+    /// first, loading a 47k-entity graph took the server's peak ~6 MiB higher). Only a SQLite file
+    /// can be loaded (`loads_graphs`).
     pub async fn load_graph<G: Send + 'static>(
         &self,
         tenant: &str,
         mut graph: G,
         each_entity: fn(&mut G, StoredEntity),
     ) -> Result<(G, LoadedGraph), StorageError> {
-        if let Some(reader) = self.snapshots.clone() {
-            let tenant = tenant.to_owned();
-            let loading = tokio::task::spawn_blocking(move || {
-                let rest = reader.load(&tenant, &mut graph, each_entity)?;
-                Ok((graph, rest))
-            });
-            return match loading.await {
-                Ok(loaded) => loaded,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // The runtime is shutting down.
-                Err(_) => Err(StorageError::Database(sqlx::Error::PoolClosed)),
-            };
+        let Some(reader) = self.snapshots.clone() else {
+            return Err(sqlx::Error::Configuration("whole-graph loads need a SQLite database file".into()).into());
+        };
+        let tenant = tenant.to_owned();
+        let loading = tokio::task::spawn_blocking(move || {
+            let rest = reader.load(&tenant, &mut graph, each_entity)?;
+            Ok((graph, rest))
+        });
+        match loading.await {
+            Ok(loaded) => loaded,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StorageError::Database(sqlx::Error::PoolClosed)),
         }
-        let mut conn = self.reader().acquire().await?;
-        let rest = load_graph(&mut conn, tenant, |entity| each_entity(&mut graph, entity)).await?;
-        Ok((graph, rest))
     }
-}
 
-async fn load_graph(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    mut each_entity: impl FnMut(StoredEntity),
-) -> Result<LoadedGraph, StorageError> {
-    let mut tx = conn.begin().await?;
-    let (version, _) = graph_version(&mut tx, tenant).await?;
-    let mut rows = sqlx::query(ENTITY_ROWS).bind(tenant).fetch(&mut *tx);
-    let mut grouper = EntityGrouper::default();
-    while let Some(row) = rows.try_next().await? {
-        let id: i64 = row.try_get(0)?;
-        if grouper.is_new(id) {
-            let entity = StoredEntity {
-                id,
-                name: row.try_get(1)?,
-                entity_type: row.try_get(2)?,
-                name_lc: row.try_get(3)?,
-                type_lc: row.try_get(4)?,
-                observations: Vec::new(),
-            };
-            if let Some(done) = grouper.begin(entity) {
-                each_entity(done);
-            }
-        }
-        if let Some(content) = row.try_get::<Option<String>, _>(5)? {
-            grouper.observe(content, row.try_get(6)?);
-        }
+    /// Whether `load_graph` can load a tenant's graph: SQLite in a file (in memory, every
+    /// connection of ours would see a database of its own).
+    pub fn loads_graphs(&self) -> bool {
+        self.snapshots.is_some()
     }
-    drop(rows);
-    if let Some(done) = grouper.finish() {
-        each_entity(done);
-    }
-    let relations = super::relations_page(&mut tx, tenant, 0, None).await?;
-    tx.commit().await?;
-    Ok(LoadedGraph { version, relations })
 }
