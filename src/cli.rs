@@ -106,8 +106,8 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let telemetry = telemetry::init(&cli.settings);
-    // A stdio server answers one client, a call at a time: on two workers each call woke both
-    // (6 context switches a call), and the 1,000 mixed calls of the stdio benchmark took 8% longer.
+    // A stdio server answers one client: on two workers each call woke both (~6 context switches
+    // a call), and the 1,000 mixed calls of the stdio benchmark took 8% longer.
     let mut builder = match cli.command {
         Some(Command::Stdio { .. }) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),

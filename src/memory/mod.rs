@@ -80,8 +80,9 @@ impl Default for Tenant {
 pub struct Memory {
     store: Store,
     limits: Limits,
-    /// SQLite in a file only (`Store::loads_graphs`): on PostgreSQL, replicas share the database and a per-tenant version row
-    /// every write locks would serialize a tenant's writes across all of them.
+    /// SQLite in a file only (`Store::loads_graphs`): on PostgreSQL, replicas share the database
+    /// and a per-tenant version row every write locks would serialize a tenant's writes across all
+    /// of them.
     cache: Option<Arc<GraphCache>>,
 }
 
