@@ -1,6 +1,6 @@
-//! SQLite's writes are single queries that open and commit their own transaction: a write that
-//! fails part-way, or whose request is dropped while it runs, leaves nothing behind, and the
-//! writes after it work.
+//! SQLite's writes are batches that open and commit their own transaction: a write that fails
+//! part-way, or whose request is dropped while it runs, leaves nothing behind, a write that meets
+//! another connection's lock waits for it, and the writes after them work.
 
 mod common;
 
@@ -11,6 +11,7 @@ use mcp_server::{
     memory::{Entity, Memory, PageRequest, Tenant},
     storage::Store,
 };
+use sqlx::Connection;
 
 async fn memory(url: &str) -> Memory {
     let settings = common::settings(url, &[]);
@@ -70,4 +71,25 @@ async fn a_write_dropped_while_it_runs_is_all_or_nothing() {
         assert!(stored.contains(&marker));
     }
     assert!(cut_off > 0, "no write was dropped while it ran: the test proved nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_waits_while_another_connection_holds_the_lock() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let memory = memory(&db.url).await;
+    let tenant = Tenant::default();
+    memory.create_entities(&tenant, vec![entity("first".into(), "before the lock")]).await.unwrap();
+    // Another process's write transaction, as the sqlite3 shell or an older release would hold.
+    let mut other = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    let write = tokio::spawn({
+        let memory = memory.clone();
+        async move { memory.create_entities(&Tenant::default(), vec![entity("second".into(), "waited")]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write did not wait for the lock: {:?}", write.await);
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let created = write.await.unwrap().unwrap();
+    assert_eq!(created.len(), 1);
+    assert_eq!(names(&memory, &tenant).await, ["first", "second"]);
 }

@@ -1,22 +1,23 @@
-//! SQLite's writes, each one query of several statements that opens and commits its own
-//! transaction, run by the `SqliteWriter` in one trip to sqlx's connection thread (a trip costs
-//! more than the statements of a small write). The statements share the query's parameters ($1 is
-//! always the tenant, $2 the write's input as JSON), and the rows they return are told apart by a
-//! tag in their first column. Every batch also reads the tenant's graph version before and after
-//! its changes, for the graph cache (two primary-key reads, no trip), and brings the search index
-//! up to date once enough rows wait for it.
+//! SQLite's writes, each a batch of statements that opens and commits its own transaction, run
+//! by the `SqliteWriter` on its thread and answered in one reply. The statements share the
+//! batch's parameters ($1 is always the tenant, $2 the write's input as JSON), and the rows they
+//! return are told apart by a tag in their first column. Every batch also reads the tenant's
+//! graph version before and after its changes, for the graph cache (two primary-key reads), and
+//! brings the search index up to date once enough rows wait for it.
 
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
-use sqlx::{Row, any::AnyRow};
 
-use super::{Added, Versions, writer::SqliteWriter};
+use super::{
+    Added, StorageError, Versions,
+    writer::{Batch, Row, SqliteWriter},
+};
 
-type Result<T> = std::result::Result<T, sqlx::Error>;
+type Result<T> = std::result::Result<T, StorageError>;
 
-/// Indexes `table`'s rows above its mark in `fts` once there are 128 of them, and moves the mark
-/// (migration 20261201000001: one FTS5 insert of many rows costs a fraction of many of one).
+/// Indexes `table`'s rows above its mark in `fts` once there are 128 of them (migration
+/// 20261201000001: one FTS5 insert of many rows costs a fraction of many of one).
 macro_rules! index_tail {
     ($table:literal, $fts:literal, $columns:literal) => {
         concat!(
@@ -36,7 +37,15 @@ macro_rules! index_tail {
             ") >= ",
             "(SELECT indexed_to FROM search_index_marks WHERE name = '",
             $table,
-            "') + 128;",
+            "') + 128"
+        )
+    };
+}
+
+/// Moves `table`'s mark past the rows `index_tail` just indexed.
+macro_rules! index_mark {
+    ($table:literal) => {
+        concat!(
             "UPDATE search_index_marks SET indexed_to = (SELECT max(id) FROM ",
             $table,
             ")",
@@ -52,15 +61,17 @@ macro_rules! index_tail {
 /// One transaction of `statements`, between the two version reads, then the search index's tail.
 macro_rules! batch {
     ($($statement:literal),+ $(,)?) => {
-        concat!(
-            "BEGIN IMMEDIATE;",
-            "SELECT 'before', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0);",
-            $($statement, ";",)+
-            "SELECT 'after', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0);",
-            index_tail!("entities", "entities_fts", "name_lc, type_lc"), ";",
-            index_tail!("observations", "observations_fts", "content_lc"), ";",
-            "COMMIT"
-        )
+        &[
+            "BEGIN IMMEDIATE",
+            "SELECT 'before', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0)",
+            $($statement,)+
+            "SELECT 'after', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0)",
+            index_tail!("entities", "entities_fts", "name_lc, type_lc"),
+            index_mark!("entities"),
+            index_tail!("observations", "observations_fts", "content_lc"),
+            index_mark!("observations"),
+            "COMMIT",
+        ]
     };
 }
 
@@ -71,17 +82,17 @@ pub const WRITE_MARK_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS write_mark (
 /// Runs a batch; returns its tagged rows (tag, row) in order, and the versions.
 async fn run(
     writer: &SqliteWriter,
-    sql: &'static str,
+    batch: Batch,
     tenant: &str,
     input: &Value,
-) -> Result<(Vec<(String, AnyRow)>, Versions)> {
-    let rows = writer.run(sql, tenant, input.to_string()).await?;
+) -> Result<(Vec<(String, Row)>, Versions)> {
+    let rows = writer.run(batch, tenant, input.to_string()).await?;
     let (mut before, mut after, mut tagged) = (None, None, Vec::with_capacity(rows.len()));
     for row in rows {
-        let tag: String = row.try_get(0)?;
+        let tag: String = row.get(0)?;
         match tag.as_str() {
-            "before" => before = Some(row.try_get(1)?),
-            "after" => after = Some(row.try_get(1)?),
+            "before" => before = Some(row.get(1)?),
+            "after" => after = Some(row.get(1)?),
             _ => tagged.push((tag, row)),
         }
     }
@@ -89,7 +100,7 @@ async fn run(
     Ok((tagged, Versions { before: before.ok_or_else(missing)?, after: after.ok_or_else(missing)? }))
 }
 
-const CREATE_ENTITIES: &str = batch!(
+const CREATE_ENTITIES: Batch = batch!(
     "DELETE FROM temp.write_mark",
     "INSERT INTO temp.write_mark (id) SELECT coalesce(max(id), 0) FROM entities",
     "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
@@ -111,11 +122,11 @@ pub async fn create_entities(
     input: &Value,
 ) -> Result<(HashSet<String>, Versions)> {
     let (rows, versions) = run(writer, CREATE_ENTITIES, tenant, input).await?;
-    let created = rows.into_iter().map(|(_, row)| row.try_get(1)).collect::<Result<_>>()?;
+    let created = rows.into_iter().map(|(_, row)| row.get(1)).collect::<rusqlite::Result<_>>()?;
     Ok((created, versions))
 }
 
-const CREATE_RELATIONS: &str = batch!(
+const CREATE_RELATIONS: Batch = batch!(
     "INSERT INTO relations (tenant, from_name, to_name, relation_type) \
      SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2) WHERE true ORDER BY key \
      ON CONFLICT (tenant, from_name, to_name, relation_type) DO NOTHING \
@@ -132,12 +143,12 @@ pub async fn create_relations(
     let (rows, versions) = run(writer, CREATE_RELATIONS, tenant, input).await?;
     let created = rows
         .into_iter()
-        .map(|(_, row)| Ok((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
-        .collect::<Result<_>>()?;
+        .map(|(_, row)| Ok((row.get(1)?, row.get(2)?, row.get(3)?)))
+        .collect::<rusqlite::Result<_>>()?;
     Ok((created, versions))
 }
 
-const ADD_OBSERVATIONS: &str = batch!(
+const ADD_OBSERVATIONS: Batch = batch!(
     "SELECT 'missing', i.value ->> 0 FROM json_each($2) AS i \
      WHERE NOT EXISTS (SELECT 1 FROM entities WHERE tenant = $1 AND name = i.value ->> 0) ORDER BY i.key LIMIT 1",
     // Nothing is added when an entity is missing. SQLite computes the whole SELECT before
@@ -160,14 +171,14 @@ pub async fn add_observations(writer: &SqliteWriter, tenant: &str, input: &Value
     let mut inserted = HashSet::new();
     for (tag, row) in rows {
         if tag == "missing" {
-            return Ok((Added::Missing(row.try_get(1)?), versions));
+            return Ok((Added::Missing(row.get(1)?), versions));
         }
-        inserted.insert((row.try_get(1)?, row.try_get(2)?));
+        inserted.insert((row.get(1)?, row.get(2)?));
     }
     Ok((Added::Inserted(inserted), versions))
 }
 
-const DELETE_ENTITIES: &str = batch!(
+const DELETE_ENTITIES: Batch = batch!(
     "DELETE FROM relations WHERE tenant = $1 \
      AND (from_name IN (SELECT value FROM json_each($2)) OR to_name IN (SELECT value FROM json_each($2))) \
      RETURNING 'end', from_name, to_name",
@@ -183,7 +194,7 @@ pub async fn delete_entities(writer: &SqliteWriter, tenant: &str, names: &[Strin
     let deleted: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut ends = Vec::new();
     for (_, row) in rows {
-        for end in [row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?] {
+        for end in [row.get::<String>(1)?, row.get::<String>(2)?] {
             if !deleted.contains(end.as_str()) {
                 ends.push(end);
             }
@@ -192,7 +203,7 @@ pub async fn delete_entities(writer: &SqliteWriter, tenant: &str, names: &[Strin
     Ok((ends, versions))
 }
 
-const DELETE_OBSERVATIONS: &str = batch!(
+const DELETE_OBSERVATIONS: Batch = batch!(
     "DELETE FROM observations WHERE id IN (SELECT o.id FROM json_each($2) AS i \
      JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
      JOIN json_each(i.value -> 1) AS c \
@@ -205,7 +216,7 @@ pub async fn delete_observations(writer: &SqliteWriter, tenant: &str, items: &[(
     Ok(run(writer, DELETE_OBSERVATIONS, tenant, &Value::Array(input)).await?.1)
 }
 
-const DELETE_RELATIONS: &str = batch!(
+const DELETE_RELATIONS: Batch = batch!(
     "DELETE FROM relations WHERE id IN (SELECT r.id FROM json_each($2) AS i \
      JOIN relations AS r ON r.tenant = $1 AND r.from_name = i.value ->> 0 AND r.to_name = i.value ->> 1 \
      AND r.relation_type = i.value ->> 2)",

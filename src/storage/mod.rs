@@ -1,8 +1,8 @@
 //! Storage: one sqlx `Any` code path over PostgreSQL and the embedded SQLite file.
 //!
-//! SQLite's writes go through one writer connection (`writer`: writers queue fairly in-process
-//! instead of spinning on `SQLITE_BUSY`, each write one trip to its thread) beside a reader pool;
-//! PostgreSQL uses one pool for both.
+//! SQLite's writes go through one writer thread and its connection (`writer`: writers queue
+//! fairly in-process instead of spinning on `SQLITE_BUSY`, each write one trip to the thread)
+//! beside a reader pool; PostgreSQL uses one pool for both.
 
 mod batch;
 mod combine;
@@ -49,7 +49,7 @@ pub enum StorageError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
-    Snapshot(#[from] rusqlite::Error),
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
@@ -68,7 +68,7 @@ impl StorageError {
                 e,
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
             ),
-            StorageError::Snapshot(e) => {
+            StorageError::Sqlite(e) => {
                 matches!(
                     e.sqlite_error_code(),
                     Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::CannotOpen)
@@ -183,7 +183,10 @@ impl Store {
                         Some(Arc::new(SnapshotReader::new(&file, config.timeout))),
                     ),
                 };
-                let sqlite_writer = Some(Arc::new(SqliteWriter::new(url, config.timeout)));
+                let sqlite_writer =
+                    Some(Arc::new(SqliteWriter::new(&file, config.timeout).map_err(|e| {
+                        sqlx::Error::Configuration(format!("cannot start the SQLite writer: {e}").into())
+                    })?));
                 Ok(Self {
                     backend: Backend::Sqlite,
                     read,

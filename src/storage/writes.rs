@@ -83,7 +83,7 @@ pub async fn create_relations(
 ) -> Result<HashSet<(String, String, String)>> {
     if let Some(writer) = store.sqlite_writer() {
         let input = relations_input(relations);
-        return Ok(batch::create_relations(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?);
+        return batch::create_relations(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)));
     }
     let mut tx = store.begin_write().await?;
     let mut created = HashSet::new();
@@ -110,7 +110,7 @@ pub async fn add_observations(store: &Store, tenant: &str, items: &[(&str, Vec<&
 /// end of the relations deleted.
 pub async fn delete_entities(store: &Store, tenant: &str, names: &[String]) -> Result<Vec<String>> {
     if let Some(writer) = store.sqlite_writer() {
-        return Ok(batch::delete_entities(writer, tenant, names).await.map(|(e, v)| (e, Some(v)))?);
+        return batch::delete_entities(writer, tenant, names).await.map(|(e, v)| (e, Some(v)));
     }
     let mut tx = store.begin_write().await?;
     let mut ends = Vec::new();
