@@ -1,6 +1,7 @@
 //! HTTP load generator for `bench/run`: C keep-alive connections send the same MCP `tools/call`
 //! for a fixed time and every response is checked (a valid JSON-RPC result for our id, not a tool
-//! error, and for searches a non-empty entity list). Prints one JSON object with the figures.
+//! error, and for searches as many entities as the warm-up search found, which is never none).
+//! Prints one JSON object with the figures, and the entities the search finds.
 //!
 //! `--seed N` instead creates N entities (batches of 500) and exits; every target is seeded the same way.
 
@@ -138,11 +139,14 @@ async fn seed(client: &reqwest::Client, args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// `expected`: the entities the warm-up searches found; every search must find as many (so every
+/// target is measured answering the same search).
 async fn worker(
     client: reqwest::Client,
     args: std::sync::Arc<Args>,
     worker: usize,
     deadline: Instant,
+    expected: Option<usize>,
 ) -> (Vec<u32>, u64, Option<String>) {
     let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0u64, None);
     let run = std::process::id();
@@ -157,7 +161,10 @@ async fn worker(
         };
         let started = Instant::now();
         let outcome = call(&client, &args.url, i, &args.tool, arguments).await.and_then(|found| {
-            ensure!(args.tool != "search_nodes" || found.unwrap_or(0) > 0, "search found nothing ({found:?} entities)");
+            ensure!(
+                args.tool != "search_nodes" || found == expected,
+                "search found {found:?} entities, not {expected:?}"
+            );
             Ok(())
         });
         match outcome {
@@ -186,16 +193,21 @@ async fn main() -> Result<()> {
     if args.seed > 0 {
         return seed(&client, &args).await;
     }
-    // One warm-up call per connection, so connection setup is not measured.
+    // One warm-up search per connection, so connection setup is not measured.
     let warm_up = (0..args.concurrency as u64)
         .map(|i| call(&client, &args.url, i, "search_nodes", json!({ "query": args.query })));
+    let mut found = Vec::new();
     for outcome in futures::future::join_all(warm_up).await {
-        outcome.context("warm-up")?;
+        found.push(outcome.context("warm-up")?);
     }
+    let expected = found[0];
+    ensure!(expected.unwrap_or(0) > 0, "the warm-up search found nothing ({expected:?} entities)");
+    ensure!(found.iter().all(|f| *f == expected), "the warm-up searches found different entities: {found:?}");
     let started = Instant::now();
     let deadline = started + args.duration;
-    let tasks: Vec<_> =
-        (0..args.concurrency).map(|w| tokio::spawn(worker(client.clone(), args.clone(), w, deadline))).collect();
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|w| tokio::spawn(worker(client.clone(), args.clone(), w, deadline, expected)))
+        .collect();
     let (mut all, mut errors, mut first_error) = (Vec::new(), 0, None);
     for task in tasks {
         let (latencies, e, first) = task.await?;
@@ -208,7 +220,7 @@ async fn main() -> Result<()> {
     println!(
         "{}",
         json!({
-            "tool": args.tool, "concurrency": args.concurrency, "seconds": elapsed,
+            "tool": args.tool, "concurrency": args.concurrency, "seconds": elapsed, "entities_found": expected,
             "requests": all.len(), "errors": errors, "first_error": first_error,
             "rps": all.len() as f64 / elapsed,
             "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0),

@@ -7,6 +7,8 @@ import sys
 
 OURS = ("mcp-server-sqlite", "mcp-server-postgres")
 PEERS = ("python-sdk", "typescript-sdk")
+# Bare axum returning our search's result bytes, and rmcp's service returning a copy of that result.
+FLOORS = ("ceiling", "rmcp-floor")
 
 
 def load(path):
@@ -20,7 +22,7 @@ def load(path):
 def check(kinds):
     problems = []
     http = kinds.get("http", [])
-    for target, tools in [(t, ("search_nodes", "create_entities")) for t in OURS + PEERS] + [("ceiling", ("search_nodes",))]:
+    for target, tools in [(t, ("search_nodes", "create_entities")) for t in OURS + PEERS] + [(t, ("search_nodes",)) for t in FLOORS]:
         for tool in tools:
             rows = [r for r in http if r["target"] == target and r["tool"] == tool]
             if not rows:
@@ -29,6 +31,10 @@ def check(kinds):
                 if r["errors"] or r["requests"] <= 0 or r["rps"] <= 0 or not 0 < r["p50_ms"] <= r["p99_ms"] \
                         or not r.get("server_cpu_s", 0) > 0:
                     problems.append(f"invalid {target} {tool} c={r['concurrency']}: {r}")
+    # Every target must be measured answering the same search (runs before 2026-12-02 did not say).
+    found = {(r["target"], r["entities_found"]) for r in http if r["tool"] == "search_nodes" and "entities_found" in r}
+    if len({n for _, n in found}) > 1:
+        problems.append(f"the targets' searches found different entities: {sorted(found)}")
     for r in kinds.get("startup", []) or [{}]:
         if not r or r["ready_ms"] <= 0 or r["idle_rss_kib"] <= 0 or r["binary_bytes"] <= 0:
             problems.append(f"invalid start-up measurement: {r}")
@@ -115,18 +121,24 @@ def render(kinds):
         for c in conc:
             for ours in OURS:
                 rows.append([tool, c, ours, ratio(rps(ours, tool, c), rps("ceiling", tool, c)),
+                             ratio(rps(ours, tool, c), rps("rmcp-floor", tool, c)),
                              ratio(rps(ours, tool, c), rps("python-sdk", tool, c)),
                              ratio(rps(ours, tool, c), rps("typescript-sdk", tool, c))])
-    out += [table(["tool", "c", "server", "vs ceiling", "vs Python SDK", "vs TypeScript SDK"], rows), ""]
+    out += [table(["tool", "c", "server", "vs ceiling", "vs rmcp floor", "vs Python SDK", "vs TypeScript SDK"], rows), ""]
+    if rps("rmcp-floor", "search_nodes", top):
+        out += [f"The rmcp floor (rmcp's Streamable HTTP service answering with a copy of a prepared result) reaches "
+                f"{ratio(rps('rmcp-floor', 'search_nodes', top), rps('ceiling', 'search_nodes', top))} the ceiling's "
+                f"req/s at c={top}: no server on rmcp goes faster here.", ""]
 
     def cpu(target, tool, c):
         return cpu_per_request(http.get((target, tool, c), {}))
 
     out += ["### Server CPU per request: the peer's (or the ceiling's) over ours (above 1× means we use less)", ""]
-    rows = [[tool, c, ours, ratio(cpu("ceiling", tool, c), cpu(ours, tool, c)),
+    rows = [[tool, c, ours, ratio(cpu("ceiling", tool, c), cpu(ours, tool, c)), ratio(cpu("rmcp-floor", tool, c), cpu(ours, tool, c)),
              ratio(cpu("python-sdk", tool, c), cpu(ours, tool, c)), ratio(cpu("typescript-sdk", tool, c), cpu(ours, tool, c))]
             for tool in ("search_nodes", "create_entities") for c in conc for ours in OURS]
-    out += [table(["tool", "c", "server", "ceiling / ours", "Python SDK / ours", "TypeScript SDK / ours"], rows), ""]
+    out += [table(["tool", "c", "server", "ceiling / ours", "rmcp floor / ours", "Python SDK / ours", "TypeScript SDK / ours"],
+                  rows), ""]
 
     pgbench = {r["concurrency"]: r["tps"] for r in kinds.get("pgbench", [])}
     out += ["## Write ceiling: pgbench single-row INSERT vs create_entities on PostgreSQL", ""]
