@@ -14,9 +14,10 @@
 //! skipped.
 
 use std::{
+    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard, TryLockError,
         atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc,
     },
@@ -138,7 +139,7 @@ impl SqliteWriter {
         if self.shared.queued.load(Ordering::SeqCst) > 0 || self.shared.closed.load(Ordering::SeqCst) {
             return None;
         }
-        let mut conn = self.shared.conn.try_lock().ok()?;
+        let mut conn = self.shared.try_lock()?;
         let outcome = self.shared.with_connection(&mut conn, Duration::ZERO, |c| run(c, statements, tenant, input));
         match &outcome {
             // Rolled back: nothing of it stays, and the thread will wait for the lock.
@@ -155,14 +156,35 @@ impl SqliteWriter {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        self.shared.conn.lock().expect("writer connection").take();
+        self.shared.lock().take();
     }
 }
 
 impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.conn.lock().unwrap_or_else(|poisoned| self.recover(poisoned.into_inner()))
+    }
+
+    /// The connection if it is free now.
+    fn try_lock(&self) -> Option<MutexGuard<'_, Option<Connection>>> {
+        match self.conn.try_lock() {
+            Ok(conn) => Some(conn),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Poisoned(poisoned)) => Some(self.recover(poisoned.into_inner())),
+        }
+    }
+
+    /// A write panicked while it held the connection, perhaps inside its transaction: the
+    /// connection is dropped (SQLite rolls back what it left open) and the next write opens one.
+    fn recover<'a>(&self, mut conn: MutexGuard<'a, Option<Connection>>) -> MutexGuard<'a, Option<Connection>> {
+        *conn = None;
+        self.conn.clear_poison();
+        conn
+    }
+
     /// Runs `write` on the connection (opened first if need be), waiting at most `busy` for
-    /// another process's lock. A failure that is not the write's own (its SQL refused, or a
-    /// lock) drops the connection: the next write starts from a fresh one.
+    /// another process's lock. Any failure but a refused write (a constraint) or a lock drops the
+    /// connection: the next write starts from a fresh one.
     fn with_connection<T>(
         &self,
         conn: &mut Option<Connection>,
@@ -189,18 +211,20 @@ impl Shared {
 
 fn serve(shared: &Shared, queue: mpsc::Receiver<Job>) {
     while let Ok(job) = queue.recv() {
-        let outcome = if job.reply.is_closed() {
-            None // nobody waits for it: not begun, nothing written
-        } else if Instant::now() > job.deadline {
-            Some(Outcome::TimedOut)
-        } else {
-            let mut conn = shared.conn.lock().expect("writer connection");
-            Some(Outcome::Rows(
-                shared.with_connection(&mut conn, BUSY_TIMEOUT, |c| run(c, job.statements, &job.tenant, &job.input)),
-            ))
-        };
+        // A write that panics fails alone (its caller's channel closes); the thread goes on.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if job.reply.is_closed() {
+                None // nobody waits for it: not begun, nothing written
+            } else if Instant::now() > job.deadline {
+                Some(Outcome::TimedOut)
+            } else {
+                let mut conn = shared.lock();
+                let write = |c: &Connection| run(c, job.statements, &job.tenant, &job.input);
+                Some(Outcome::Rows(shared.with_connection(&mut conn, BUSY_TIMEOUT, write)))
+            }
+        }));
         shared.queued.fetch_sub(1, Ordering::SeqCst);
-        if let Some(outcome) = outcome {
+        if let Ok(Some(outcome)) = outcome {
             let _ = job.reply.send(outcome);
         }
     }
