@@ -1,5 +1,5 @@
 //! SQLite's writes, each a batch of statements that opens and commits its own transaction, run
-//! by the `SqliteWriter` on its thread and answered in one reply. The statements share the
+//! whole by the `SqliteWriter` (in place or on its thread). The statements share the
 //! batch's parameters ($1 is always the tenant, $2 the write's input as JSON), and the rows they
 //! return are told apart by a tag in their first column. Every batch also reads the tenant's
 //! graph version before and after its changes, for the graph cache (two primary-key reads), and

@@ -1,8 +1,8 @@
 //! Storage: one sqlx `Any` code path over PostgreSQL and the embedded SQLite file.
 //!
-//! SQLite's writes go through one writer thread and its connection (`writer`: writers queue
-//! fairly in-process instead of spinning on `SQLITE_BUSY`, each write one trip to the thread)
-//! beside a reader pool; PostgreSQL uses one pool for both.
+//! SQLite's writes go through one writer connection beside a reader pool (`writer`: a small write
+//! runs in place when the connection is free, the rest queue in order for its thread instead of
+//! spinning on `SQLITE_BUSY`); PostgreSQL uses one pool for both.
 
 mod batch;
 mod combine;
