@@ -13,6 +13,10 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Value, json};
+use stats::percentile;
+
+#[path = "stats.rs"]
+mod stats;
 
 struct Args {
     url: String,
@@ -178,14 +182,6 @@ async fn worker(
     (latencies, errors, first_error)
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = std::sync::Arc::new(parse_args()?);
@@ -223,7 +219,7 @@ async fn main() -> Result<()> {
             "tool": args.tool, "concurrency": args.concurrency, "seconds": elapsed, "entities_found": expected,
             "requests": all.len(), "errors": errors, "first_error": first_error,
             "rps": all.len() as f64 / elapsed,
-            "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0),
+            "p50_ms": percentile(&all, 50.0) / 1000.0, "p99_ms": percentile(&all, 99.0) / 1000.0,
         })
     );
     Ok(())

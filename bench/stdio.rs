@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
+use stats::percentile;
+
+#[path = "stats.rs"]
+mod stats;
 
 struct Server {
     child: Child,
@@ -75,11 +79,6 @@ impl Drop for Server {
 fn entity(i: usize) -> Value {
     json!({ "name": format!("entity-{i:06}"), "entityType": if i.is_multiple_of(2) { "person" } else { "project" },
         "observations": [format!("works on topic-{} since {}", i % 100, 2000 + i % 25), format!("tag t{i:06}x")] })
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied().unwrap_or(0.0)
 }
 
 /// A cheap deterministic sequence (xorshift), so every server gets the same calls.
