@@ -1,5 +1,5 @@
-//! The in-memory graph cache (SQLite) answers every read exactly as the database does, notices
-//! changes it did not make, and stays within its budget.
+//! The in-memory graph cache answers every read exactly as the database does, notices changes it
+//! did not make (on PostgreSQL: another replica's, anyone's), and stays within its budget.
 
 mod common;
 
@@ -111,9 +111,10 @@ async fn reads(memory: &Memory, tenant: &Tenant) -> Value {
     Value::Array(seen)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn random_writes_read_the_same_with_and_without_the_cache() {
-    let (cached_db, plain_db) = (TestDb::new(Db::Sqlite).await.unwrap(), TestDb::new(Db::Sqlite).await.unwrap());
+/// Writes and reads at random on two tenants, with the cache and without; every read the same.
+async fn random_writes_read_the_same_with_and_without_the_cache(db: Db) {
+    let Some(cached_db) = TestDb::new(db).await else { return };
+    let plain_db = TestDb::new(db).await.unwrap();
     let (cached, plain) = (memory(&cached_db.url, "50000").await, memory(&plain_db.url, "0").await);
     let tenants = [Tenant::new("one"), Tenant::new("two")];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -132,17 +133,41 @@ async fn random_writes_read_the_same_with_and_without_the_cache() {
             }
         }
     }
-    // The comparison means something only if the cache answered: it loaded each tenant once
-    // and replayed every later write instead of loading again.
-    assert_eq!(cache_reads("load"), 2);
-    assert_eq!(cache_reads("hit"), cached_reads - 2);
+    // The comparison means something only if the cache answered.
+    match db {
+        // It loaded each tenant once and replayed every later write instead of loading again.
+        Db::Sqlite => {
+            assert_eq!(cache_reads("load"), 2);
+            assert_eq!(cache_reads("hit"), cached_reads - 2);
+        }
+        // Writes are not replayed: after a change, three reads went to the database and the
+        // fourth loaded the graph; every other read was a hit.
+        Db::Postgres => {
+            let (hits, changing, loads) = (cache_reads("hit"), cache_reads("changing"), cache_reads("load"));
+            assert_eq!(hits + changing + loads, cached_reads);
+            assert_eq!(changing, 3 * loads);
+            assert!((2..=60).contains(&loads), "{loads} loads");
+            assert!(hits > cached_reads * 3 / 4, "{hits} hits of {cached_reads} reads");
+        }
+    }
     // A cold start loads the graph those 300 writes left (deletions, relations, observation
     // order) and answers the same.
+    let loads = cache_reads("load");
     let cold = memory(&cached_db.url, "50000").await;
     for tenant in &tenants {
         assert_eq!(reads(&cold, tenant).await, reads(&plain, tenant).await, "{tenant:?} after a cold load");
     }
-    assert_eq!(cache_reads("load"), 4);
+    assert_eq!(cache_reads("load"), loads + 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_writes_read_the_same_with_and_without_the_cache_sqlite() {
+    random_writes_read_the_same_with_and_without_the_cache(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_writes_read_the_same_with_and_without_the_cache_postgres() {
+    random_writes_read_the_same_with_and_without_the_cache(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,4 +305,145 @@ async fn a_copy_nobody_reads_is_dropped_after_some_writes() {
     let all = memory.read_graph(&tenant, &PageRequest::default()).await.unwrap();
     assert_eq!(all.graph.entities.len(), 18);
     assert_eq!((cache_reads("load"), series("graph_cache_entities")), (2, 18));
+}
+
+/// Reads `query` on `memory` five times, each expected to find `expected`: the fourth read at a
+/// version the cache has no copy of loads the graph (PostgreSQL), the fifth is a hit.
+async fn five_reads(memory: &Memory, query: &str, expected: &[&str]) {
+    for read in 0..5 {
+        let page = memory.search_nodes(&Tenant::default(), query, &PageRequest::default()).await.unwrap();
+        let names: Vec<_> = page.graph.entities.into_iter().map(|e| e.name).collect();
+        assert_eq!(names, expected, "read {read}");
+    }
+}
+
+fn entity(name: &str, observation: &str) -> Entity {
+    Entity { name: name.into(), entity_type: "t".into(), observations: vec![observation.into()] }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_made_by_other_replicas_and_by_sql_are_seen_by_the_next_read_postgres() {
+    let Some(db) = TestDb::new(Db::Postgres).await else { return };
+    // Two replicas: two pools and caches on one database.
+    let (here, elsewhere) = (memory(&db.url, "50000").await, memory(&db.url, "50000").await);
+    let tenant = Tenant::default();
+
+    here.create_entities(&tenant, vec![entity("a", "seen")]).await.unwrap();
+    five_reads(&here, "seen", &["a"]).await;
+    five_reads(&elsewhere, "seen", &["a"]).await;
+    elsewhere.create_entities(&tenant, vec![entity("b", "seen")]).await.unwrap();
+    five_reads(&here, "seen", &["a", "b"]).await;
+    here.delete_entities(&tenant, vec!["a".into()]).await.unwrap();
+    five_reads(&elsewhere, "seen", &["b"]).await;
+    here.add_observations(&tenant, vec![ObservationAddition { entity_name: "b".into(), contents: vec!["x".into()] }])
+        .await
+        .unwrap();
+    five_reads(&elsewhere, "x", &["b"]).await;
+    // Writes that are not a server's at all (psql, an older release).
+    let sql = async |statement: &str| sqlx::query(statement).execute(here.store().writer()).await.unwrap();
+    sql("UPDATE observations SET content = 'gone', content_lc = 'gone'").await;
+    five_reads(&here, "seen", &[]).await;
+    five_reads(&elsewhere, "gone", &["b"]).await;
+    sql("INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) VALUES ('default', 'c', 't', 'c', 't')")
+        .await;
+    five_reads(&here, "", &["b", "c"]).await;
+    sql("TRUNCATE entities CASCADE").await;
+    five_reads(&here, "", &[]).await;
+    five_reads(&elsewhere, "", &[]).await;
+    // Every five reads followed a change their cache had not seen: three from the database, a
+    // load, a hit.
+    let checks = 10;
+    assert_eq!((cache_reads("changing"), cache_reads("load"), cache_reads("hit")), (3 * checks, checks, checks));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_reading_while_another_writes_ends_current_postgres() {
+    let Some(db) = TestDb::new(Db::Postgres).await else { return };
+    let (writing, reading) = (memory(&db.url, "50000").await, memory(&db.url, "50000").await);
+    let tenant = Tenant::default();
+    writing.create_entities(&tenant, vec![entity("seed", "w")]).await.unwrap();
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..4 {
+        let (memory, tenant) = (writing.clone(), tenant.clone());
+        writers.spawn(async move {
+            for i in 0..50 {
+                let name = format!("w{writer}-{i}");
+                memory.create_entities(&tenant, vec![entity(&name, "w")]).await.unwrap();
+                if i % 5 == 0 {
+                    let more = ObservationAddition { entity_name: name, contents: vec![format!("w more {i}")] };
+                    memory.add_observations(&tenant, vec![more]).await.unwrap();
+                }
+            }
+        });
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (memory, tenant, done) = (reading.clone(), tenant.clone(), done.clone());
+        readers.spawn(async move {
+            let mut last = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let found = memory.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
+                // Creates only: a later read never finds fewer.
+                assert!(found.graph.entities.len() >= last, "{} after {last}", found.graph.entities.len());
+                last = found.graph.entities.len();
+            }
+        });
+    }
+    writers.join_all().await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    readers.join_all().await;
+    // Once the writes are done, the reading replica's copy (once loaded) holds every one of them.
+    let plain = memory(&db.url, "0").await;
+    let expected = plain.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap();
+    assert_eq!(expected.graph.entities.len(), 201);
+    let hits = cache_reads("hit");
+    for _ in 0..5 {
+        assert_eq!(reading.search_nodes(&tenant, "w", &PageRequest::default()).await.unwrap(), expected);
+    }
+    assert!(cache_reads("hit") > hits, "the last reads came from the cache");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_rows_of_backends_gone_are_folded_and_the_version_kept_postgres() {
+    let Some(db) = TestDb::new(Db::Postgres).await else { return };
+    let memory = memory(&db.url, "50000").await;
+    let tenant = Tenant::default();
+    // Five writers that come and go (each its own backend), and one that stays.
+    for i in 0..5 {
+        let passing = self::memory(&db.url, "0").await;
+        passing.create_entities(&tenant, vec![entity(&format!("gone-{i}"), "v")]).await.unwrap();
+        passing.store().close().await;
+    }
+    memory.create_entities(&tenant, vec![entity("stays", "v")]).await.unwrap();
+    let rows = async || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM graph_versions")
+            .fetch_one(memory.store().reader())
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows().await, 6);
+    let everyone = ["gone-0", "gone-1", "gone-2", "gone-3", "gone-4", "stays"];
+    five_reads(&memory, "v", &everyone).await;
+    let version = memory.store().graph_version(Tenant::DEFAULT).await.unwrap();
+    assert_eq!(version.1, 6, "entities");
+
+    // A backend leaves pg_stat_activity a moment after its connection closes.
+    let mut folded = 0;
+    for _ in 0..100 {
+        folded += memory.store().fold_version_rows(Tenant::DEFAULT).await.unwrap();
+        if folded == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(folded, 5);
+    assert_eq!(rows().await, 2, "slot 0 and the live backend's row");
+    assert_eq!(memory.store().graph_version(Tenant::DEFAULT).await.unwrap(), version);
+    // The copy loaded before the fold is still current.
+    let loads = cache_reads("load");
+    five_reads(&memory, "v", &everyone).await;
+    assert_eq!(cache_reads("load"), loads);
+    memory.create_entities(&tenant, vec![entity("after", "v")]).await.unwrap();
+    assert_eq!(memory.store().graph_version(Tenant::DEFAULT).await.unwrap(), (version.0 + 2, 7));
 }

@@ -118,8 +118,8 @@ pub struct Settings {
     /// Most items in one tool call (entities, relations, observations or names)
     #[arg(long, env = "MAX_BATCH", default_value_t = 1_000, global = true)]
     pub max_batch: usize,
-    /// Most entities (all tenants together) the SQLite backend keeps in memory to answer reads
-    /// without a query; least recently used graphs go first, 0 turns it off
+    /// Most entities (all tenants together) kept in memory to answer reads without a query;
+    /// least recently used graphs go first, 0 turns it off
     #[arg(long, env = "GRAPH_CACHE_ENTITIES", default_value_t = 50_000, global = true)]
     pub graph_cache_entities: usize,
     /// Largest accepted request body, in bytes (413 above it)

@@ -44,7 +44,7 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!("mcp_tool_calls_total", "MCP tool calls by tool and outcome");
             metrics::describe_histogram!("mcp_tool_call_duration_seconds", "MCP tool call latency by tool");
             metrics::describe_gauge!("db_pool_connections", "Database pool connections by state");
-            metrics::describe_counter!("graph_cache_reads_total", "SQLite reads by how the graph cache served them");
+            metrics::describe_counter!("graph_cache_reads_total", "Reads by how the graph cache served them");
             metrics::describe_counter!("db_create_calls_total", "PostgreSQL create_entities calls");
             metrics::describe_counter!("db_create_statements_total", "PostgreSQL statements that made those calls");
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");

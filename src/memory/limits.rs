@@ -8,7 +8,7 @@ pub struct Limits {
     pub max_name_bytes: usize,
     pub max_observation_bytes: usize,
     pub max_batch: usize,
-    /// Most entities kept in memory across tenants (SQLite); 0 reads everything from the database.
+    /// Most entities kept in memory across tenants; 0 reads everything from the database.
     pub graph_cache_entities: usize,
 }
 

@@ -80,16 +80,14 @@ impl Default for Tenant {
 pub struct Memory {
     store: Store,
     limits: Limits,
-    /// SQLite in a file only (`Store::loads_graphs`): on PostgreSQL, replicas share the database
-    /// and a per-tenant version row every write locks would serialize a tenant's writes across all
-    /// of them.
+    /// PostgreSQL, or SQLite in a file (`Store::loads_graphs`).
     cache: Option<Arc<GraphCache>>,
 }
 
 impl Memory {
     pub fn new(store: Store, limits: Limits) -> Self {
         let cache = (store.loads_graphs() && limits.graph_cache_entities > 0)
-            .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities)));
+            .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities, store.reports_versions())));
         Memory { store, limits, cache }
     }
 
@@ -223,6 +221,10 @@ impl Memory {
         }
         if usize::try_from(entities).unwrap_or(usize::MAX) > cache.max_entities() {
             metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
+            return Ok(None);
+        }
+        if !cache.settled(tenant.as_str(), version) {
+            metrics::counter!("graph_cache_reads_total", "result" => "changing").increment(1);
             return Ok(None);
         }
         // Writes in flight replay (or another request loads) while this one waits.

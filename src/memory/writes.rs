@@ -1,6 +1,7 @@
-//! The six writes, each all or nothing (`storage::writes`). When the graph cache (SQLite) holds
+//! The six writes, each all or nothing (`storage::writes`). On SQLite, when the graph cache holds
 //! the tenant's graph, a write runs in the cache's replay order and is replayed on the copy once
-//! committed, from the graph versions the write saw before and after its changes.
+//! committed, from the graph versions the write saw before and after its changes (PostgreSQL's
+//! writes report none: the next read finds the copy stale).
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +19,9 @@ impl Memory {
     /// older version: the next read loads again).
     async fn order(&self, tenant: &Tenant) -> Result<Order<'_>> {
         Ok(match &self.cache {
-            Some(cache) if cache.holds(tenant.as_str()) => Some(self.cache_order(cache).await?),
+            Some(cache) if self.store.reports_versions() && cache.holds(tenant.as_str()) => {
+                Some(self.cache_order(cache).await?)
+            }
             _ => None,
         })
     }

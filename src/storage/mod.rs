@@ -37,6 +37,7 @@ pub use writes::{Added, NewEntity, Versions};
 
 use crate::config::{Backend, DatabaseConfig};
 use combine::CreateCombiner;
+use postgres::VersionRows;
 use probe::VersionProbe;
 use snapshot::SnapshotReader;
 use writer::SqliteWriter;
@@ -108,6 +109,8 @@ pub struct Store {
     snapshots: Option<Arc<SnapshotReader>>,
     /// PostgreSQL's creates (SQLite's go through its writer).
     creates: Arc<CreateCombiner>,
+    /// PostgreSQL's graph-version rows.
+    version_rows: Arc<VersionRows>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -153,6 +156,7 @@ impl Store {
                     probe: None,
                     snapshots: None,
                     creates: Arc::default(),
+                    version_rows: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -195,6 +199,7 @@ impl Store {
                     probe,
                     snapshots,
                     creates: Arc::default(),
+                    version_rows: Arc::default(),
                 })
             }
         }
@@ -268,6 +273,13 @@ impl Store {
     /// PostgreSQL's create_entities (`combine`): the names created.
     async fn pg_create(&self, tenant: &str, entities: serde_json::Value) -> Result<HashSet<String>, StorageError> {
         self.creates.create(&self.write, tenant, entities).await
+    }
+
+    /// Folds the tenant's graph-version rows of PostgreSQL backends that are gone (the server
+    /// does it as they pile up); returns how many rows were folded.
+    pub async fn fold_version_rows(&self, tenant: &str) -> Result<u64, StorageError> {
+        debug_assert_eq!(self.backend, Backend::Postgres);
+        postgres::fold_version_rows(&self.write, tenant).await
     }
 
     /// The pool for single-statement writes (autocommit) and migrations.

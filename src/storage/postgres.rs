@@ -1,13 +1,19 @@
-//! PostgreSQL's add_observations as one statement (autocommit, all or nothing): a network round
-//! trip per statement was most of a write's time. It takes the same JSON input as SQLite's batch
-//! (`writes`); creates are one statement too, combined across calls (`combine`).
+//! PostgreSQL's own: add_observations as one statement (autocommit, all or nothing: a network
+//! round trip per statement was most of a write's time; it takes the same JSON input as SQLite's
+//! batch, and creates are one statement too, combined across calls in `combine`), and the graph
+//! versions and whole-graph loads of the graph cache.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
+use futures::TryStreamExt;
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{AnyConnection, AnyPool, Row};
 
-use super::{Added, StorageError, Store};
+use super::{Added, LoadedGraph, StorageError, Store, StoredEntity, relations_page, versions::Entities};
 
 /// Adds each item's contents that its entity does not have yet; nothing when an entity named is
 /// missing. Every part of the statement sees the observations as they were before it, so repeats
@@ -45,4 +51,114 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
         };
     }
     Ok(Added::Inserted(inserted))
+}
+
+/// A tenant's graph version: the sum of its rows, one per backend that wrote to it (see the
+/// migration `graph_versions`), with its entity count and how many rows there are.
+const VERSION: &str = "SELECT COALESCE(sum(version), 0)::int8, COALESCE(sum(entities), 0)::int8, count(*)::int8 \
+     FROM graph_versions WHERE tenant = $1";
+
+/// The tenant's graph version, entity count and version rows; (0, 0, 0) for one that never wrote.
+pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i64, i64, i64), StorageError> {
+    let row = sqlx::query(VERSION).bind(tenant).fetch_one(conn).await?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+/// One row per observation (one for an entity without any), grouped by entity.
+const ENTITY_ROWS: &str = "SELECT e.id, e.name, e.entity_type, e.name_lc, e.type_lc, o.content, o.content_lc \
+     FROM entities e LEFT JOIN observations o ON o.entity_id = e.id WHERE e.tenant = $1 ORDER BY e.id, o.id";
+
+/// The tenant's graph in one snapshot (REPEATABLE READ), each entity handed to `each_entity` as
+/// its rows arrive.
+pub async fn load_graph<G: Send>(
+    store: &Store,
+    tenant: &str,
+    graph: &mut G,
+    each_entity: fn(&mut G, StoredEntity),
+) -> Result<LoadedGraph, StorageError> {
+    let mut tx = store.begin_read().await?;
+    let (version, _, _) = graph_version(&mut tx, tenant).await?;
+    let mut entities = Entities::new(graph, each_entity);
+    let mut rows = sqlx::query(ENTITY_ROWS).bind(tenant).fetch(&mut *tx);
+    while let Some(row) = rows.try_next().await? {
+        let entity = || {
+            Ok::<_, sqlx::Error>(StoredEntity {
+                id: row.try_get(0)?,
+                name: row.try_get(1)?,
+                entity_type: row.try_get(2)?,
+                name_lc: row.try_get(3)?,
+                type_lc: row.try_get(4)?,
+                observations: Vec::new(),
+            })
+        };
+        let observation = match row.try_get::<Option<String>, _>(5)? {
+            Some(content) => Some((content, row.try_get(6)?)),
+            None => None,
+        };
+        entities.row(row.try_get(0)?, entity, observation)?;
+    }
+    drop(rows);
+    entities.finish();
+    let relations = relations_page(&mut tx, tenant, 0, None).await?;
+    tx.commit().await?;
+    Ok(LoadedGraph { version, relations })
+}
+
+/// A tenant with more version rows than this has some folded (rows of live backends stay).
+const FOLD_AFTER_ROWS: i64 = 32;
+/// At most one fold a process this often: a tenant written by many live backends would
+/// otherwise start one, folding nothing, on every read.
+const FOLD_EVERY: Duration = Duration::from_secs(60);
+
+/// When this process last folded version rows.
+#[derive(Default)]
+pub struct VersionRows {
+    last_fold: Mutex<Option<Instant>>,
+}
+
+impl VersionRows {
+    /// Folds the tenant's rows of backends gone, in the background, when it has many.
+    pub fn fold_if_many(&self, store: &Store, tenant: &str, rows: i64) {
+        if rows <= FOLD_AFTER_ROWS {
+            return;
+        }
+        {
+            let mut last = self.last_fold.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < FOLD_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let (pool, tenant) = (store.writer().clone(), tenant.to_owned());
+        tokio::spawn(async move {
+            match fold_version_rows(&pool, &tenant).await {
+                Ok(folded) => tracing::debug!(folded, "graph-version rows folded"),
+                Err(error) => tracing::warn!(%error, "folding graph-version rows failed"),
+            }
+        });
+    }
+}
+
+/// Moves the tenant's version rows of backends that are gone into slot 0, keeping the sums: a
+/// copy loaded before stays current. Rows a write holds are skipped, never waited for, so a fold
+/// cannot make a write wait on it in turn (a deadlock). Returns how many rows went.
+pub async fn fold_version_rows(pool: &AnyPool, tenant: &str) -> Result<u64, StorageError> {
+    let folded: i64 = sqlx::query_scalar(
+        "WITH gone AS ( \
+           DELETE FROM graph_versions WHERE (tenant, slot) IN ( \
+             SELECT tenant, slot FROM graph_versions \
+             WHERE tenant = $1 AND slot <> 0 AND slot NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) \
+             FOR UPDATE SKIP LOCKED) \
+           RETURNING version, entities), \
+         kept AS ( \
+           INSERT INTO graph_versions AS v (tenant, slot, version, entities) \
+           SELECT $1, 0, sum(version), sum(entities) FROM gone HAVING count(*) > 0 \
+           ON CONFLICT (tenant, slot) \
+           DO UPDATE SET version = v.version + excluded.version, entities = v.entities + excluded.entities) \
+         SELECT count(*)::int8 FROM gone",
+    )
+    .bind(tenant)
+    .fetch_one(pool)
+    .await?;
+    Ok(folded as u64)
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{
     RELATION_ROWS, RelationRow,
-    versions::{LoadedGraph, StoredEntity, VERSION},
+    versions::{Entities, LoadedGraph, StoredEntity, VERSION},
 };
 
 /// One row per observation (one for an entity without any), grouped by entity. In name order, the
@@ -49,29 +49,25 @@ impl SnapshotReader {
         let version = tx.query_row(VERSION, [tenant], |row| row.get(0)).optional()?.unwrap_or(0);
         let mut statement = tx.prepare(ENTITY_ROWS)?;
         let mut rows = statement.query([tenant])?;
-        let mut current: Option<StoredEntity> = None;
+        let mut entities = Entities::new(graph, each_entity);
         while let Some(row) = rows.next()? {
-            let id = row.get(0)?;
-            if current.as_ref().is_none_or(|e| e.id != id) {
-                if let Some(done) = current.take() {
-                    each_entity(graph, done);
-                }
-                current = Some(StoredEntity {
-                    id,
+            let entity = || {
+                Ok::<_, rusqlite::Error>(StoredEntity {
+                    id: row.get(0)?,
                     name: row.get(1)?,
                     entity_type: row.get(2)?,
                     name_lc: row.get(3)?,
                     type_lc: row.get(4)?,
                     observations: Vec::new(),
-                });
-            }
-            if let (Some(content), Some(entity)) = (row.get::<_, Option<String>>(5)?, current.as_mut()) {
-                entity.observations.push((content, row.get(6)?));
-            }
+                })
+            };
+            let observation = match row.get::<_, Option<String>>(5)? {
+                Some(content) => Some((content, row.get(6)?)),
+                None => None,
+            };
+            entities.row(row.get(0)?, entity, observation)?;
         }
-        if let Some(done) = current {
-            each_entity(graph, done);
-        }
+        entities.finish();
         drop(rows);
         drop(statement);
         let relations = tx

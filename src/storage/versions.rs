@@ -1,10 +1,13 @@
-//! Graph versions (SQLite): the triggers of migration 20261126000001 bump a tenant's version on
-//! every change to its rows, so a reader can tell with one primary-key read whether a copy of the
-//! graph it holds is current, and load the whole graph as one snapshot when it is not.
+//! Graph versions: triggers (the migrations named `graph_versions`) bump a tenant's version on
+//! every change to its rows, whoever makes it, so a reader can tell with one small read whether a
+//! copy of the graph it holds is current, and load the whole graph as one snapshot when it is not.
+//! SQLite keeps one row per tenant; PostgreSQL one per tenant and writing backend, summed
+//! (`postgres::graph_version`).
 
 use sqlx::{AnyConnection, Row};
 
-use super::{RelationRow, StorageError};
+use super::{RelationRow, StorageError, postgres};
+use crate::config::Backend;
 
 /// An entity as stored, with the lowercased copies search matches against.
 pub struct StoredEntity {
@@ -23,7 +26,46 @@ pub struct LoadedGraph {
     pub relations: Vec<RelationRow>,
 }
 
-/// The tenant's graph version and entity count; (0, 0) for a tenant that never wrote.
+/// A load's entity rows (one per observation, one for an entity without any; an entity's rows
+/// together) made into entities, each handed on as soon as its last row is read.
+pub(super) struct Entities<'g, G> {
+    graph: &'g mut G,
+    each_entity: fn(&mut G, StoredEntity),
+    current: Option<StoredEntity>,
+}
+
+impl<'g, G> Entities<'g, G> {
+    pub(super) fn new(graph: &'g mut G, each_entity: fn(&mut G, StoredEntity)) -> Self {
+        Entities { graph, each_entity, current: None }
+    }
+
+    /// A row of entity `id`: `entity` reads the entity's columns when the row is its first.
+    pub(super) fn row<E>(
+        &mut self,
+        id: i64,
+        entity: impl FnOnce() -> Result<StoredEntity, E>,
+        observation: Option<(String, String)>,
+    ) -> Result<(), E> {
+        if self.current.as_ref().is_none_or(|e| e.id != id) {
+            let next = entity()?;
+            if let Some(done) = self.current.replace(next) {
+                (self.each_entity)(self.graph, done);
+            }
+        }
+        if let (Some(observation), Some(entity)) = (observation, self.current.as_mut()) {
+            entity.observations.push(observation);
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(mut self) {
+        if let Some(done) = self.current.take() {
+            (self.each_entity)(self.graph, done);
+        }
+    }
+}
+
+/// The tenant's graph version and entity count (SQLite); (0, 0) for a tenant that never wrote.
 pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i64, i64), StorageError> {
     let row = sqlx::query(VERSION).bind(tenant).fetch_optional(conn).await?;
     Ok(match row {
@@ -33,30 +75,42 @@ pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i6
 }
 
 impl super::Store {
-    /// The tenant's graph version and entity count: from the probe when it can answer at once,
-    /// else from the read pool.
+    /// The tenant's graph version and entity count: on SQLite from the probe when it can answer
+    /// at once, else from the read pool.
     pub async fn graph_version(&self, tenant: &str) -> Result<(i64, i64), StorageError> {
         if let Some(found) = self.probe.as_ref().and_then(|probe| probe.version(tenant)) {
             return Ok(found);
         }
         let mut conn = self.reader().acquire().await?;
-        graph_version(&mut conn, tenant).await
+        match self.backend {
+            Backend::Sqlite => graph_version(&mut conn, tenant).await,
+            Backend::Postgres => {
+                let (version, entities, rows) = postgres::graph_version(&mut conn, tenant).await?;
+                drop(conn);
+                self.version_rows.fold_if_many(self, tenant, rows);
+                Ok((version, entities))
+            }
+        }
     }
 }
 
-/// A tenant's version row.
+/// A tenant's version row (SQLite).
 pub(super) const VERSION: &str = "SELECT version, entities FROM graph_versions WHERE tenant = $1";
 impl super::Store {
     /// The tenant's whole graph as one snapshot: each entity, with its observations, goes to
-    /// `each_entity` as its rows arrive (in name order), so the graph is never held twice (collected
-    /// first, loading a 47k-entity graph took the server's peak ~6 MiB higher). Only a SQLite file
-    /// can be loaded (`loads_graphs`).
+    /// `each_entity` as its rows arrive, so the graph is never held twice (collected first,
+    /// loading a 47k-entity graph took the server's peak ~6 MiB higher). PostgreSQL, or SQLite in
+    /// a file (`loads_graphs`).
     pub async fn load_graph<G: Send + 'static>(
         &self,
         tenant: &str,
         mut graph: G,
         each_entity: fn(&mut G, StoredEntity),
     ) -> Result<(G, LoadedGraph), StorageError> {
+        if self.backend == Backend::Postgres {
+            let rest = postgres::load_graph(self, tenant, &mut graph, each_entity).await?;
+            return Ok((graph, rest));
+        }
         let Some(reader) = self.snapshots.clone() else {
             return Err(sqlx::Error::Configuration("whole-graph loads need a SQLite database file".into()).into());
         };
@@ -73,9 +127,16 @@ impl super::Store {
         }
     }
 
-    /// Whether `load_graph` can load a tenant's graph: SQLite in a file (in memory, every
-    /// connection of ours would see a database of its own).
+    /// Whether `load_graph` can load a tenant's graph: PostgreSQL, or SQLite in a file (in
+    /// memory, every connection of ours would see a database of its own).
     pub fn loads_graphs(&self) -> bool {
-        self.snapshots.is_some()
+        self.backend == Backend::Postgres || self.snapshots.is_some()
+    }
+
+    /// Whether writes report the graph versions around them (SQLite, whose one writer orders
+    /// them), so a copy of the graph can replay them; PostgreSQL's writes, concurrent across
+    /// replicas, do not.
+    pub fn reports_versions(&self) -> bool {
+        self.sqlite_writer.is_some()
     }
 }
