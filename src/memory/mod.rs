@@ -87,7 +87,7 @@ pub struct Memory {
 impl Memory {
     pub fn new(store: Store, limits: Limits) -> Self {
         let cache = (store.loads_graphs() && limits.graph_cache_entities > 0)
-            .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities, store.reports_versions())));
+            .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities, store.single_writer())));
         Memory { store, limits, cache }
     }
 

@@ -1,7 +1,7 @@
-//! The six writes, each all or nothing (`storage::writes`). On SQLite, when the graph cache holds
-//! the tenant's graph, a write runs in the cache's replay order and is replayed on the copy once
-//! committed, from the graph versions the write saw before and after its changes (PostgreSQL's
-//! writes report none: the next read finds the copy stale).
+//! The six writes, each all or nothing (`storage::writes`). A write that reports the graph
+//! versions before and after its changes is replayed on the tenant's copy once committed (see
+//! `cache`): on SQLite every write, in the cache's replay order, taken when the cache holds the
+//! tenant's graph; on PostgreSQL creates and observation additions, in no order.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,14 +19,15 @@ impl Memory {
     /// older version: the next read loads again).
     async fn order(&self, tenant: &Tenant) -> Result<Order<'_>> {
         Ok(match &self.cache {
-            Some(cache) if self.store.reports_versions() && cache.holds(tenant.as_str()) => {
+            Some(cache) if self.store.single_writer() && cache.holds(tenant.as_str()) => {
                 Some(self.cache_order(cache).await?)
             }
             _ => None,
         })
     }
 
-    /// Replays a committed write on the tenant's copy (in the order taken before it).
+    /// Replays a committed write on the tenant's copy (with one writer, in the order taken
+    /// before it).
     fn replay(
         &self,
         tenant: &Tenant,
@@ -34,7 +35,9 @@ impl Memory {
         versions: Option<Versions>,
         replay: impl FnOnce(&mut TenantGraph),
     ) {
-        if let (Some(cache), Some(_order), Some(v)) = (&self.cache, order, versions) {
+        if let (Some(cache), Some(v)) = (&self.cache, versions)
+            && (order.is_some() || !self.store.single_writer())
+        {
             cache.apply(tenant.as_str(), v.before, v.after, replay);
         }
     }

@@ -270,8 +270,13 @@ impl Store {
         self.sqlite_writer.as_deref()
     }
 
-    /// PostgreSQL's create_entities (`combine`): the names created.
-    async fn pg_create(&self, tenant: &str, entities: serde_json::Value) -> Result<HashSet<String>, StorageError> {
+    /// PostgreSQL's create_entities (`combine`): the names created, and the graph versions
+    /// around the call when it can be replayed.
+    async fn pg_create(
+        &self,
+        tenant: &str,
+        entities: serde_json::Value,
+    ) -> Result<(HashSet<String>, Option<Versions>), StorageError> {
         self.creates.create(&self.write, tenant, entities).await
     }
 

@@ -13,14 +13,16 @@ use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use super::{Added, LoadedGraph, StorageError, Store, StoredEntity, relations_page, versions::Entities};
+use super::{Added, LoadedGraph, StorageError, Store, StoredEntity, Versions, relations_page, versions::Entities};
 
 /// Adds each item's contents that its entity does not have yet; nothing when an entity named is
 /// missing. Every part of the statement sees the observations as they were before it, so repeats
 /// within an item are both added (the reference's rule). The lookups are scalar subqueries, one
 /// index probe a row: as `NOT EXISTS` joins the planner, which guesses 100 rows for every JSON
 /// array, hashed the tenant's entities and all observations (10k entities: 15 ms, against 0.5).
-pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Result<Added, StorageError> {
+/// Returns what it did and the tenant's graph versions around it: the version its snapshot saw,
+/// and that plus the one its change adds (the observations trigger's).
+pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Result<(Added, Versions), StorageError> {
     let rows = sqlx::query(
         "WITH items AS MATERIALIZED ( \
            SELECT t.ord, t.value->>0 AS entity, t.value->1 AS contents, \
@@ -36,21 +38,29 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
            ORDER BY i.ord, c.ord \
            RETURNING entity_id, content) \
          SELECT 'missing', entity, NULL::text FROM missing \
-         UNION ALL SELECT 'added', (SELECT name FROM entities WHERE id = a.entity_id), a.content FROM added a",
+         UNION ALL SELECT 'added', (SELECT name FROM entities WHERE id = a.entity_id), a.content FROM added a \
+         UNION ALL SELECT 'version', (SELECT COALESCE(sum(version), 0) FROM graph_versions WHERE tenant = $1)::text, \
+           (EXISTS (SELECT 1 FROM added))::int::text",
     )
     .bind(tenant)
     .bind(input.to_string())
     .fetch_all(store.writer())
     .await?;
-    let mut inserted = HashSet::new();
+    let (mut inserted, mut missing, mut versions) = (HashSet::new(), None, None);
     for row in rows {
-        let (tag, entity): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        match row.try_get::<Option<String>, _>(2)? {
-            Some(content) if tag == "added" => inserted.insert((entity, content)),
-            _ => return Ok(Added::Missing(entity)),
-        };
+        let (tag, value): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        match (tag.as_str(), row.try_get::<Option<String>, _>(2)?) {
+            ("added", Some(content)) => _ = inserted.insert((value, content)),
+            ("version", Some(bumps)) => {
+                let number = |text: &str| text.parse::<i64>().map_err(|e| sqlx::Error::Decode(e.into()));
+                let before = number(&value)?;
+                versions = Some(Versions { before, after: before + number(&bumps)? });
+            }
+            _ => missing = Some(value),
+        }
     }
-    Ok(Added::Inserted(inserted))
+    let versions = versions.ok_or_else(|| sqlx::Error::Protocol("add_observations: no version row".into()))?;
+    Ok((missing.map_or(Added::Inserted(inserted), Added::Missing), versions))
 }
 
 /// A tenant's graph version: the sum of its rows, one per backend that wrote to it (see the

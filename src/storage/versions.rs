@@ -133,10 +133,11 @@ impl super::Store {
         self.backend == Backend::Postgres || self.snapshots.is_some()
     }
 
-    /// Whether writes report the graph versions around them (SQLite, whose one writer orders
-    /// them), so a copy of the graph can replay them; PostgreSQL's writes, concurrent across
-    /// replicas, do not.
-    pub fn reports_versions(&self) -> bool {
+    /// Whether one writer orders every write (SQLite): each reports the graph versions around
+    /// it, and a copy of the graph can replay them in commit order. PostgreSQL's writes commit
+    /// concurrently across replicas; only its creates and observation additions report the
+    /// version they started from.
+    pub fn single_writer(&self) -> bool {
         self.sqlite_writer.is_some()
     }
 }

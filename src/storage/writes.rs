@@ -1,8 +1,9 @@
 //! The six writes on either backend, each all or nothing. SQLite's are one batch each through its
 //! writer (`batch`); PostgreSQL's creates are one statement for the calls that arrive together
 //! (`combine`), its additions one statement each (`postgres`), the others statements in a
-//! transaction. Each returns what it did and, on SQLite, the graph versions around it (for the
-//! graph cache; PostgreSQL has none).
+//! transaction. Each returns what it did and, where it can tell, the graph versions around it (for
+//! the graph cache's replay): SQLite's always, PostgreSQL's creates and additions (one statement,
+//! one snapshot).
 
 use std::collections::HashSet;
 
@@ -71,7 +72,7 @@ pub async fn create_entities(store: &Store, tenant: &str, entities: &[NewEntity<
     let input = entities_input(entities);
     Ok(match store.sqlite_writer() {
         Some(writer) => batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?,
-        None => (store.pg_create(tenant, input).await?, None),
+        None => store.pg_create(tenant, input).await?,
     })
 }
 
@@ -102,7 +103,7 @@ pub async fn add_observations(store: &Store, tenant: &str, items: &[(&str, Vec<&
     let input = additions_input(items);
     Ok(match store.sqlite_writer() {
         Some(writer) => batch::add_observations(writer, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
-        None => (postgres::add_observations(store, tenant, &input).await?, None),
+        None => postgres::add_observations(store, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
     })
 }
 

@@ -4,13 +4,21 @@
 //!
 //! A copy is used only while it is current: every read first reads the tenant's graph version
 //! (triggers bump it on every change, whoever makes it) and serves from memory only a copy at that
-//! version or later. On SQLite this server's own writes are replayed on the copy after they
-//! commit, in commit order, so a write does not cost the next read a reload; any other change
-//! (another process, an older release) shows as a version the copy does not have, and the next
-//! read loads the graph again. PostgreSQL's writes, concurrent across replicas, are not replayed:
-//! a changed graph is read from the database until a few reads in a row find it unchanged, then
-//! loaded (`settled`). At most `max_entities` entities are held, least recently used tenants
-//! evicted first; a larger graph is read from the database as before.
+//! version or later. This server's own writes are replayed on the copy after they commit, so a
+//! write does not cost the next read a reload; any other change (another process or replica, an
+//! older release) shows as a version the copy does not have.
+//!
+//! - SQLite: every write is replayed, in commit order (`order`), and a read that finds the copy
+//!   stale loads the graph again.
+//! - PostgreSQL: writes commit concurrently across replicas, in an order no replica sees. A
+//!   create or observation addition reports the version it started from (one statement, one
+//!   snapshot) and is replayed only onto a copy at exactly that version; the others are not. A
+//!   read that finds the copy stale goes to the database until a few reads in a row find one
+//!   version, then loads the graph (`settled`): a graph other replicas write between most reads
+//!   would otherwise be loaded for nothing.
+//!
+//! At most `max_entities` entities are held, least recently used tenants evicted first; a larger
+//! graph is read from the database as before.
 
 mod graph;
 mod text;
@@ -27,8 +35,8 @@ pub use graph::TenantGraph;
 
 pub struct GraphCache {
     max_entities: usize,
-    /// Writes are replayed on copies (SQLite): a stale copy may yet catch up.
-    replays: bool,
+    /// Every write is replayed, in `order` (SQLite).
+    ordered: bool,
     tenants: Mutex<Tenants>,
     /// Held by a write from its BEGIN until it is replayed here, and by a load: replays happen in
     /// commit order, a load never races one, and readers that find a copy stale first let the
@@ -52,8 +60,8 @@ fn unread_writes_limit(entities: usize) -> u64 {
     (entities as u64 / 64).max(16)
 }
 
-/// Without replays, a graph is loaded once this many reads in a row found it at one version: a
-/// load costs a few searches, and a graph written between most reads would be loaded for nothing.
+/// Unordered, a stale graph is loaded again once this many reads in a row found it at one version:
+/// a load costs a few searches, and a graph written between most reads would be loaded for nothing.
 const LOAD_AFTER_READS: u32 = 4;
 
 impl Cached {
@@ -72,10 +80,10 @@ impl Cached {
 }
 
 impl GraphCache {
-    pub fn new(max_entities: usize, replays: bool) -> Self {
+    pub fn new(max_entities: usize, ordered: bool) -> Self {
         GraphCache {
             max_entities,
-            replays,
+            ordered,
             tenants: Mutex::default(),
             order: tokio::sync::Mutex::default(),
             clock: AtomicU64::new(0),
@@ -107,9 +115,6 @@ impl GraphCache {
             return None;
         }
         if cached.read().version < version {
-            if !self.replays {
-                self.tenants().remove(tenant); // it cannot catch up
-            }
             return None;
         }
         cached.used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
@@ -117,13 +122,17 @@ impl GraphCache {
         Some(cached)
     }
 
-    /// Whether to load the tenant's graph, found at `version` with no copy current: with replays
-    /// always, else once `LOAD_AFTER_READS` reads in a row found that version.
+    /// Whether to load the tenant's graph, found at `version` with no copy current: ordered or
+    /// without a copy at once, else (a stale copy) once `LOAD_AFTER_READS` reads in a row found
+    /// that version.
     pub fn settled(&self, tenant: &str, version: i64) -> bool {
-        if self.replays {
+        if self.ordered {
             return true;
         }
         let mut tenants = self.tenants();
+        if !tenants.copies.contains_key(tenant) {
+            return true;
+        }
         if tenants.reads_at.len() >= 4096 && !tenants.reads_at.contains_key(tenant) {
             tenants.reads_at.clear(); // tenants that never settled; counting starts again
         }
@@ -156,7 +165,9 @@ impl GraphCache {
     }
 
     /// Replays a committed write on the tenant's copy when the copy is at the version the write
-    /// started from; drops the copy when it is not (it missed a change) or nobody reads it.
+    /// started from; drops the copy when nobody reads it, or (ordered) when it missed a change.
+    /// Unordered, a copy at another version is left as it is: older, it is stale already; newer,
+    /// it was loaded after this write or another one committed.
     pub fn apply(&self, tenant: &str, before: i64, after: i64, replay: impl FnOnce(&mut TenantGraph)) {
         if before == after {
             return; // nothing changed
@@ -168,7 +179,10 @@ impl GraphCache {
             return;
         };
         let unread = cached.unread_writes.fetch_add(1, Ordering::Relaxed) + 1;
-        let dropped = if graph.version != before {
+        let dropped = if graph.version != before && !self.ordered {
+            metrics::counter!("graph_cache_replays_skipped_total").increment(1);
+            return;
+        } else if graph.version != before {
             Some("missed_change")
         } else if unread > unread_writes_limit(graph.len()) {
             Some("unread")
@@ -198,8 +212,8 @@ impl GraphCache {
 struct Tenants {
     copies: HashMap<String, Arc<Cached>>,
     held: usize,
-    /// Without replays: the version the last reads of a tenant with no current copy found, and
-    /// how many reads in a row found it (`settled`).
+    /// Unordered: the version the last reads of a tenant with a stale copy found, and how many
+    /// reads in a row found it (`settled`).
     reads_at: HashMap<String, (i64, u32)>,
 }
 
