@@ -48,6 +48,10 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!("db_create_calls_total", "PostgreSQL create_entities calls");
             metrics::describe_counter!("db_create_statements_total", "PostgreSQL statements that made those calls");
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");
+            metrics::describe_counter!(
+                "graph_cache_replays_skipped_total",
+                "PostgreSQL writes not replayed: the copy was at another version than the write started from"
+            );
             metrics::describe_gauge!("mcp_sessions_active", "MCP sessions held by this replica");
             metrics::describe_gauge!("mcp_sse_streams", "Open SSE streams by kind (request, standalone, resumed)");
             metrics::describe_gauge!("mcp_subscriptions_active", "Resource subscribers on this replica");

@@ -14,9 +14,11 @@ use crate::storage::{self, Versions, writes::Added};
 type Order<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
 
 impl Memory {
-    /// The cache's replay order, when the cache holds the tenant's graph. Without a copy there
-    /// is nothing to replay and no order to keep (a copy loaded while this write runs is at an
-    /// older version: the next read loads again).
+    /// The cache's replay order, with one writer (SQLite) and when the cache holds the tenant's
+    /// graph. Without a copy there is nothing to replay and no order to keep (a copy loaded while
+    /// this write runs is at an older version: the next read loads again). PostgreSQL's writes
+    /// take none: it would serialize the combined creates, and `apply` checks each replay's
+    /// version instead.
     async fn order(&self, tenant: &Tenant) -> Result<Order<'_>> {
         Ok(match &self.cache {
             Some(cache) if self.store.single_writer() && cache.holds(tenant.as_str()) => {

@@ -37,10 +37,11 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
              AND (SELECT 1 FROM observations o WHERE o.entity_id = i.entity_id AND o.content = c.value->>0 LIMIT 1) IS NULL \
            ORDER BY i.ord, c.ord \
            RETURNING entity_id, content) \
-         SELECT 'missing', entity, NULL::text FROM missing \
-         UNION ALL SELECT 'added', (SELECT name FROM entities WHERE id = a.entity_id), a.content FROM added a \
-         UNION ALL SELECT 'version', (SELECT COALESCE(sum(version), 0) FROM graph_versions WHERE tenant = $1)::text, \
-           (EXISTS (SELECT 1 FROM added))::int::text",
+         SELECT 'missing', entity, NULL::text, NULL::int8, NULL::int8 FROM missing \
+         UNION ALL SELECT 'added', (SELECT name FROM entities WHERE id = a.entity_id), a.content, NULL, NULL FROM added a \
+         UNION ALL SELECT 'version', NULL, NULL, \
+           (SELECT COALESCE(sum(version), 0) FROM graph_versions WHERE tenant = $1)::int8, \
+           (EXISTS (SELECT 1 FROM added))::int::int8",
     )
     .bind(tenant)
     .bind(input.to_string())
@@ -48,15 +49,13 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
     .await?;
     let (mut inserted, mut missing, mut versions) = (HashSet::new(), None, None);
     for row in rows {
-        let (tag, value): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        match (tag.as_str(), row.try_get::<Option<String>, _>(2)?) {
-            ("added", Some(content)) => _ = inserted.insert((value, content)),
-            ("version", Some(bumps)) => {
-                let number = |text: &str| text.parse::<i64>().map_err(|e| sqlx::Error::Decode(e.into()));
-                let before = number(&value)?;
-                versions = Some(Versions { before, after: before + number(&bumps)? });
+        match row.try_get::<String, _>(0)?.as_str() {
+            "added" => _ = inserted.insert((row.try_get(1)?, row.try_get(2)?)),
+            "version" => {
+                let before: i64 = row.try_get(3)?;
+                versions = Some(Versions { before, after: before + row.try_get::<i64, _>(4)? });
             }
-            _ => missing = Some(value),
+            _ => missing = Some(row.try_get(1)?),
         }
     }
     let versions = versions.ok_or_else(|| sqlx::Error::Protocol("add_observations: no version row".into()))?;

@@ -179,10 +179,11 @@ impl GraphCache {
             return;
         };
         let unread = cached.unread_writes.fetch_add(1, Ordering::Relaxed) + 1;
-        let dropped = if graph.version != before && !self.ordered {
+        if graph.version != before && !self.ordered {
             metrics::counter!("graph_cache_replays_skipped_total").increment(1);
             return;
-        } else if graph.version != before {
+        }
+        let dropped = if graph.version != before {
             Some("missed_change")
         } else if unread > unread_writes_limit(graph.len()) {
             Some("unread")
