@@ -495,3 +495,35 @@ async fn version_rows_of_backends_gone_are_folded_and_the_version_kept_postgres(
     let everyone: Vec<_> = everyone.into_iter().chain(["after"]).collect();
     assert_eq!(five_reads(&memory, "v", &everyone).await, CURRENT);
 }
+
+/// Reads of a tenant share its version queries, yet each is answered by a query sent after it
+/// arrived: a write acknowledged by one replica is found at once by the next read on another,
+/// however many reads there keep a query in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_share_version_queries_and_still_see_every_write_acknowledged_before_postgres() {
+    let Some(db) = TestDb::new(Db::Postgres).await else { return };
+    let (writing, reading) = (memory(&db.url, "50000").await, memory(&db.url, "50000").await);
+    let tenant = Tenant::default();
+    writing.create_entities(&tenant, vec![entity("seed", "s")]).await.unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (memory, tenant, done) = (reading.clone(), tenant.clone(), done.clone());
+        readers.spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                memory.search_nodes(&tenant, "seed", &PageRequest::default()).await.unwrap();
+            }
+        });
+    }
+    for i in 0..40 {
+        let name = format!("probe-{i}");
+        writing.create_entities(&tenant, vec![entity(&name, "p")]).await.unwrap();
+        let found = reading.search_nodes(&tenant, &name, &PageRequest::default()).await.unwrap();
+        let names: Vec<_> = found.graph.entities.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, [name.as_str()], "write {i}, read on the other replica right after");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    readers.join_all().await;
+    let (queries, cached) = (series("db_version_queries_total"), cache_reads("hit") + cache_reads("changing"));
+    assert!(queries > 0 && queries < cached / 2, "{queries} version queries for {cached} reads");
+}

@@ -47,6 +47,10 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!("graph_cache_reads_total", "Reads by how the graph cache served them");
             metrics::describe_counter!("db_create_calls_total", "PostgreSQL create_entities calls");
             metrics::describe_counter!("db_create_statements_total", "PostgreSQL statements that made those calls");
+            metrics::describe_counter!(
+                "db_version_queries_total",
+                "PostgreSQL graph-version queries (reads of a tenant that arrive together share one)"
+            );
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");
             metrics::describe_counter!(
                 "graph_cache_replays_skipped_total",

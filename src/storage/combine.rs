@@ -101,12 +101,7 @@ impl CreateCombiner {
                 Err(error) if calls.len() == 1 => vec![Err(error)],
                 // Unreachable for one is unreachable for all, and each trying alone would wait its
                 // own DB_TIMEOUT in turn.
-                Err(error) if error.is_unavailable() => {
-                    let message = error.to_string();
-                    let unavailable =
-                        || StorageError::Database(sqlx::Error::Io(std::io::Error::other(message.clone())));
-                    calls.iter().map(|_| Err(unavailable())).collect()
-                }
+                Err(error) if error.is_unavailable() => calls.iter().map(|_| Err(error.shared())).collect(),
                 // One call's failure must not be the others': each again, alone.
                 Err(_) => {
                     let mut outcomes = Vec::with_capacity(calls.len());

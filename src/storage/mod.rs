@@ -11,6 +11,7 @@ mod postgres;
 mod probe;
 mod search;
 mod snapshot;
+mod version_reads;
 mod versions;
 mod writer;
 pub mod writes;
@@ -40,6 +41,7 @@ use combine::CreateCombiner;
 use postgres::VersionRows;
 use probe::VersionProbe;
 use snapshot::SnapshotReader;
+use version_reads::VersionReads;
 use writer::SqliteWriter;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -78,6 +80,16 @@ impl StorageError {
             _ => false,
         }
     }
+
+    /// The same failure for another caller that waited on it: unavailable stays unavailable
+    /// (503); anything else is the database's error, by its message.
+    pub(super) fn shared(&self) -> StorageError {
+        let message = self.to_string();
+        StorageError::Database(match self.is_unavailable() {
+            true => sqlx::Error::Io(std::io::Error::other(message)),
+            false => sqlx::Error::Protocol(message),
+        })
+    }
 }
 
 /// How the schema compares with the migrations compiled into this binary.
@@ -111,6 +123,8 @@ pub struct Store {
     creates: Arc<CreateCombiner>,
     /// PostgreSQL's graph-version rows.
     version_rows: Arc<VersionRows>,
+    /// PostgreSQL's graph-version reads, shared by the reads that arrive together.
+    version_reads: Arc<VersionReads>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -157,6 +171,7 @@ impl Store {
                     snapshots: None,
                     creates: Arc::default(),
                     version_rows: Arc::default(),
+                    version_reads: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -200,6 +215,7 @@ impl Store {
                     snapshots,
                     creates: Arc::default(),
                     version_rows: Arc::default(),
+                    version_reads: Arc::default(),
                 })
             }
         }

@@ -76,17 +76,16 @@ pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i6
 
 impl super::Store {
     /// The tenant's graph version and entity count: on SQLite from the probe when it can answer
-    /// at once, else from the read pool.
+    /// at once, else from the read pool; on PostgreSQL from a query shared with the reads of the
+    /// tenant that arrive with this one (`version_reads`).
     pub async fn graph_version(&self, tenant: &str) -> Result<(i64, i64), StorageError> {
         if let Some(found) = self.probe.as_ref().and_then(|probe| probe.version(tenant)) {
             return Ok(found);
         }
-        let mut conn = self.reader().acquire().await?;
         match self.backend {
-            Backend::Sqlite => graph_version(&mut conn, tenant).await,
+            Backend::Sqlite => graph_version(&mut *self.reader().acquire().await?, tenant).await,
             Backend::Postgres => {
-                let (version, entities, rows) = postgres::graph_version(&mut conn, tenant).await?;
-                drop(conn);
+                let (version, entities, rows) = self.version_reads.read(self.reader(), tenant).await?;
                 self.version_rows.fold_if_many(self, tenant, rows);
                 Ok((version, entities))
             }
