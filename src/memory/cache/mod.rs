@@ -174,9 +174,14 @@ impl GraphCache {
         }
         let mut tenants = self.tenants();
         let Some(cached) = tenants.copies.get(tenant).cloned() else { return };
-        let Ok(mut graph) = cached.graph.write() else {
-            tenants.remove(tenant); // poisoned by a replay that panicked
-            return;
+        let mut graph = match cached.graph.write() {
+            Ok(graph) => graph,
+            Err(poisoned) => {
+                // A replay panicked. Its guard goes first: removing reads the copy's size.
+                drop(poisoned);
+                tenants.remove(tenant);
+                return;
+            }
         };
         let unread = cached.unread_writes.fetch_add(1, Ordering::Relaxed) + 1;
         if graph.version != before && !self.ordered {
@@ -196,6 +201,9 @@ impl GraphCache {
                 replay(&mut graph);
                 graph.version = after;
                 tenants.held = tenants.held - len_before + graph.len();
+                // Before evicting: the copy may be the one to go, and its size is read under its
+                // own lock (held here, the worker would wait on itself, and every request on it).
+                drop(graph);
             }
             Some(reason) => {
                 metrics::counter!("graph_cache_drops_total", "reason" => reason).increment(1);
