@@ -84,10 +84,13 @@ impl VersionReads {
             match outcome {
                 Ok(version) => waiting.into_iter().for_each(|reply| _ = reply.send(Ok(version))),
                 Err(error) => {
+                    // Each other waiter gets a copy; the first, the error itself.
                     let mut waiting = waiting.into_iter();
                     let first = waiting.next();
                     waiting.for_each(|reply| _ = reply.send(Err(error.shared())));
-                    first.map(|reply| reply.send(Err(error)));
+                    if let Some(reply) = first {
+                        let _ = reply.send(Err(error));
+                    }
                 }
             }
         }
