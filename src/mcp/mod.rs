@@ -2,6 +2,7 @@
 
 mod fixtures;
 mod resources;
+mod results;
 mod subscriptions;
 pub mod tools;
 

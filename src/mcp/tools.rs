@@ -5,15 +5,16 @@ use std::sync::LazyLock;
 
 use rmcp::{
     ErrorData as McpError,
-    model::{CallToolResult, ContentBlock, JsonObject, Tool},
+    model::{CallToolResult, JsonObject, Tool},
 };
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use super::McpLayerError;
-use crate::memory::{
-    Entity, GraphPage, KnowledgeGraph, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant,
+use super::{
+    McpLayerError,
+    results::{graph_result, list_result, message_result, page_result},
 };
+use crate::memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant};
 
 /// The reference's tool list (names, titles, schemas, annotations), as advertised by
 /// `@modelcontextprotocol/server-memory`, with our optional `limit`/`cursor` extensions.
@@ -94,45 +95,6 @@ impl PageArgs {
     }
 }
 
-/// The text of list results is the bare array, as in the reference.
-fn list_result<T: serde::Serialize>(key: &str, items: &[T]) -> CallToolResult {
-    let text = serde_json::to_string_pretty(items).expect("items serialize");
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(json!({ key: items }));
-    result
-}
-
-fn message_result(message: &str) -> CallToolResult {
-    let mut result = CallToolResult::success(vec![ContentBlock::text(message)]);
-    result.structured_content = Some(json!({ "success": true, "message": message }));
-    result
-}
-
-/// A graph (page) as the tools return it: the text is the reference's
-/// `JSON.stringify(graph, null, 2)`, the structured content the same object.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GraphView<'a> {
-    entities: &'a [Entity],
-    relations: &'a [Relation],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<&'a str>,
-}
-
-/// Both forms come from the typed graph (the text used to be printed from the `Value`, a slower
-/// walk): building a search result is a fifth of a read's CPU.
-fn graph_result(graph: &KnowledgeGraph, next_cursor: Option<&str>) -> CallToolResult {
-    let view = GraphView { entities: &graph.entities, relations: &graph.relations, next_cursor };
-    let text = serde_json::to_string_pretty(&view).expect("graph serializes");
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(serde_json::to_value(&view).expect("graph serializes"));
-    result
-}
-
-fn page_result(page: GraphPage) -> CallToolResult {
-    graph_result(&page.graph, page.next_cursor.as_deref())
-}
-
 /// A tool's result and the entities whose resources it changed (for subscribers).
 pub struct ToolOutput {
     pub result: CallToolResult,
@@ -199,7 +161,7 @@ pub async fn call(
         }
         "open_nodes" => {
             let args: NamesArgs = parse(arguments)?;
-            graph_result(&memory.open_nodes(tenant, args.names).await?, None)
+            graph_result(memory.open_nodes(tenant, args.names).await?, None)
         }
         _ => return Ok(None),
     };
