@@ -128,12 +128,8 @@ mod tests {
     #[test]
     fn the_text_buffer_is_sized_for_the_text_it_holds() {
         let graph = graph();
-        let text = serde_json::to_string_pretty(&GraphView {
-            entities: &graph.entities,
-            relations: &graph.relations,
-            next_cursor: None,
-        })
-        .unwrap();
+        let result = graph_result(graph.clone(), None);
+        let text = &result.content[0].as_text().expect("a text block").text;
         assert!(pretty_size(&graph) >= text.len(), "{} < {}", pretty_size(&graph), text.len());
         assert!(pretty_size(&graph) < 2 * text.len());
     }
