@@ -230,8 +230,30 @@ macro_rules! both_backends {
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A free loopback port: bound, read and released again.
+/// A free port for a server process a test starts, taken below the kernel's ephemeral range: a
+/// port from bind(0) comes from that range, where every outgoing connection (database pools, HTTP
+/// clients of tests running alongside) takes its local port, and one did take it before the
+/// server bound it ("Address already in use" in CI). Each test process starts at its own offset
+/// and never hands a port out twice; the port is checked free when handed out.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    };
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let ephemeral_start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, span) = (ephemeral_start / 2, ephemeral_start / 2);
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(97) % span));
+    for _ in 0..span {
+        let port = (low + next.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{}", low + span)
 }
 
 /// `mcp-server serve` as its own process on `port` (metrics on a free port), with a clean
