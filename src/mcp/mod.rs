@@ -1,6 +1,7 @@
 //! MCP layer: the rmcp `ServerHandler` that exposes the memory over any transport.
 
 mod fixtures;
+mod pretty;
 mod resources;
 mod results;
 mod subscriptions;
