@@ -83,12 +83,14 @@ pub fn init(settings: &Settings) -> Telemetry {
     Telemetry { provider }
 }
 
-/// Records the OpenTelemetry trace and span ids as fields, so that log lines carry them.
-pub fn record_ids(span: &tracing::Span) {
+/// Records the OpenTelemetry trace and span ids as fields, so that log lines carry them; false
+/// when the span has none (no trace exporter).
+pub fn record_ids(span: &tracing::Span) -> bool {
     let context = span.context();
     let ids = context.span().span_context().clone();
     if ids.is_valid() {
         span.record("trace_id", ids.trace_id().to_string());
         span.record("span_id", ids.span_id().to_string());
     }
+    ids.is_valid()
 }

@@ -31,6 +31,18 @@ fn spans(batches: &[Value]) -> Vec<(String, String, String, String)> {
     out
 }
 
+/// The `http.response.status_code` attribute of the span with this id, when it is an int (which
+/// OTLP/JSON writes as a string).
+fn http_status(batches: &[Value], span_id: &str) -> Option<String> {
+    let spans = batches.iter().flat_map(|b| b["resourceSpans"].as_array().into_iter().flatten());
+    let spans = spans.flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten());
+    let span = spans
+        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+        .find(|s| s["spanId"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(span_id)))?;
+    let attribute = span["attributes"].as_array()?.iter().find(|a| a["key"] == "http.response.status_code")?;
+    attribute["value"]["intValue"].as_str().map(str::to_string)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn spans_and_logs_follow_the_callers_trace() {
     let received: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -127,6 +139,11 @@ async fn spans_and_logs_follow_the_callers_trace() {
     assert_eq!(tool.3, http.2, "tool span under the HTTP span");
     assert_eq!(db.3, tool.2, "database span under the tool span");
     assert_eq!(meta.3, "b7ad6b7169203331", "_meta traceparent is honoured");
+    assert_eq!(
+        http_status(&received.lock().unwrap(), &http.2).as_deref(),
+        Some("200"),
+        "the HTTP span records its response's status"
+    );
 
     let line = lines
         .lock()

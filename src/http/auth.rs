@@ -5,7 +5,6 @@ use axum::{
     Json,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::{
     auth::{AuthError, Principal},
+    memory::Tenant,
     ratelimit::Decision,
 };
 
@@ -84,13 +84,13 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     Ok(token)
 }
 
-/// Validates the bearer token and attaches the caller's tenant to the request.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if query_carries_token(&request) {
-        return reject(&state, AuthError::TokenInQuery);
+/// Validates the bearer token and attaches the caller's principal and tenant to the request.
+pub async fn authenticate(state: &AppState, request: &mut Request) -> Result<(), Response> {
+    if query_carries_token(request) {
+        return Err(reject(state, AuthError::TokenInQuery));
     }
     if !state.auth.enabled() {
-        return next.run(request).await;
+        return Ok(());
     }
     let principal = match bearer(request.headers()) {
         Ok(token) => state.auth.authenticate(token).await,
@@ -100,9 +100,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Ok(principal) => {
             request.extensions_mut().insert(principal.tenant.clone());
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            Ok(())
         }
-        Err(error) => reject(&state, error),
+        Err(error) => Err(reject(state, error)),
     }
 }
 
@@ -121,7 +121,7 @@ pub fn check_scope(state: &AppState, request: &Request, required: RequiredScope)
     ))
 }
 
-fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
+pub fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
     let policy = format!("\"tenant\";q={};w=60", d.limit);
     let current = format!("\"tenant\";r={};t={}", d.remaining, d.reset);
     for (name, value) in [("ratelimit-policy", policy), ("ratelimit", current)] {
@@ -131,28 +131,25 @@ fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
     }
 }
 
-/// Per-tenant limit shared through Redis; 429 with Retry-After and the IETF RateLimit headers.
-pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(limiter) = state.limiter.clone() else {
-        return next.run(request).await;
-    };
-    let tenant = request.extensions().get::<crate::memory::Tenant>().cloned().unwrap_or_default();
+/// Per-tenant limit shared through Redis: the decision (for the response's RateLimit headers)
+/// when limits are on, else 429 with Retry-After and those headers.
+pub async fn rate_limit(state: &AppState, tenant: Option<&Tenant>) -> Result<Option<Decision>, Response> {
+    let Some(limiter) = &state.limiter else { return Ok(None) };
+    let tenant = tenant.cloned().unwrap_or_default();
     let decision = limiter.check(tenant.as_str()).await;
-    if !decision.allowed {
-        metrics::counter!("rate_limited_requests_total").increment(1);
-        let body = json!({ "jsonrpc": "2.0", "id": Value::Null, "error": {
-            "code": -32029,
-            "message": format!("rate limit exceeded: retry after {} s", decision.retry_after),
-            "data": { "retryAfter": decision.retry_after, "limit": decision.limit, "window": 60 },
-        }});
-        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-        rate_headers(response.headers_mut(), &decision);
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
-        return response;
+    if decision.allowed {
+        return Ok(Some(decision));
     }
-    let mut response = next.run(request).await;
+    metrics::counter!("rate_limited_requests_total").increment(1);
+    let body = json!({ "jsonrpc": "2.0", "id": Value::Null, "error": {
+        "code": -32029,
+        "message": format!("rate limit exceeded: retry after {} s", decision.retry_after),
+        "data": { "retryAfter": decision.retry_after, "limit": decision.limit, "window": 60 },
+    }});
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
     rate_headers(response.headers_mut(), &decision);
-    response
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
+    Err(response)
 }
 
 fn unavailable(error: &str, description: &str) -> Response {
@@ -163,20 +160,21 @@ fn unavailable(error: &str, description: &str) -> Response {
     response
 }
 
-/// Sheds load instead of queueing without bound: 503 + Retry-After when the replica is full.
-/// Once draining has stopped the MCP service, a request still arriving on an open keep-alive
-/// connection gets 503 and `Connection: close`, so the client retries on another replica.
-pub async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Sheds load instead of queueing without bound: 503 + Retry-After when the replica is full;
+/// else a permit, held until the response head. Once draining has stopped the MCP service, a
+/// request still arriving on an open keep-alive connection gets 503 and `Connection: close`, so
+/// the client retries on another replica.
+#[expect(clippy::result_large_err, reason = "the rejection is the response, sent as it is")]
+pub fn shed_load(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
     if state.shutdown.is_cancelled() {
         let mut response = unavailable("shutting_down", "this replica is shutting down, retry");
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        return Err(response);
     }
-    let Ok(_permit) = state.permits.try_acquire() else {
+    state.permits.try_acquire().map_err(|_| {
         metrics::counter!("load_shed_requests_total").increment(1);
-        return unavailable("overloaded", "too many concurrent requests, retry shortly");
-    };
-    next.run(request).await
+        unavailable("overloaded", "too many concurrent requests, retry shortly")
+    })
 }
 
 /// RFC 9728 protected resource metadata.

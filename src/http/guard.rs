@@ -5,9 +5,8 @@
 use axum::{
     Json,
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{Method, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, de::IgnoredAny};
@@ -39,11 +38,18 @@ struct Params {
     name: Option<Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum Messages {
     One(Message),
     Batch(Vec<Message>),
+}
+
+/// A batch is an array, anything else one message: told apart by the first byte, not by an
+/// untagged enum, which buffered the whole body as a tree before trying each shape.
+fn messages(body: &[u8]) -> serde_json::Result<Messages> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(body).map(Messages::Batch),
+        _ => serde_json::from_slice(body).map(Messages::One),
+    }
 }
 
 fn scope_of(message: &Message) -> Option<&'static str> {
@@ -105,42 +111,41 @@ fn required_scope(messages: &Messages) -> Option<&'static str> {
     scopes.iter().copied().find(|s| *s == SCOPE_WRITE).or(scopes.first().copied())
 }
 
-pub async fn json_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The body read (a POST's), checked and put back, with the scope its methods need checked.
+pub async fn json_body(state: &AppState, request: Request) -> Result<Request, Response> {
     match *request.method() {
         Method::POST => {}
         Method::GET => {
-            if let Some(denied) = check_scope(&state, &request, RequiredScope(Some(SCOPE_READ))) {
-                return denied;
-            }
-            return next.run(request).await;
+            return match check_scope(state, &request, RequiredScope(Some(SCOPE_READ))) {
+                Some(denied) => Err(denied),
+                None => Ok(request),
+            };
         }
-        _ => return next.run(request).await,
+        _ => return Ok(request),
     }
     let max_bytes = state.settings.max_body_bytes;
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, max_bytes).await else {
-        return jsonrpc_error(
+        return Err(jsonrpc_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             -32600,
             format!("request body is larger than {max_bytes} bytes (MAX_BODY_BYTES)"),
-        );
+        ));
     };
     // One parse in the common case; a second only tells "not JSON" from "JSON of another shape".
-    let scope = match serde_json::from_slice::<Messages>(&bytes) {
+    let scope = match messages(&bytes) {
         Ok(messages) => {
             count_methods(&messages);
             required_scope(&messages)
         }
         Err(_) => match serde_json::from_slice::<IgnoredAny>(&bytes) {
             Ok(_) => Some(SCOPE_READ),
-            Err(e) => {
-                return jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"));
-            }
+            Err(e) => return Err(jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"))),
         },
     };
     let request = Request::from_parts(parts, Body::from(bytes));
-    if let Some(denied) = check_scope(&state, &request, RequiredScope(scope)) {
-        return denied;
+    match check_scope(state, &request, RequiredScope(scope)) {
+        Some(denied) => Err(denied),
+        None => Ok(request),
     }
-    next.run(request).await
 }

@@ -7,9 +7,11 @@ use std::{
 
 use axum::{
     extract::{MatchedPath, Request},
+    http::{Method, StatusCode},
     middleware::Next,
     response::Response,
 };
+use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -67,27 +69,74 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// Counts and times every request; the route label is the matched route, never the raw path.
+/// Labels are static strings where they can be: a label that is a `String` is one more
+/// allocation, and this runs on every request.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| route_of(request.uri().path()), |p| p.as_str().to_string());
+    let method = method_label(request.method());
+    let route = route_label(&request);
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    let status = response.status();
+    let status =
+        status_label(status).map_or_else(|| SharedString::from(status.as_u16().to_string()), SharedString::from);
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }
 
-/// Nested services have no MatchedPath: keep the label set bounded.
-pub(super) fn route_of(path: &str) -> String {
+/// The standard methods by name; any other is "other" (a label's values must stay few).
+pub(super) fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::PATCH,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "CONNECT", "PATCH", "TRACE"];
+    STANDARD.iter().position(|m| m == method).map_or("other", |i| NAMES[i])
+}
+
+/// The codes this server answers with, as static labels (`StatusCode::as_str` borrows the code).
+fn status_label(status: StatusCode) -> Option<&'static str> {
+    Some(match status.as_u16() {
+        200 => "200",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        406 => "406",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        504 => "504",
+        _ => return None,
+    })
+}
+
+/// The matched route; nested services (`/mcp`) have no MatchedPath: keep the label set bounded.
+pub(super) fn route_label(request: &Request) -> SharedString {
+    match request.extensions().get::<MatchedPath>() {
+        Some(path) => SharedString::from(path.as_str().to_owned()),
+        None => SharedString::from(route_of(request.uri().path())),
+    }
+}
+
+fn route_of(path: &str) -> &'static str {
     match path {
-        p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp".into(),
-        _ => "unmatched".into(),
+        p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp",
+        _ => "unmatched",
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP layer: the axum router (`app`), health probes, metrics, and the server lifecycle.
 
 mod auth;
+mod gate;
 mod guard;
 mod health;
 pub mod metrics;
@@ -16,6 +17,7 @@ use axum::{
     Router,
     http::{HeaderName, HeaderValue},
     middleware,
+    response::Response,
     routing::get,
 };
 use rmcp::transport::streamable_http_server::{
@@ -23,7 +25,7 @@ use rmcp::transport::streamable_http_server::{
 };
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
-use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
+use tower_http::timeout::TimeoutLayer;
 
 pub use server::{RunningServer, serve};
 
@@ -160,6 +162,21 @@ fn mcp_config(state: &AppState) -> StreamableHttpServerConfig {
     config
 }
 
+/// Set on every response that has not set its own (one layer for all four).
+async fn security_headers(mut response: Response) -> Response {
+    const HEADERS: [(HeaderName, HeaderValue); 4] = [
+        (HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")),
+        (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY")),
+        (HeaderName::from_static("referrer-policy"), HeaderValue::from_static("no-referrer")),
+        (HeaderName::from_static("cache-control"), HeaderValue::from_static("no-store")),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers.entry(name).or_insert(value);
+    }
+    response
+}
+
 /// The application router: `/mcp` (Streamable HTTP) and the health probes.
 pub fn app(state: AppState) -> Router {
     // Installed before the first request so that no early measurement is lost.
@@ -181,20 +198,11 @@ pub fn app(state: AppState) -> Router {
         let mcp = mcp.clone();
         async move { Ok::<_, std::convert::Infallible>(mcp.handle(request).await) }
     });
-    let security_headers = [
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        ("cache-control", "no-store"),
-    ];
-    let mut router = Router::new()
+    let router = Router::new()
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(state.clone(), auth::shed_load))
-                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
-                .layer(middleware::from_fn_with_state(state.clone(), guard::json_body))
-                .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit))
+                .layer(middleware::from_fn_with_state(state.clone(), gate::mcp_gate))
                 .service(mcp),
         )
         .route("/.well-known/oauth-protected-resource", get(auth::metadata))
@@ -202,13 +210,8 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .with_state(state.clone());
-    for (name, value) in security_headers {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
-    }
     router
+        .layer(middleware::map_response(security_headers))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, state.settings.request_timeout))
         .layer(middleware::from_fn(trace::trace_requests))
         .layer(middleware::from_fn(metrics::track_requests))
