@@ -32,6 +32,15 @@ use sqlx::{
 };
 
 pub use graph::*;
+/// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
+/// pgbench (bench/dbfloor.rs): not an interface.
+#[doc(hidden)]
+pub mod statements {
+    pub use super::{
+        combine::CREATE,
+        postgres::{ADD_OBSERVATIONS, VERSION},
+    };
+}
 pub use search::search_graph;
 pub use versions::{LoadedGraph, StoredEntity, graph_version};
 pub use writes::{Added, NewEntity, Versions};

@@ -15,16 +15,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::{Added, LoadedGraph, StorageError, Store, StoredEntity, Versions, relations_page, versions::Entities};
 
-/// Adds each item's contents that its entity does not have yet; nothing when an entity named is
-/// missing. Every part of the statement sees the observations as they were before it, so repeats
-/// within an item are both added (the reference's rule). The lookups are scalar subqueries, one
-/// index probe a row: as `NOT EXISTS` joins the planner, which guesses 100 rows for every JSON
-/// array, hashed the tenant's entities and all observations (10k entities: 15 ms, against 0.5).
-/// Returns what it did and the tenant's graph versions around it: the version its snapshot saw,
-/// and that plus the one its change adds (the observations trigger's).
-pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Result<(Added, Versions), StorageError> {
-    let rows = sqlx::query(
-        "WITH items AS MATERIALIZED ( \
+/// add_observations: `$1` the tenant, `$2` its items, `[[entity name, [[content, content_lc], …]], …]`.
+pub const ADD_OBSERVATIONS: &str = "WITH items AS MATERIALIZED ( \
            SELECT t.ord, t.value->>0 AS entity, t.value->1 AS contents, \
              (SELECT e.id FROM entities e WHERE e.tenant = $1 AND e.name = t.value->>0) AS entity_id \
            FROM json_array_elements($2::json) WITH ORDINALITY AS t(value, ord)), \
@@ -41,12 +33,17 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
          UNION ALL SELECT 'added', (SELECT name FROM entities WHERE id = a.entity_id), a.content, NULL, NULL FROM added a \
          UNION ALL SELECT 'version', NULL, NULL, \
            (SELECT COALESCE(sum(version), 0) FROM graph_versions WHERE tenant = $1)::int8, \
-           (EXISTS (SELECT 1 FROM added))::int::int8",
-    )
-    .bind(tenant)
-    .bind(input.to_string())
-    .fetch_all(store.writer())
-    .await?;
+           (EXISTS (SELECT 1 FROM added))::int::int8";
+
+/// Adds each item's contents that its entity does not have yet; nothing when an entity named is
+/// missing. Every part of the statement sees the observations as they were before it, so repeats
+/// within an item are both added (the reference's rule). The lookups are scalar subqueries, one
+/// index probe a row: as `NOT EXISTS` joins the planner, which guesses 100 rows for every JSON
+/// array, hashed the tenant's entities and all observations (10k entities: 15 ms, against 0.5).
+/// Returns what it did and the tenant's graph versions around it: the version its snapshot saw,
+/// and that plus the one its change adds (the observations trigger's).
+pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Result<(Added, Versions), StorageError> {
+    let rows = sqlx::query(ADD_OBSERVATIONS).bind(tenant).bind(input.to_string()).fetch_all(store.writer()).await?;
     let (mut inserted, mut missing, mut versions) = (HashSet::new(), None, None);
     for row in rows {
         match row.try_get::<String, _>(0)?.as_str() {
@@ -64,7 +61,7 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
 
 /// A tenant's graph version: the sum of its rows, one per backend that wrote to it (see the
 /// migration `graph_versions`), with its entity count and how many rows there are.
-const VERSION: &str = "SELECT COALESCE(sum(version), 0)::int8, COALESCE(sum(entities), 0)::int8, count(*)::int8 \
+pub const VERSION: &str = "SELECT COALESCE(sum(version), 0)::int8, COALESCE(sum(entities), 0)::int8, count(*)::int8 \
      FROM graph_versions WHERE tenant = $1";
 
 /// The tenant's graph version, entity count and version rows; (0, 0, 0) for one that never wrote.
