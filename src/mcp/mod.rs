@@ -146,6 +146,11 @@ impl MemoryServer {
             .and_then(|parts| parts.extensions.get::<Tenant>().cloned())
             .unwrap_or_else(|| self.tenant.clone())
     }
+
+    fn tools(&self) -> impl Iterator<Item = &Tool> {
+        let fixtures = if self.fixtures { &fixtures::TOOLS[..] } else { &[] };
+        tools::TOOLS.iter().chain(fixtures)
+    }
 }
 
 #[allow(deprecated)]
@@ -189,8 +194,7 @@ impl ServerHandler for MemoryServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let fixtures = if self.fixtures { &fixtures::TOOLS[..] } else { &[] };
-        tools::TOOLS.iter().chain(fixtures).find(|t| t.name == name).cloned()
+        self.tools().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -223,7 +227,7 @@ impl ServerHandler for MemoryServer {
             }
             Err(e) => e.into_tool_response(),
         };
-        let label = if self.get_tool(&name).is_some() { name } else { "unknown".to_string() };
+        let label = if self.tools().any(|t| t.name == name) { name } else { "unknown".to_string() };
         let status = match &outcome {
             Ok(r) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
