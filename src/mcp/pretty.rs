@@ -83,20 +83,20 @@ fn string(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// The graph's view as serde prints it, the reference's field order: what the tests compare with.
+#[cfg(test)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct View<'a> {
+    pub entities: &'a [Entity],
+    pub relations: &'a [Relation],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<&'a str>,
+}
+
 #[cfg(test)]
 mod tests {
-    use serde::Serialize;
-
     use super::*;
-
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct View<'a> {
-        entities: &'a [Entity],
-        relations: &'a [Relation],
-        #[serde(skip_serializing_if = "Option::is_none")]
-        next_cursor: Option<&'a str>,
-    }
 
     fn entity(name: &str, entity_type: &str, observations: &[&str]) -> Entity {
         Entity {

@@ -73,18 +73,8 @@ fn object<const N: usize>(keys: &Map<String, Value>, values: [Value; N]) -> Valu
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{pretty::View, *};
     use crate::memory::{Entity, Relation};
-
-    /// The graph's view as serde prints it: the reference's field order.
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct View<'a> {
-        entities: &'a [Entity],
-        relations: &'a [Relation],
-        #[serde(skip_serializing_if = "Option::is_none")]
-        next_cursor: Option<&'a str>,
-    }
 
     fn graph() -> KnowledgeGraph {
         let entity = |name: &str, observations: &[&str]| Entity {
