@@ -23,7 +23,7 @@ fn main() -> Result<()> {
         ["--create"] => vec![
             "\\set r random(0, 999999999999)".to_owned(),
             // As bench-loadgen's creates: `{name, entityType: "bench", observations: ["created under load"]}`.
-            create("'w-' || :client_id || '-' || :r", "bench", &["created under load"]),
+            create("'w-' || :client_id || '-' || :r", "bench", &["'created under load'"]),
         ],
         _ => bail!("usage: bench-dbfloor --size N | --create"),
     };
@@ -37,7 +37,7 @@ fn main() -> Result<()> {
 }
 
 fn mixed(size: u64) -> Vec<String> {
-    let create = create("'floor-' || :r", "person", &["works on topic-1 since 2001", "tag f' || :r || 'x"]);
+    let create = create("'floor-' || :r", "person", &["'works on topic-1 since 2001'", "'tag f' || :r || 'x'"]);
     // `[[entity, [[content, lc]]]]`, as our server sends it.
     let add_input = "json_build_array(json_build_array('entity-' || lpad(:t::text, 6, '0'), \
          json_build_array(json_build_array('seen in round ' || :r, 'seen in round ' || :r))))";
@@ -55,10 +55,10 @@ fn mixed(size: u64) -> Vec<String> {
 
 /// The create statement for one entity, built in SQL from pgbench's variables as our server sends
 /// it: `[[tenant, name, type, name_lc, type_lc, [[content, lc], …]]]` (the text here is lowercase).
-/// `name` is an SQL expression, the observations SQL string bodies.
+/// `name` and each observation are SQL expressions.
 fn create(name: &str, entity_type: &str, observations: &[&str]) -> String {
     let observations: Vec<String> =
-        observations.iter().map(|text| format!("json_build_array('{text}', '{text}')")).collect();
+        observations.iter().map(|text| format!("json_build_array({text}, {text})")).collect();
     let input = format!(
         "json_build_array(json_build_array({TENANT}, {name}, '{entity_type}', {name}, '{entity_type}', \
          json_build_array({})))",
