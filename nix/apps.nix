@@ -59,7 +59,7 @@ let
     pkgs.coreutils
   ] { GENERATED = "${ci.tree}"; } ./generate-ci.sh;
 
-  dev-stack = import ./dev-stack.nix { inherit pkgs build; };
+  dev-stack = import ./dev-stack.nix { inherit pkgs; };
 in
 {
   default = app build.mcp-server;

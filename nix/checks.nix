@@ -1,5 +1,6 @@
 # Everything `nix flake check` runs. The crane checks share build.commonArgs and
-# build.cargoArtifacts, so dependencies compile once.
+# build.cargoArtifacts (the tests: build.testArgs and build.testArtifacts), so dependencies
+# compile once per profile.
 {
   pkgs,
   inputs,
@@ -35,11 +36,10 @@ let
       )
     ) (lib.filterAttrs (f: t: t == "regular" && lib.hasSuffix ".nix" f) (builtins.readDir ./tests))
   );
-in
-{
-  package = build.mcp-server;
 
+  # --all-targets compiles the tests too, so clippy needs the test source and its fixtures.
   clippy = craneLib.cargoClippy (withDeps {
+    src = build.testSrc;
     cargoClippyExtraArgs = "--all-targets -- --deny warnings";
   });
 
@@ -47,35 +47,43 @@ in
     RUSTDOCFLAGS = "--deny warnings";
   });
 
+  # PostgreSQL and Redis run inside the check's sandbox, on loopback, for the whole test run.
+  nextest = craneLib.cargoNextest (
+    build.testArgs
+    // {
+      cargoArtifacts = build.testArtifacts;
+      nativeBuildInputs = [
+        pkgs.postgresql
+        pkgs.redis
+        pkgs.openssl
+      ];
+      preCheck = ''
+        export PGDATA=$TMPDIR/pgdata
+        initdb --username=postgres --auth=trust --no-instructions >/dev/null
+        pg_ctl --wait --log=$TMPDIR/postgres.log \
+          --options="-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=$TMPDIR" start
+        redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir $TMPDIR --daemonize yes
+        export MCP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+        export MCP_TEST_REDIS_URL=redis://127.0.0.1:6379
+      '';
+      postCheck = ''
+        pg_ctl --wait stop
+        redis-cli -p 6379 shutdown nosave || true
+      '';
+      cargoNextestExtraArgs = "--no-tests=fail";
+    }
+  );
+in
+{
+  package = build.mcp-server;
+  inherit clippy doc nextest;
+
   rustfmt = craneLib.cargoFmt { inherit (build) src; };
 
-  # PostgreSQL and Redis run inside the check's sandbox, on loopback, for the whole test run.
-  nextest = craneLib.cargoNextest (withDeps {
-    src = build.testSrc;
-    nativeBuildInputs = [
-      pkgs.postgresql
-      pkgs.redis
-      pkgs.openssl
-    ];
-    preCheck = ''
-      export PGDATA=$TMPDIR/pgdata
-      initdb --username=postgres --auth=trust --no-instructions >/dev/null
-      pg_ctl --wait --log=$TMPDIR/postgres.log \
-        --options="-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=$TMPDIR" start
-      redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir $TMPDIR --daemonize yes
-      export MCP_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
-      export MCP_TEST_REDIS_URL=redis://127.0.0.1:6379
-    '';
-    postCheck = ''
-      pg_ctl --wait stop
-      redis-cli -p 6379 shutdown nosave || true
-    '';
-    cargoNextestExtraArgs = "--no-tests=fail";
-  });
-
   audit = craneLib.cargoAudit {
-    inherit (build) src;
+    inherit (build) src version;
     inherit (inputs) advisory-db;
+    pname = "mcp-server";
   };
 
   deny = craneLib.cargoDeny {
@@ -87,6 +95,21 @@ in
       ];
     };
   };
+
+  # The source of each derivation that compiles Rust, as that derivation gets it.
+  source-includes =
+    import ./source-includes.nix
+      {
+        inherit pkgs;
+        root = ../.;
+        known = build.sources;
+      }
+      {
+        package = build.mcp-server.src;
+        clippy = clippy.src;
+        doc = doc.src;
+        nextest = nextest.src;
+      };
 
   manifests-drift = drift "manifests" kubernetes.renderedTree ../deploy/rendered;
   ci-drift = drift "ci" ci.tree ci.committed;

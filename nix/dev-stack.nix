@@ -3,7 +3,7 @@
 # collector where nixpkgs has one, three server replicas built from the work tree and restarted
 # when the build changes (hot reload), and a round-robin nginx on :8000 in front of them.
 # State lives in ./.state/dev-stack; Ctrl-C stops everything.
-{ pkgs, build }:
+{ pkgs }:
 let
   inherit (pkgs) lib;
   replicas = [ 1 2 3 ];
@@ -57,8 +57,8 @@ pkgs.writeShellApplication {
     openssl
     coreutils
     gnused
-    build.craneLib.rustc
-    build.craneLib.cargo
+    rustc
+    cargo
   ];
   text = ''
     state=$PWD/.state/dev-stack

@@ -9,23 +9,26 @@ let
   root = ../.;
   cargoToml = lib.importTOML ../Cargo.toml;
 
-  # Cargo sources, the migrations and the data the code embeds; the test fixtures go only into
-  # the test source so that editing them does not rebuild the package.
-  sources =
-    extra:
-    lib.fileset.toSource {
-      inherit root;
-      fileset = lib.fileset.unions (
-        [
-          (craneLib.fileset.commonCargoSources root)
-          ../migrations
-          ../src/mcp/tools.json
-        ]
-        ++ extra
-      );
-    };
-  src = sources [ ];
-  testSrc = sources [ ../tests ];
+  # The package source: Cargo sources without tests/, the migrations and the data the code embeds.
+  # The tests and their fixtures go only into the test source, so editing them does not rebuild
+  # the package; `checks.source-includes` proves each source holds what its code includes.
+  packageFiles = lib.fileset.unions [
+    (lib.fileset.difference (craneLib.fileset.commonCargoSources root) ../tests)
+    ../migrations
+    ../src/mcp/tools.json
+  ];
+  testFiles = lib.fileset.unions [
+    packageFiles
+    ../tests
+  ];
+  src = lib.fileset.toSource {
+    inherit root;
+    fileset = packageFiles;
+  };
+  testSrc = lib.fileset.toSource {
+    inherit root;
+    fileset = testFiles;
+  };
 
   commonArgs = {
     inherit src;
@@ -38,13 +41,34 @@ let
   };
 
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+
+  # Tests and clippy --all-targets compile the test source; the tests build with Cargo.toml's
+  # `ci` profile (no fat LTO, many codegen units), whose dependencies compile once here.
+  testArgs = commonArgs // {
+    src = testSrc;
+    CARGO_PROFILE = "ci";
+  };
+  testArtifacts = craneLib.buildDepsOnly testArgs;
 in
 {
+  # Each source with the fileset it is made of (checks.source-includes reads the filesets).
+  sources = [
+    {
+      inherit src;
+      fileset = packageFiles;
+    }
+    {
+      src = testSrc;
+      fileset = testFiles;
+    }
+  ];
   inherit
     src
     testSrc
     commonArgs
     cargoArtifacts
+    testArgs
+    testArtifacts
     craneLib
     ;
   inherit (cargoToml.package) version;
