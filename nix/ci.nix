@@ -1,5 +1,5 @@
 # The CI pipelines, described once and rendered for GitHub Actions and GitLab CI. `files` is pure
-# (evaluated offline by nix/eval-offline.sh); `tree` renders them with nix/render-ci.py, the same
+# (evaluated offline by nix/eval.sh); `tree` renders them with nix/render-ci.py, the same
 # converter that wrote the committed files, so the drift check compares like with like.
 { pkgs }:
 let

@@ -56,21 +56,49 @@ in
   checks = checks // {
     treefmt = treefmt.config.build.check self;
   };
+  # The Rust checks' tools (toolchain, PostgreSQL, Redis, cargo-audit, cargo-deny), not the VM
+  # tests and what they pull in.
   devShells.default = import ./devshell.nix {
     inherit pkgs craneLib;
-    checks = self.checks.${system};
+    checks = {
+      inherit (checks)
+        clippy
+        nextest
+        audit
+        deny
+        ;
+    };
   };
   formatter = treefmt.config.build.wrapper;
 
-  # Evaluates without building anything: what nix/eval-offline.sh checks on machines without
-  # nixpkgs.
+  # Evaluates without building anything: what .ci/checks/nix.sh compares and asserts.
   pure = {
     imageConfig = image.config;
     kubernetes = kubernetes.objects;
     ci = ci.files;
+  }
+  // lib.optionalAttrs isLinux {
     nixosModuleTest = import ./nixos-eval/test.nix {
-      inherit lib;
+      inherit lib system;
+      inherit (inputs.nixpkgs.lib) nixosSystem;
       module = self.nixosModules.mcp-server;
+    };
+    # The README's NixOS example on a minimal host (its hardware-configuration.nix stand-in).
+    exampleHost = inputs.nixpkgs.lib.nixosSystem {
+      inherit system;
+      modules = [
+        self.nixosModules.default
+        ./examples/mcp.nix
+        {
+          nixpkgs.pkgs = pkgs;
+          boot.loader.grub.device = "/dev/vda";
+          fileSystems."/" = {
+            device = "/dev/vda1";
+            fsType = "ext4";
+          };
+          system.stateVersion = "26.05";
+        }
+      ];
     };
   };
 }

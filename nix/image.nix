@@ -13,7 +13,7 @@ let
   seconds = s: s * 1000000000;
   dataDir = "/var/lib/mcp-server";
 
-  # Pure: evaluated offline by nix/eval-offline.sh.
+  # Pure: evaluated offline by nix/eval.sh.
   config = {
     User = "1000:1000";
     Entrypoint = [ "/bin/mcp-server" ];

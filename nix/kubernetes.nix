@@ -1,5 +1,5 @@
 # Kubernetes manifests from the kubenix modules in ../modules/kubernetes, per environment.
-# `objects` is pure (nix/eval-offline.sh evaluates it without nixpkgs); the rest builds.
+# `objects` is pure (nix/eval.sh compares it with deploy/rendered/); the rest builds.
 {
   pkgs,
   inputs,

@@ -16,7 +16,17 @@ let
   };
   toEnv = v: if lib.isBool v then lib.boolToString v else toString v;
   environment = lib.mapAttrs (_: toEnv) (lib.filterAttrs (_: v: v != null) cfg.settings);
-  isStorePath = p: lib.hasPrefix builtins.storeDir (toString p);
+
+  # network-online.target only when the service reaches beyond this host: it listens on a
+  # non-loopback address or a setting names a remote endpoint. An environmentFile may hold such
+  # endpoints, so it counts as remote.
+  local = v: lib.any (p: lib.hasInfix p (toString v)) [ "127.0.0.1" "localhost" "[::1]" "/run/" "unix:" ];
+  remoteSettings = [ "DATABASE_URL" "DB_HOST" "REDIS_URL" "REDIS_HOST" "OAUTH_ISSUER" "OAUTH_JWKS_URL" "OAUTH_INTROSPECTION_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "JAEGER_HOST" ];
+  reachesNetwork =
+    !(lib.elem cfg.settings.HOST [ "127.0.0.1" "::1" "localhost" ])
+    || cfg.environmentFile != null
+    || lib.any (n: environment ? ${n} && !local environment.${n}) remoteSettings;
+  nginxScheme = if cfg.nginx.enableACME then "https" else "http";
 
   # Exports the LoadCredential secrets as the variables they name, then runs the binary: the
   # same wrapper for migrations (ExecStartPre) and the server, which stays the main process.
@@ -110,15 +120,17 @@ in
       };
     };
 
+    # externalPath: an absolute path string outside the store. A path literal (./jwt) would be
+    # copied into the world-readable store, so the type refuses it, like a store path.
     environmentFile = mkOption {
-      type = types.nullOr types.path;
+      type = types.nullOr types.externalPath;
       default = null;
       example = "/run/secrets/mcp-server.env";
       description = "File with secret variables (JWT_SECRET=…, DB_PASSWORD=…, REDIS_PASSWORD=…, OAUTH_CLIENT_SECRET=…). Must not be in the Nix store.";
     };
 
     credentials = mkOption {
-      type = types.attrsOf types.path;
+      type = types.attrsOf types.externalPath;
       default = { };
       example = { JWT_SECRET = "/run/secrets/jwt"; };
       description = "Secret variables loaded with systemd LoadCredential: variable name → file holding the value. Files must not be in the Nix store.";
@@ -158,14 +170,6 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.environmentFile == null || !isStorePath cfg.environmentFile;
-        message = "services.mcp-server.environmentFile is in the Nix store, which is world-readable: point it at a file outside the store (e.g. /run/secrets/…).";
-      }
-      {
-        assertion = lib.all (p: !isStorePath p) (lib.attrValues cfg.credentials);
-        message = "services.mcp-server.credentials must not be Nix store paths: secrets in the store are world-readable.";
-      }
-      {
         assertion = !(lib.any (n: lib.elem n [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" ]) (lib.attrNames environment));
         message = "services.mcp-server.settings holds a secret (JWT_SECRET, DB_PASSWORD, REDIS_PASSWORD or OAUTH_CLIENT_SECRET): use environmentFile or credentials.";
       }
@@ -180,6 +184,11 @@ in
     }
     // optionalAttrs cfg.redis.createLocally {
       REDIS_URL = mkDefault "unix://${config.services.redis.servers.mcp-server.unixSocket}";
+    }
+    # Behind nginx the Host header is the domain, and tokens are for the public URL.
+    // optionalAttrs cfg.nginx.enable {
+      ALLOWED_HOSTS = mkDefault "localhost,127.0.0.1,::1,${cfg.nginx.domain}";
+      MCP_RESOURCE_URL = mkDefault "${nginxScheme}://${cfg.nginx.domain}/mcp";
     };
 
     services.postgresql = mkIf cfg.database.createLocally {
@@ -225,13 +234,16 @@ in
     systemd.services.mcp-server = {
       description = "mcp-server knowledge-graph memory";
       wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
+      wants = optional reachesNetwork "network-online.target";
+      # postgresql.target: NixOS creates the role and database in postgresql-setup.service, which
+      # the target waits for; postgresql.service alone is up before the role exists.
       after =
-        [ "network-online.target" ]
-        ++ optional cfg.database.createLocally "postgresql.service"
+        [ "network.target" ]
+        ++ optional reachesNetwork "network-online.target"
+        ++ optional cfg.database.createLocally "postgresql.target"
         ++ optional cfg.redis.createLocally "redis-mcp-server.service";
       requires =
-        optional cfg.database.createLocally "postgresql.service"
+        optional cfg.database.createLocally "postgresql.target"
         ++ optional cfg.redis.createLocally "redis-mcp-server.service";
       environment = environment // {
         # Forces the build-time configuration check.

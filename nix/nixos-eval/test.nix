@@ -1,68 +1,29 @@
-# Evaluates modules/nixos against minimal stand-ins for the NixOS options it sets (no nixpkgs
-# needed), and returns named booleans: each one a property of the resulting systemd unit.
-# Run by nix/eval-offline.sh; on a machine with nixpkgs the VM tests (nix/tests) go further.
-{ lib, module }:
+# Evaluates modules/nixos inside real NixOS configurations (nothing is built) and returns named
+# booleans, each a property of the resulting units and options. CI evaluates it against the
+# bundled nixpkgs (.ci/checks/nix.sh); the VM tests (nix/tests) run the same module for real.
+{
+  lib,
+  nixosSystem,
+  module,
+  system,
+}:
 let
-  inherit (lib) mkOption types;
-  anything = mkOption {
-    type = types.attrsOf types.anything;
-    default = { };
-  };
-  # Only what the module touches, declared loosely: the module's own options stay strict.
-  stubs =
-    { config, ... }:
-    {
-      options = {
-        assertions = mkOption {
-          type = types.listOf types.attrs;
-          default = [ ];
-        };
-        systemd.services = mkOption {
-          type = types.attrsOf (types.submodule { freeformType = types.attrsOf types.anything; });
-          default = { };
-        };
-        services.postgresql = anything;
-        services.nginx = anything;
-        services.redis.servers = mkOption {
-          type = types.attrsOf (
-            types.submodule (
-              { name, ... }:
-              {
-                freeformType = types.attrsOf types.anything;
-                options.unixSocket = mkOption { default = "/run/redis-${name}/redis.sock"; };
-                options.group = mkOption { default = "redis-${name}"; };
-              }
-            )
-          );
-          default = { };
-        };
-        networking.firewall.allowedTCPPorts = mkOption {
-          type = types.listOf types.port;
-          default = [ ];
-        };
-      };
-      config._module.args.pkgs = {
-        inherit lib;
-        stdenv.hostPlatform.system = "x86_64-linux";
-        # Builders only produce paths here; what matters is where the unit uses them.
-        writeShellScript = name: _: "/nix/store/00000000000000000000000000000000-${name}";
-        runCommand = name: _: _: "/nix/store/00000000000000000000000000000000-${name}";
-      };
-      config.services.mcp-server.package = {
-        type = "derivation";
-        name = "mcp-server";
-        outPath = "/nix/store/00000000000000000000000000000000-mcp-server";
-        meta.mainProgram = "mcp-server";
-      };
-      config.warnings = [ ];
+  # What any host adds that the module does not care about.
+  host = {
+    boot.loader.grub.enable = false;
+    fileSystems."/" = {
+      device = "none";
+      fsType = "tmpfs";
     };
+    system.stateVersion = "26.05";
+  };
   eval =
     extra:
-    (lib.evalModules {
+    (nixosSystem {
+      inherit system;
       modules = [
-        stubs
-        { options.warnings = mkOption { default = [ ]; }; }
         module
+        host
         extra
       ];
     }).config;
@@ -73,7 +34,6 @@ let
       database.createLocally = true;
       redis.createLocally = true;
       openFirewall = true;
-      environmentFile = "/run/secrets/mcp-server.env";
       settings = {
         PORT = 8080;
         RATE_LIMIT_ENABLED = true;
@@ -84,10 +44,18 @@ let
   unit = basic.systemd.services.mcp-server;
   sc = unit.serviceConfig;
   failed = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
-  storeSecret = eval {
+  refused = value: !(builtins.tryEval (builtins.deepSeq value value)).success;
+
+  withEnvFile = file: eval {
     services.mcp-server = {
       enable = true;
-      environmentFile = "/nix/store/11111111111111111111111111111111-secrets.env";
+      environmentFile = file;
+    };
+  };
+  withCredential = file: eval {
+    services.mcp-server = {
+      enable = true;
+      credentials.JWT_SECRET = file;
     };
   };
   secretInSettings = eval {
@@ -96,10 +64,20 @@ let
       settings.JWT_SECRET = "oops";
     };
   };
-  credentials = eval {
+  remoteDb = eval {
     services.mcp-server = {
       enable = true;
-      credentials.JWT_SECRET = "/run/secrets/jwt";
+      settings.DB_HOST = "db.internal";
+    };
+  };
+  behindNginx = eval {
+    services.mcp-server = {
+      enable = true;
+      nginx = {
+        enable = true;
+        domain = "mcp.example.com";
+        enableACME = false;
+      };
     };
   };
 in
@@ -110,28 +88,13 @@ in
   "ExecStartPre runs migrate" = lib.hasSuffix "mcp-server-run migrate" sc.ExecStartPre;
   "Restart=on-failure" = sc.Restart == "on-failure";
   "DynamicUser with StateDirectory" = sc.DynamicUser && sc.StateDirectory == "mcp-server";
-  "hardening keys" = lib.all (k: sc ? ${k}) [
-    "ProtectSystem"
-    "ProtectHome"
-    "PrivateTmp"
-    "PrivateDevices"
-    "NoNewPrivileges"
-    "CapabilityBoundingSet"
-    "RestrictAddressFamilies"
-    "SystemCallFilter"
-    "MemoryDenyWriteExecute"
-    "LockPersonality"
-    "ProtectKernelTunables"
-    "ProtectKernelModules"
-    "ProtectKernelLogs"
-    "ProtectControlGroups"
-    "RestrictNamespaces"
-    "UMask"
-  ];
   "ProtectSystem=strict" = sc.ProtectSystem == "strict";
   "empty CapabilityBoundingSet" = sc.CapabilityBoundingSet == [ "" ];
-  "SystemCallFilter" = sc.SystemCallFilter == [ "@system-service" "~@privileged" "~@resources" ];
-  "RestrictAddressFamilies" = sc.RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+  "SystemCallFilter" = sc.SystemCallFilter == [
+    "@system-service"
+    "~@privileged"
+    "~@resources"
+  ];
   "UMask 0077" = sc.UMask == "0077";
   "Environment from settings" =
     unit.environment.PORT == "8080"
@@ -141,14 +104,41 @@ in
   "local PostgreSQL over the socket" =
     lib.hasInfix "host=/run/postgresql" unit.environment.DATABASE_URL
     && basic.services.postgresql.ensureDatabases == [ "mcp-server" ];
-  "local Redis over the socket" = unit.environment.REDIS_URL == "unix:///run/redis-mcp-server/redis.sock";
-  "ordered after postgresql and redis" =
-    lib.elem "postgresql.service" unit.after && lib.elem "redis-mcp-server.service" unit.after;
-  "EnvironmentFile" = sc.EnvironmentFile == [ "/run/secrets/mcp-server.env" ];
-  "build-time config check" = lib.hasInfix "mcp-server-config-check" unit.environment.MCP_SERVER_CONFIG_CHECKED;
-  "firewall opens the ports" = basic.networking.firewall.allowedTCPPorts == [ 8080 9090 ];
+  "local Redis over the socket" =
+    unit.environment.REDIS_URL == "unix:///run/redis-mcp-server/redis.sock";
+  # The role and database exist only once postgresql-setup.service has run: postgresql.target.
+  "after and requires postgresql.target, not postgresql.service" =
+    lib.elem "postgresql.target" unit.after
+    && lib.elem "postgresql.target" unit.requires
+    && !(lib.elem "postgresql.service" unit.after);
+  "postgresql.target waits for postgresql-setup" =
+    lib.elem "postgresql-setup.service" basic.systemd.targets.postgresql.requires;
+  "after redis" = lib.elem "redis-mcp-server.service" unit.after;
+  "loopback-only: no network-online.target" =
+    !(lib.elem "network-online.target" (unit.after ++ unit.wants));
+  "remote database: waits for network-online.target" =
+    lib.elem "network-online.target" remoteDb.systemd.services.mcp-server.after;
+  "build-time config check" =
+    lib.hasInfix "mcp-server-config-check" unit.environment.MCP_SERVER_CONFIG_CHECKED;
+  "firewall opens the ports" =
+    lib.elem 8080 basic.networking.firewall.allowedTCPPorts
+    && lib.elem 9090 basic.networking.firewall.allowedTCPPorts;
   "no assertion fails for a good config" = failed basic == [ ];
-  "store-path secret refused" = lib.any (lib.hasInfix "environmentFile is in the Nix store") (failed storeSecret);
+  "EnvironmentFile outside the store" =
+    (withEnvFile "/run/secrets/mcp-server.env").systemd.services.mcp-server.serviceConfig.EnvironmentFile
+    == [ "/run/secrets/mcp-server.env" ];
+  "environmentFile in the store refused" =
+    refused (withEnvFile "/nix/store/11111111111111111111111111111111-secrets.env").services.mcp-server.environmentFile;
+  # A path literal would be copied into the store by the unit's interpolation.
+  "environmentFile path literal refused" =
+    refused (withEnvFile ./test.nix).services.mcp-server.environmentFile;
+  "LoadCredential" =
+    (withCredential "/run/secrets/jwt").systemd.services.mcp-server.serviceConfig.LoadCredential
+    == [ "JWT_SECRET:/run/secrets/jwt" ];
+  "credential path literal refused" =
+    refused (withCredential ./test.nix).services.mcp-server.credentials;
   "secret in settings refused" = lib.any (lib.hasInfix "holds a secret") (failed secretInSettings);
-  "LoadCredential" = credentials.systemd.services.mcp-server.serviceConfig.LoadCredential == [ "JWT_SECRET:/run/secrets/jwt" ];
+  "behind nginx: the domain is an allowed host and the resource URL" =
+    lib.hasInfix "mcp.example.com" behindNginx.systemd.services.mcp-server.environment.ALLOWED_HOSTS
+    && behindNginx.systemd.services.mcp-server.environment.MCP_RESOURCE_URL == "http://mcp.example.com/mcp";
 }
