@@ -27,6 +27,7 @@ if "$flake_check" --flake . >"$work/check.log" 2>&1; then
     drv=$(grep -A1 "^checking derivation packages.$system.$pkg\.\.\.\$" "$work/check.log" | sed -n 's/^derivation evaluated to //p')
     if [[ $drv == /nix/store/*.drv ]]; then echo "ok   packages.$pkg: $drv"; else echo "FAIL: no drvPath for packages.$pkg"; fail=1; fi
   done
+  if grep -q -- '-mcp-server-audit-[0-9.]*\.drv$' "$work/check.log"; then echo "ok   checks.audit is named"; else echo "FAIL: checks.audit has no pname"; fail=1; fi
   echo "ok   $(grep -c '^derivation evaluated to' "$work/check.log") derivations instantiate; $(tail -n 3 "$work/check.log" | grep -m1 'checks passed' || true)"
 else
   grep -v -e '^checking ' -e '^derivation evaluated' "$work/check.log" | quiet 2>&1 | tail -n 40
