@@ -76,6 +76,7 @@ in
     imageConfig = image.config;
     kubernetes = kubernetes.objects;
     ci = ci.files;
+    monitoring = import ./monitoring.nix { inherit lib; };
   }
   // lib.optionalAttrs isLinux {
     nixosModuleTest = import ./nixos-eval/test.nix {

@@ -7,8 +7,9 @@
 #     instantiates its system toplevel;
 #   - the NixOS module's properties in real NixOS configurations (nix/nixos-eval/test.nix);
 #   - the image config (user, ports, entrypoint, healthcheck);
-#   - the kubenix manifests equal deploy/rendered/, the CI pipelines the committed files (or,
-#     with --write, are written there).
+#   - the kubenix manifests equal deploy/rendered/, the dashboard, alert rules and their metric
+#     list deploy/monitoring/, the CI pipelines the committed files (or, with --write, are
+#     written there).
 # usage: nix/eval.sh FLAKE_CHECK [--write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ fi
 
 # One evaluation for everything else (each call re-reads nixpkgs).
 "$flake_check" --flake . -- eval --json ".#legacyPackages.$system" --apply 'l: {
-  inherit (l) imageConfig kubernetes ci nixosModuleTest;
+  inherit (l) imageConfig kubernetes ci monitoring nixosModuleTest;
   exampleHost = l.exampleHost.config.system.build.toplevel.drvPath;
 }' >"$work/eval.json" 2> >(quiet) || { echo "FAIL: legacyPackages.$system does not evaluate"; exit 1; }
 
@@ -77,6 +78,15 @@ for env, objects in out["kubernetes"].items():
     path = f"{work}/{env}.json"
     json.dump(objects, open(path, "w"))
     subprocess.run([sys.executable, "nix/render-yaml.py", path, f"{work}/rendered/{env}"], check=True)
+mon = f"{work}/monitoring"
+os.makedirs(mon)
+with open(f"{mon}/dashboard.json", "w") as f:
+    json.dump(out["monitoring"]["dashboard"], f, indent=2); f.write("\n")
+import yaml
+with open(f"{mon}/rules.yml", "w") as f:
+    yaml.safe_dump(out["monitoring"]["rules"], f, sort_keys=False, width=1000)
+with open(f"{mon}/metrics.txt", "w") as f:
+    f.write("".join(name + "\n" for name in out["monitoring"]["metrics"]))
 json.dump(out["ci"], open(f"{work}/ci.json", "w"))
 os.makedirs(f"{work}/ci")
 subprocess.run([sys.executable, "nix/render-ci.py", f"{work}/ci.json", f"{work}/ci"], check=True)
@@ -85,14 +95,21 @@ PY
 
 echo "== generated files"
 if [[ $write == --write ]]; then
-  rm -rf deploy/rendered && mkdir -p deploy && cp -r "$work/rendered" deploy/rendered
+  rm -rf deploy/rendered deploy/monitoring && mkdir -p deploy
+  cp -r "$work/rendered" deploy/rendered
+  cp -r "$work/monitoring" deploy/monitoring
   cp -r "$work/ci/." .
-  echo "wrote deploy/rendered/ and the CI files"
+  echo "wrote deploy/rendered/, deploy/monitoring/ and the CI files"
 else
   if diff -ru deploy/rendered "$work/rendered"; then
     echo "ok   deploy/rendered/ equals the kubenix modules"
   else
     echo "FAIL: deploy/rendered/ differs from the modules (nix/eval.sh FLAKE_CHECK --write)"; fail=1
+  fi
+  if diff -ru deploy/monitoring "$work/monitoring"; then
+    echo "ok   deploy/monitoring/ equals nix/monitoring.nix"
+  else
+    echo "FAIL: deploy/monitoring/ differs from nix/monitoring.nix (nix/eval.sh FLAKE_CHECK --write)"; fail=1
   fi
   while IFS= read -r file; do
     if ! diff -u "${file#"$work/ci/"}" "$file"; then echo "FAIL: ${file#"$work/ci/"} is out of date"; fail=1; fi

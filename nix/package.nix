@@ -20,6 +20,8 @@ let
   testFiles = lib.fileset.unions [
     packageFiles
     ../tests
+    # The metric names the alerts and dashboard use, checked against a running server.
+    ../deploy/monitoring/metrics.txt
   ];
   src = lib.fileset.toSource {
     inherit root;

@@ -151,6 +151,28 @@ async fn metrics_count_requests_and_tool_calls() {
     assert!(body.contains("db_pool_connections{state=\"idle\"}"));
 }
 
+/// Every metric the alert rules and the dashboard use (deploy/monitoring/metrics.txt, generated
+/// by nix/monitoring.nix) is on /metrics once the server has served a little traffic.
+#[tokio::test]
+async fn metrics_the_alerts_and_dashboard_use_are_exposed() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let c = app.client().await;
+    ok(&c, "create_entities", json!({ "entities": [{ "name": "a", "entityType": "t", "observations": [] }] })).await;
+    ok(&c, "search_nodes", json!({ "query": "a" })).await;
+    reqwest::get(app.url("/health/ready")).await.unwrap();
+    let body = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
+    let exposed = |name: &str| {
+        body.lines().any(|l| {
+            let series = l.split([' ', '{']).next().unwrap_or("");
+            series == name || series == format!("{name}_bucket")
+        })
+    };
+    let wanted = include_str!("../deploy/monitoring/metrics.txt");
+    let missing: Vec<&str> = wanted.lines().filter(|name| !exposed(name)).collect();
+    assert!(wanted.lines().count() > 10, "the metric list is read");
+    assert!(missing.is_empty(), "used by the alerts or dashboard, absent from /metrics: {missing:?}\n{body}");
+}
+
 #[tokio::test]
 async fn both_protocol_generations_are_served_statelessly() {
     let app = spawn_app(Db::Sqlite).await.unwrap();

@@ -1,6 +1,6 @@
 # Custom resources as typed kubenix custom types: a field that does not exist, or has the wrong
 # type, fails evaluation instead of reaching the cluster. Instances: the canary's analysis, the
-# ServiceMonitor and the ExternalSecret.
+# ServiceMonitor and the ExternalSecret here, the PrometheusRule in monitoring.nix.
 { config, lib, ... }:
 let
   inherit (lib) mkOption types;
@@ -51,6 +51,17 @@ let
     }));
   };
 
+  prometheusRuleSpec.groups = opt (types.listOf (submodule {
+    name = opt types.str;
+    rules = opt (types.listOf (submodule {
+      alert = opt types.str;
+      expr = opt types.str;
+      for = opt types.str;
+      labels = opt (types.attrsOf types.str);
+      annotations = opt (types.attrsOf types.str);
+    }));
+  }));
+
   externalSecretSpec = {
     refreshInterval = opt types.str;
     secretStoreRef = {
@@ -70,6 +81,7 @@ in
     { group = "argoproj.io"; version = "v1alpha1"; kind = "Rollout"; attrName = "rollouts"; module.options = rolloutSpec; }
     { group = "argoproj.io"; version = "v1alpha1"; kind = "AnalysisTemplate"; attrName = "analysisTemplates"; module.options = analysisTemplateSpec; }
     { group = "monitoring.coreos.com"; version = "v1"; kind = "ServiceMonitor"; attrName = "serviceMonitors"; module.options = serviceMonitorSpec; }
+    { group = "monitoring.coreos.com"; version = "v1"; kind = "PrometheusRule"; attrName = "prometheusRules"; module.options = prometheusRuleSpec; }
     { group = "external-secrets.io"; version = "v1"; kind = "ExternalSecret"; attrName = "externalSecrets"; module.options = externalSecretSpec; }
   ];
 

@@ -18,6 +18,7 @@ in
     ./network.nix
     ./autoscaling.nix
     ./dependencies.nix
+    ./monitoring.nix
   ];
 
   options.mcp = {

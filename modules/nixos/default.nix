@@ -3,6 +3,7 @@
 { self }:
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -27,6 +28,10 @@ let
     || cfg.environmentFile != null
     || lib.any (n: environment ? ${n} && !local environment.${n}) remoteSettings;
   nginxScheme = if cfg.nginx.enableACME then "https" else "http";
+
+  monitoring = import ../../nix/monitoring.nix { inherit lib; };
+  rulesFile = pkgs.writeText "mcp-server-rules.yml" (builtins.toJSON monitoring.rules);
+  dashboards = pkgs.writeTextDir "mcp-server.json" (builtins.toJSON monitoring.dashboard);
 
   # Exports the LoadCredential secrets as the variables they name, then runs the binary: the
   # same wrapper for migrations (ExecStartPre) and the server, which stays the main process.
@@ -160,6 +165,11 @@ in
       description = "Open PORT (and METRICS_PORT) in the firewall.";
     };
 
+    monitoring = {
+      prometheus = mkEnableOption "scraping by this host's services.prometheus, with the alert rules";
+      grafana = mkEnableOption "the dashboard in this host's services.grafana (provisioned)";
+    };
+
     nginx = {
       enable = mkEnableOption "an nginx virtual host in front of the server";
       domain = mkOption { type = types.str; example = "mcp.example.com"; description = "Virtual host name."; };
@@ -167,101 +177,127 @@ in
     };
   };
 
-  config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = !(lib.any (n: lib.elem n [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" ]) (lib.attrNames environment));
-        message = "services.mcp-server.settings holds a secret (JWT_SECRET, DB_PASSWORD, REDIS_PASSWORD or OAUTH_CLIENT_SECRET): use environmentFile or credentials.";
-      }
-    ];
-
-    services.mcp-server.settings = {
-      DATA_DIR = mkDefault "/var/lib/mcp-server";
-    }
-    // optionalAttrs cfg.database.createLocally {
-      DATABASE_URL = mkDefault "postgres:///${user}?host=/run/postgresql&user=${user}";
-      MIGRATE_ON_START = mkDefault false;
-    }
-    // optionalAttrs cfg.redis.createLocally {
-      REDIS_URL = mkDefault "unix://${config.services.redis.servers.mcp-server.unixSocket}";
-    }
-    # Behind nginx the Host header is the domain, and tokens are for the public URL.
-    // optionalAttrs cfg.nginx.enable {
-      ALLOWED_HOSTS = mkDefault "localhost,127.0.0.1,::1,${cfg.nginx.domain}";
-      MCP_RESOURCE_URL = mkDefault "${nginxScheme}://${cfg.nginx.domain}/mcp";
-    };
-
-    services.postgresql = mkIf cfg.database.createLocally {
-      enable = true;
-      ensureDatabases = [ user ];
-      ensureUsers = [
+  config = mkIf cfg.enable (lib.mkMerge [
+    {
+      assertions = [
         {
-          name = user;
-          ensureDBOwnership = true;
+          assertion = cfg.monitoring.prometheus -> options.services ? prometheus;
+          message = "services.mcp-server.monitoring.prometheus needs NixOS's services.prometheus module.";
+        }
+        {
+          assertion = !(lib.any (n: lib.elem n [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" ]) (lib.attrNames environment));
+          message = "services.mcp-server.settings holds a secret (JWT_SECRET, DB_PASSWORD, REDIS_PASSWORD or OAUTH_CLIENT_SECRET): use environmentFile or credentials.";
         }
       ];
-    };
 
-    services.redis.servers.mcp-server = mkIf cfg.redis.createLocally {
-      enable = true;
-      port = 0;
-      unixSocketPerm = 660;
-    };
-
-    networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [ cfg.settings.PORT cfg.settings.METRICS_PORT ];
-
-    services.nginx = mkIf cfg.nginx.enable {
-      enable = true;
-      recommendedProxySettings = true;
-      recommendedTlsSettings = true;
-      virtualHosts.${cfg.nginx.domain} = {
-        forceSSL = cfg.nginx.enableACME;
-        enableACME = cfg.nginx.enableACME;
-        locations = lib.genAttrs [ "/mcp" "/.well-known/oauth-protected-resource" ] (_: {
-          proxyPass = "http://${cfg.settings.HOST}:${toString cfg.settings.PORT}";
-          # Streamable HTTP answers with SSE: no buffering, long-lived responses.
-          extraConfig = ''
-            proxy_buffering off;
-            proxy_request_buffering off;
-            proxy_read_timeout 1h;
-            proxy_http_version 1.1;
-            client_max_body_size 1m;
-          '';
-        });
+      services.mcp-server.settings = {
+        DATA_DIR = mkDefault "/var/lib/mcp-server";
+      }
+      // optionalAttrs cfg.database.createLocally {
+        DATABASE_URL = mkDefault "postgres:///${user}?host=/run/postgresql&user=${user}";
+        MIGRATE_ON_START = mkDefault false;
+      }
+      // optionalAttrs cfg.redis.createLocally {
+        REDIS_URL = mkDefault "unix://${config.services.redis.servers.mcp-server.unixSocket}";
+      }
+      # Behind nginx the Host header is the domain, and tokens are for the public URL.
+      // optionalAttrs cfg.nginx.enable {
+        ALLOWED_HOSTS = mkDefault "localhost,127.0.0.1,::1,${cfg.nginx.domain}";
+        MCP_RESOURCE_URL = mkDefault "${nginxScheme}://${cfg.nginx.domain}/mcp";
       };
-    };
 
-    systemd.services.mcp-server = {
-      description = "mcp-server knowledge-graph memory";
-      wantedBy = [ "multi-user.target" ];
-      wants = optional reachesNetwork "network-online.target";
-      # postgresql.target: NixOS creates the role and database in postgresql-setup.service, which
-      # the target waits for; postgresql.service alone is up before the role exists.
-      after =
-        [ "network.target" ]
-        ++ optional reachesNetwork "network-online.target"
-        ++ optional cfg.database.createLocally "postgresql.target"
-        ++ optional cfg.redis.createLocally "redis-mcp-server.service";
-      requires =
-        optional cfg.database.createLocally "postgresql.target"
-        ++ optional cfg.redis.createLocally "redis-mcp-server.service";
-      environment = environment // {
-        # Forces the build-time configuration check.
-        MCP_SERVER_CONFIG_CHECKED = "${checkedConfig}";
+      services.postgresql = mkIf cfg.database.createLocally {
+        enable = true;
+        ensureDatabases = [ user ];
+        ensureUsers = [
+          {
+            name = user;
+            ensureDBOwnership = true;
+          }
+        ];
       };
-      serviceConfig = hardening // {
-        Type = "notify";
-        NotifyAccess = "main";
-        ExecStartPre = "${run} migrate";
-        ExecStart = "${run} serve";
-        Restart = "on-failure";
-        RestartSec = 5;
-        TimeoutStopSec = 40;
-        WatchdogSec = mkIf (cfg.watchdogSec != null) cfg.watchdogSec;
-        EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
-        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
-        SupplementaryGroups = optional cfg.redis.createLocally config.services.redis.servers.mcp-server.group;
+
+      services.redis.servers.mcp-server = mkIf cfg.redis.createLocally {
+        enable = true;
+        port = 0;
+        unixSocketPerm = 660;
       };
-    };
-  };
+
+      services.grafana.provision.dashboards.settings.providers = mkIf cfg.monitoring.grafana [
+        {
+          name = "mcp-server";
+          options.path = dashboards;
+        }
+      ];
+
+      networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [ cfg.settings.PORT cfg.settings.METRICS_PORT ];
+
+      services.nginx = mkIf cfg.nginx.enable {
+        enable = true;
+        recommendedProxySettings = true;
+        recommendedTlsSettings = true;
+        virtualHosts.${cfg.nginx.domain} = {
+          forceSSL = cfg.nginx.enableACME;
+          enableACME = cfg.nginx.enableACME;
+          locations = lib.genAttrs [ "/mcp" "/.well-known/oauth-protected-resource" ] (_: {
+            proxyPass = "http://${cfg.settings.HOST}:${toString cfg.settings.PORT}";
+            # Streamable HTTP answers with SSE: no buffering, long-lived responses.
+            extraConfig = ''
+              proxy_buffering off;
+              proxy_request_buffering off;
+              proxy_read_timeout 1h;
+              proxy_http_version 1.1;
+              client_max_body_size 1m;
+            '';
+          });
+        };
+      };
+
+      systemd.services.mcp-server = {
+        description = "mcp-server knowledge-graph memory";
+        wantedBy = [ "multi-user.target" ];
+        wants = optional reachesNetwork "network-online.target";
+        # postgresql.target: NixOS creates the role and database in postgresql-setup.service, which
+        # the target waits for; postgresql.service alone is up before the role exists.
+        after =
+          [ "network.target" ]
+          ++ optional reachesNetwork "network-online.target"
+          ++ optional cfg.database.createLocally "postgresql.target"
+          ++ optional cfg.redis.createLocally "redis-mcp-server.service";
+        requires =
+          optional cfg.database.createLocally "postgresql.target"
+          ++ optional cfg.redis.createLocally "redis-mcp-server.service";
+        environment = environment // {
+          # Forces the build-time configuration check.
+          MCP_SERVER_CONFIG_CHECKED = "${checkedConfig}";
+        };
+        serviceConfig = hardening // {
+          Type = "notify";
+          NotifyAccess = "main";
+          ExecStartPre = "${run} migrate";
+          ExecStart = "${run} serve";
+          Restart = "on-failure";
+          RestartSec = 5;
+          TimeoutStopSec = 40;
+          WatchdogSec = mkIf (cfg.watchdogSec != null) cfg.watchdogSec;
+          EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
+          LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+          SupplementaryGroups = optional cfg.redis.createLocally config.services.redis.servers.mcp-server.group;
+        };
+      };
+    }
+    # A pruned nixpkgs without the Prometheus module still evaluates the rest (an assertion says
+    # what is missing when the option is on).
+    (lib.optionalAttrs (options.services ? prometheus) {
+      services.prometheus = mkIf cfg.monitoring.prometheus {
+        ruleFiles = [ rulesFile ];
+        scrapeConfigs = [
+          {
+            job_name = "mcp-server";
+            static_configs = [ { targets = [ "${cfg.settings.HOST}:${toString cfg.settings.METRICS_PORT}" ]; } ];
+          }
+        ];
+      };
+    })
+  ]);
 }

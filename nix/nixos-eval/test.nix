@@ -70,6 +70,15 @@ let
       settings.DB_HOST = "db.internal";
     };
   };
+  monitored = eval {
+    services.mcp-server = {
+      enable = true;
+      monitoring.grafana = true;
+      monitoring.prometheus = hasPrometheus;
+    };
+  };
+  # The bundled nixpkgs CI evaluates against lacks the Prometheus module; real nixpkgs has it.
+  hasPrometheus = (eval { }).services ? prometheus;
   behindNginx = eval {
     services.mcp-server = {
       enable = true;
@@ -138,7 +147,15 @@ in
   "credential path literal refused" =
     refused (withCredential ./test.nix).services.mcp-server.credentials;
   "secret in settings refused" = lib.any (lib.hasInfix "holds a secret") (failed secretInSettings);
+  "monitoring: Grafana provisions the dashboard" = lib.any (
+    p: p.name == "mcp-server"
+  ) monitored.services.grafana.provision.dashboards.settings.providers;
   "behind nginx: the domain is an allowed host and the resource URL" =
     lib.hasInfix "mcp.example.com" behindNginx.systemd.services.mcp-server.environment.ALLOWED_HOSTS
     && behindNginx.systemd.services.mcp-server.environment.MCP_RESOURCE_URL == "http://mcp.example.com/mcp";
+}
+// lib.optionalAttrs hasPrometheus {
+  "monitoring: Prometheus scrapes the metrics port with the alert rules" =
+    lib.any (c: c.job_name == "mcp-server") monitored.services.prometheus.scrapeConfigs
+    && lib.any (f: lib.hasInfix "mcp-server-rules.yml" (toString f)) monitored.services.prometheus.ruleFiles;
 }

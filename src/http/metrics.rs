@@ -62,10 +62,33 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_gauge!("mcp_sse_streams", "Open SSE streams by kind (request, standalone, resumed)");
             metrics::describe_gauge!("mcp_subscriptions_active", "Resource subscribers on this replica");
             metrics::describe_counter!("mcp_resource_updates_total", "Resource update notifications by outcome");
+            metrics::describe_gauge!("mcp_server_start_time_seconds", "When this process started, Unix time");
+            let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            metrics::gauge!("mcp_server_start_time_seconds").set(started.as_secs_f64());
+            zero_series();
             metrics::gauge!("mcp_server_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_sha" => option_env!("GIT_SHA").unwrap_or("unknown")).set(1.0);
             handle
         })
         .clone()
+}
+
+/// The alert rules and dashboard (nix/monitoring.nix) read these before anything happened: a
+/// series at 0 is a fact ("no 429 yet"), an absent one reads as "no data" and hides a broken
+/// scrape. Label values are the fixed sets their modules use.
+fn zero_series() {
+    for name in ["rate_limited_requests_total", "rate_limit_fallback_total", "load_shed_requests_total"] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("rate_limit_degraded").increment(0.0);
+    for reason in ["missing", "malformed", "query_token", "invalid", "unavailable", "insufficient_scope"] {
+        metrics::counter!("auth_failures_total", "reason" => reason).increment(0);
+    }
+    for reason in ["unread", "missed_change"] {
+        metrics::counter!("graph_cache_drops_total", "reason" => reason).increment(0);
+    }
+    for kind in ["request", "standalone", "resumed"] {
+        metrics::gauge!("mcp_sse_streams", "kind" => kind).increment(0.0);
+    }
 }
 
 /// Counts and times every request; the route label is the matched route, never the raw path.
