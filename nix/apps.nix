@@ -6,6 +6,7 @@
   image,
   kubernetes,
   ci,
+  compose,
 }:
 let
   inherit (pkgs) lib;
@@ -55,6 +56,10 @@ let
     pkgs.coreutils
   ] { RENDERED = "${kubernetes.renderedTree}"; } ./render-manifests.sh;
 
+  render-compose = script "render-compose" "Write deploy/compose/ (the single-host Docker Compose files) from nix/compose.nix" [
+    pkgs.coreutils
+  ] { GENERATED = "${compose.tree}"; } ./render-compose.sh;
+
   generate-ci = script "generate-ci" "Write .github/workflows/*.yml and .gitlab-ci.yml from nix/ci.nix" [
     pkgs.coreutils
   ] { GENERATED = "${ci.tree}"; } ./generate-ci.sh;
@@ -67,6 +72,7 @@ in
   deploy-staging = app (deploy "staging");
   deploy-production = app (deploy "production");
   render-manifests = app render-manifests;
+  render-compose = app render-compose;
   generate-ci = app generate-ci;
   dev-stack = app dev-stack;
 }

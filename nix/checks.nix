@@ -8,6 +8,7 @@
   build,
   kubernetes,
   ci,
+  compose,
 }:
 let
   inherit (pkgs) lib;
@@ -16,12 +17,10 @@ let
 
   # Committed generated files must equal what Nix generates now.
   drift =
-    name: generated: committed:
+    name: app: generated: committed:
     pkgs.runCommand "${name}-drift" { } ''
       if ! diff -ru ${committed} ${generated}; then
-        echo "${name} is out of date: run nix run .#${
-          if name == "manifests" then "render-manifests" else "generate-ci"
-        }" >&2
+        echo "${name} is out of date: run nix run .#${app}" >&2
         exit 1
       fi
       touch $out
@@ -111,7 +110,8 @@ in
         nextest = nextest.src;
       };
 
-  manifests-drift = drift "manifests" kubernetes.renderedTree ../deploy/rendered;
-  ci-drift = drift "ci" ci.tree ci.committed;
+  manifests-drift = drift "manifests" "render-manifests" kubernetes.renderedTree ../deploy/rendered;
+  ci-drift = drift "ci" "generate-ci" ci.tree ci.committed;
+  compose-drift = drift "compose" "render-compose" compose.tree compose.committed;
 }
 // vmTests

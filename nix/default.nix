@@ -20,6 +20,10 @@ let
     inherit (build) version;
   };
   ci = import ./ci.nix { inherit pkgs; };
+  compose = import ./compose.nix {
+    inherit pkgs;
+    inherit (build) version;
+  };
   checks = import ./checks.nix {
     inherit
       pkgs
@@ -28,6 +32,7 @@ let
       build
       kubernetes
       ci
+      compose
       ;
   };
   apps = import ./apps.nix {
@@ -37,6 +42,7 @@ let
       image
       kubernetes
       ci
+      compose
       ;
   };
   treefmt = inputs.treefmt-nix.lib.evalModule pkgs ./treefmt.nix;
@@ -77,6 +83,7 @@ in
     kubernetes = kubernetes.objects;
     ci = ci.files;
     monitoring = import ./monitoring.nix { inherit lib; };
+    compose = compose.files;
   }
   // lib.optionalAttrs isLinux {
     nixosModuleTest = import ./nixos-eval/test.nix {

@@ -8,8 +8,8 @@
 #   - the NixOS module's properties in real NixOS configurations (nix/nixos-eval/test.nix);
 #   - the image config (user, ports, entrypoint, healthcheck);
 #   - the kubenix manifests equal deploy/rendered/, the dashboard, alert rules and their metric
-#     list deploy/monitoring/, the CI pipelines the committed files (or, with --write, are
-#     written there).
+#     list deploy/monitoring/, the compose files deploy/compose/, the CI pipelines the
+#     committed files (or, with --write, are written there).
 # usage: nix/eval.sh FLAKE_CHECK [--write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ fi
 
 # One evaluation for everything else (each call re-reads nixpkgs).
 "$flake_check" --flake . -- eval --json ".#legacyPackages.$system" --apply 'l: {
-  inherit (l) imageConfig kubernetes ci monitoring nixosModuleTest;
+  inherit (l) imageConfig kubernetes ci monitoring compose nixosModuleTest;
   exampleHost = l.exampleHost.config.system.build.toplevel.drvPath;
 }' >"$work/eval.json" 2> >(quiet) || { echo "FAIL: legacyPackages.$system does not evaluate"; exit 1; }
 
@@ -87,6 +87,8 @@ with open(f"{mon}/rules.yml", "w") as f:
     yaml.safe_dump(out["monitoring"]["rules"], f, sort_keys=False, width=1000)
 with open(f"{mon}/metrics.txt", "w") as f:
     f.write("".join(name + "\n" for name in out["monitoring"]["metrics"]))
+json.dump(out["compose"], open(f"{work}/compose.json", "w"))
+subprocess.run([sys.executable, "nix/render-compose.py", f"{work}/compose.json", f"{work}/compose"], check=True)
 json.dump(out["ci"], open(f"{work}/ci.json", "w"))
 os.makedirs(f"{work}/ci")
 subprocess.run([sys.executable, "nix/render-ci.py", f"{work}/ci.json", f"{work}/ci"], check=True)
@@ -98,8 +100,10 @@ if [[ $write == --write ]]; then
   rm -rf deploy/rendered deploy/monitoring && mkdir -p deploy
   cp -r "$work/rendered" deploy/rendered
   cp -r "$work/monitoring" deploy/monitoring
+  # Not rm -rf: deploy/compose/.env is an operator's secrets.
+  mkdir -p deploy/compose && cp -r "$work/compose/." deploy/compose/
   cp -r "$work/ci/." .
-  echo "wrote deploy/rendered/, deploy/monitoring/ and the CI files"
+  echo "wrote deploy/rendered/, deploy/monitoring/, deploy/compose/ and the CI files"
 else
   if diff -ru deploy/rendered "$work/rendered"; then
     echo "ok   deploy/rendered/ equals the kubenix modules"
@@ -110,6 +114,11 @@ else
     echo "ok   deploy/monitoring/ equals nix/monitoring.nix"
   else
     echo "FAIL: deploy/monitoring/ differs from nix/monitoring.nix (nix/eval.sh FLAKE_CHECK --write)"; fail=1
+  fi
+  if diff -ru -x .env deploy/compose "$work/compose"; then
+    echo "ok   deploy/compose/ equals nix/compose.nix"
+  else
+    echo "FAIL: deploy/compose/ differs from nix/compose.nix (nix/eval.sh FLAKE_CHECK --write)"; fail=1
   fi
   while IFS= read -r file; do
     if ! diff -u "${file#"$work/ci/"}" "$file"; then echo "FAIL: ${file#"$work/ci/"} is out of date"; fail=1; fi

@@ -32,14 +32,14 @@ npm_tool() {
 log() { printf '\n=== %s\n' "$*"; }
 
 # deb_tool PKG BIN : unpack one binary of a Debian package (never installed, so no service starts),
-# put it on PATH.
+# put it on PATH (from usr/bin or usr/sbin).
 deb_tool() {
   local dir=$TOOLS_DIR/deb/$1
-  if [[ ! -x $dir/usr/bin/$2 ]]; then
+  if [[ ! -x $dir/usr/bin/$2 && ! -x $dir/usr/sbin/$2 ]]; then
     rm -rf "$dir" && mkdir -p "$dir"
     # A new machine may have no package lists yet: update once and retry.
     (cd "$dir" && { apt-get download -q "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -q "$1" >/dev/null; }; } \
       && dpkg-deb -x ./*.deb . && rm -f ./*.deb)
   fi
-  export PATH=$dir/usr/bin:$PATH
+  export PATH=$dir/usr/bin:$dir/usr/sbin:$PATH
 }
