@@ -265,10 +265,8 @@ async fn status_line(stream: &mut tokio::net::TcpStream) -> Option<u16> {
         bytes.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&bytes[..head_end]).to_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap_or(0));
     while bytes.len() < head_end + length {
         let n = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
         bytes.extend_from_slice(&buf[..n]);
