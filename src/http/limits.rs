@@ -61,7 +61,6 @@ pub struct SessionOpening {
     requested: Option<SessionId>,
 }
 
-#[expect(clippy::result_large_err, reason = "the rejection is the response, sent as it is")]
 pub async fn session_slot(
     state: &AppState,
     method: &Method,
