@@ -104,3 +104,37 @@ impl LimitSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> LimitSettings {
+        LimitSettings {
+            body_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+            max_concurrent_requests_per_tenant: None,
+            max_sessions: 2_000,
+            max_sessions_per_tenant: 100,
+            max_listen_streams: 2_000,
+            max_listen_streams_per_tenant: 100,
+        }
+    }
+
+    #[test]
+    fn contradictions_name_their_variable() {
+        let thirty = Duration::from_secs(30);
+        assert!(defaults().validate(thirty, 512).is_ok());
+        let slow = LimitSettings { body_read_timeout: thirty, ..defaults() };
+        assert_eq!(slow.validate(thirty, 512).unwrap_err().variable, "BODY_READ_TIMEOUT");
+        let header = LimitSettings { header_read_timeout: Duration::from_secs(90), ..defaults() };
+        assert_eq!(header.validate(thirty, 512).unwrap_err().variable, "HEADER_READ_TIMEOUT");
+        let share = LimitSettings { max_concurrent_requests_per_tenant: Some(600), ..defaults() };
+        assert_eq!(share.validate(thirty, 512).unwrap_err().variable, "MAX_CONCURRENT_REQUESTS_PER_TENANT");
+        let sessions = LimitSettings { max_sessions: 50, ..defaults() };
+        assert_eq!(sessions.validate(thirty, 512).unwrap_err().variable, "MAX_SESSIONS_PER_TENANT");
+        assert_eq!(defaults().requests_per_tenant(64), 16);
+    }
+}
