@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod mcp;
 pub mod memory;
+pub mod quota;
 pub mod ratelimit;
 pub mod sessions;
 pub mod storage;

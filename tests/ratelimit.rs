@@ -8,20 +8,13 @@ use std::{
 };
 
 use common::{Db, TestDb, free_port, migrate, serve_process, spawn_app_with};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-const SECRET: &str = "rate-limit-test-secret-0123456789abcdef";
-const RESOURCE: &str = "http://localhost/mcp";
+const SECRET: &str = common::JWT_SECRET;
+const RESOURCE: &str = common::RESOURCE;
 
 fn token(tenant: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let claims =
-        json!({ "iss": "mcp-server", "aud": RESOURCE, "sub": tenant, "scope": "memory:read", "exp": now + 600 });
-    format!(
-        "Bearer {}",
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
-    )
+    common::bearer(tenant, "memory:read")
 }
 
 async fn list_tools(url: &str, auth: &str) -> reqwest::Response {

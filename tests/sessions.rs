@@ -149,3 +149,71 @@ async fn a_dropped_stream_resumes_on_another_replica_from_redis() {
     let replayed = sse_events(&response.text().await.unwrap());
     assert!(replayed.iter().all(|(_, data)| data.is_empty()), "{replayed:?}");
 }
+
+fn initialize() -> Value {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "capped", "version": "0" } } })
+}
+
+/// A session, initialized: its id.
+async fn open(app: &TestApp) -> String {
+    let (status, session, _) = send(app, None, initialize()).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session id in session mode");
+    let (status, _, _) =
+        send(app, Some(&session), json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).await;
+    assert_eq!(status, 202);
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_idle_past_its_ttl_is_gone_from_the_replica() {
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let alone = spawn_app_with(Db::Sqlite, &["--sessions", "true", "--session-ttl", "1s"]).await.unwrap();
+    let shared = spawn_app_with(Db::Sqlite, &["--sessions", "true", "--session-ttl", "1s", "--redis-url", &redis])
+        .await
+        .unwrap();
+    for app in [&alone, &shared] {
+        let session = open(app).await;
+        let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" });
+        assert_eq!(send(app, Some(&session), list.clone()).await.0, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert_eq!(send(app, Some(&session), list).await.0, 404, "an idle session outlived SESSION_TTL");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cap_refuses_cleanly_and_frees_on_delete() {
+    let app =
+        spawn_app_with(Db::Sqlite, &["--sessions", "true", "--max-sessions", "2", "--max-sessions-per-tenant", "2"])
+            .await
+            .unwrap();
+    let first = open(&app).await;
+    let _second = open(&app).await;
+    let refused = post(&app, None, initialize()).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused.text().await.unwrap().contains("sessions"));
+    let deleted = common::delete_session(&app, &first).await.status();
+    assert!(deleted.is_success(), "{deleted}");
+    open(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_at_its_session_share_leaves_room_for_others() {
+    let flags = [&common::HS256_FLAGS[..], &["--sessions", "true", "--max-sessions-per-tenant", "1"]].concat();
+    let app = spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    let as_tenant = |tenant: &str| {
+        reqwest::Client::new()
+            .post(app.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("authorization", common::bearer(tenant, "memory:read"))
+            .json(&initialize())
+    };
+    assert_eq!(as_tenant("tenant-a").send().await.unwrap().status(), 200);
+    let refused = as_tenant("tenant-a").send().await.unwrap();
+    assert_eq!(refused.status(), 429, "a tenant past MAX_SESSIONS_PER_TENANT");
+    assert_eq!(as_tenant("tenant-b").send().await.unwrap().status(), 200);
+}

@@ -233,3 +233,34 @@ async fn a_session_subscription_is_notified_on_its_stream_on_another_replica() {
         .unwrap();
     assert!(members.iter().all(|m| !m.starts_with(&session)), "{members:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_streams_beyond_the_cap_are_refused_until_one_ends() {
+    let shared = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/shared.db", shared.path().display());
+    let app = replica(&db_url, &["--max-listen-streams", "2", "--max-listen-streams-per-tenant", "2"]).await;
+    let filter =
+        || SubscriptionFilter::builder().resource_subscriptions(["memory://knowledge-graph".to_string()]).build();
+    let client = app.client_2026().await;
+    let first = client.listen(filter()).await.expect("first listen stream");
+    let _second = client.listen(filter()).await.expect("second listen stream");
+    assert!(client.listen(filter()).await.is_err(), "a third listen stream past MAX_LISTEN_STREAMS=2");
+    let shed = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
+    assert!(
+        shed.lines()
+            .any(|l| l.starts_with("load_shed_requests_total{reason=\"listen_streams\"}") && !l.ends_with(" 0")),
+        "the refusal is counted"
+    );
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.listen(filter()).await {
+            Ok(_third) => break,
+            Err(error) if std::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the ended stream's slot never came back: {error}"),
+        }
+    }
+}

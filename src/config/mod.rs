@@ -1,10 +1,12 @@
 //! Typed configuration, read from flags and environment variables (clap), validated once.
 
 mod auth;
+mod limits;
 
 use std::{net::IpAddr, time::Duration};
 
 pub use auth::{AuthMode, AuthSettings, ResolvedAuth};
+pub use limits::LimitSettings;
 
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -67,7 +69,8 @@ pub struct Settings {
     /// configured); off by default: every request is served statelessly, by any replica
     #[arg(long, env = "MCP_SESSIONS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub sessions: bool,
-    /// With MCP_SESSIONS and Redis: how long an unused session is kept (shared by all replicas)
+    /// With MCP_SESSIONS: how long an unused session is kept, in this replica's memory and (with
+    /// Redis) in the shared store
     #[arg(long, env = "SESSION_TTL", value_parser = parse_duration, default_value = "30m", global = true)]
     pub session_ttl: Duration,
     /// With MCP_SESSIONS and Redis: SSE events kept per stream for Last-Event-ID resumption on
@@ -152,6 +155,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub auth: AuthSettings,
+
+    #[command(flatten)]
+    pub limits: LimitSettings,
 }
 
 /// Which database the settings select.
@@ -205,6 +211,7 @@ impl Settings {
     /// available at run time (the NixOS module's build-time check).
     pub fn validate_with(&self, secrets_present: bool) -> Result<(), ConfigError> {
         self.auth.validate(self.environment == Environment::Production, secrets_present)?;
+        self.limits.validate(self.request_timeout, self.auth.max_concurrent_requests)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;
         if self.db_pool_max == 0 {

@@ -172,7 +172,7 @@ pub fn shed_load(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, R
         return Err(response);
     }
     state.permits.try_acquire().map_err(|_| {
-        metrics::counter!("load_shed_requests_total").increment(1);
+        metrics::counter!("load_shed_requests_total", "reason" => "requests").increment(1);
         unavailable("overloaded", "too many concurrent requests, retry shortly")
     })
 }

@@ -1,6 +1,8 @@
-//! What every `/mcp` request passes before the MCP transport, in order: load shedding, the bearer
-//! token, the body and its scope, the rate limit. One middleware, not four: each layer of its own
-//! cloned its inner service and boxed another future on every request.
+//! What every `/mcp` request passes before the MCP transport, in order: the bearer token, the
+//! rate limit, the tenant's share of the concurrency and of the sessions, the body (within its
+//! deadline) and its scope, the listen-stream cap, and last the replica's permit. Nothing a
+//! client holds while its body trickles in is shared with other tenants. One middleware, not
+//! several: each layer of its own cloned its inner service and boxed another future per request.
 
 use axum::{
     extract::{Request, State},
@@ -8,31 +10,51 @@ use axum::{
     response::Response,
 };
 
-use super::{AppState, auth, guard};
+use super::{AppState, auth, guard, limits};
 use crate::memory::Tenant;
 
 pub async fn mcp_gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if let Err(rejected) = auth::authenticate(&state, &mut request).await {
+        return rejected;
+    }
+    let tenant = request.extensions().get::<Tenant>().cloned().unwrap_or_default();
+    // Counted when the request arrives, so a tenant's slow bodies count against its quota too.
+    let decision = match auth::rate_limit(&state, Some(&tenant)).await {
+        Ok(decision) => decision,
+        Err(limited) => return limited,
+    };
+    // Held through the body read until the response head: one tenant's slow bodies wait in its
+    // own share, never in the replica's permits.
+    let _share = match limits::tenant_share(&state, &tenant) {
+        Ok(share) => share,
+        Err(refused) => return refused,
+    };
+    let session = match limits::session_slot(&state, request.method(), request.headers(), &tenant).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let request = match guard::json_body(&state, request).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let listen = match limits::listen_slot(&state, &request, &tenant) {
+        Ok(listen) => listen,
+        Err(refused) => return refused,
+    };
     // Held until the response head: the drain waits for every permit back.
     let _permit = match auth::shed_load(&state) {
         Ok(permit) => permit,
         Err(shed) => return shed,
     };
-    if let Err(rejected) = auth::authenticate(&state, &mut request).await {
-        return rejected;
-    }
-    let request = match guard::json_body(&state, request).await {
-        Ok(request) => request,
-        Err(refused) => return refused,
-    };
-    // The tenant apart: a request (its body) cannot be shared across an await.
-    let tenant = request.extensions().get::<Tenant>().cloned();
-    let decision = match auth::rate_limit(&state, tenant.as_ref()).await {
-        Ok(decision) => decision,
-        Err(limited) => return limited,
-    };
     let mut response = next.run(request).await;
     if let Some(decision) = decision {
         auth::rate_headers(response.headers_mut(), &decision);
     }
-    response
+    if let Some(session) = session {
+        limits::keep_session(&state, session, response.headers()).await;
+    }
+    match listen {
+        Some(slot) => limits::hold_while_streaming(response, slot),
+        None => response,
+    }
 }

@@ -1,12 +1,12 @@
 //! Checks a request before the MCP transport sees it: a POST body over MAX_BODY_BYTES is 413, a
-//! body that is not JSON gets the JSON-RPC parse error (-32700), and the scope the JSON-RPC
-//! methods need is checked against the caller's token.
+//! body slower than BODY_READ_TIMEOUT is 408, a body that is not JSON gets the JSON-RPC parse
+//! error (-32700), and the scope the JSON-RPC methods need is checked against the caller's token.
 
 use axum::{
     Json,
     body::Body,
     extract::Request,
-    http::{Method, StatusCode},
+    http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, de::IgnoredAny};
@@ -102,6 +102,18 @@ fn count_methods(messages: &Messages) {
     }
 }
 
+/// Marks a request that opens a `subscriptions/listen` stream (the gate counts those).
+#[derive(Clone, Copy)]
+pub struct ListenRequest;
+
+fn listens(messages: &Messages) -> bool {
+    let one = |m: &Message| m.method.as_ref().and_then(Value::as_str) == Some("subscriptions/listen");
+    match messages {
+        Messages::One(m) => one(m),
+        Messages::Batch(all) => all.iter().any(one),
+    }
+}
+
 /// The strongest scope any message needs (write implies read).
 fn required_scope(messages: &Messages) -> Option<&'static str> {
     let scopes: Vec<&'static str> = match messages {
@@ -124,18 +136,43 @@ pub async fn json_body(state: &AppState, request: Request) -> Result<Request, Re
         _ => return Ok(request),
     }
     let max_bytes = state.settings.max_body_bytes;
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, max_bytes).await else {
-        return Err(jsonrpc_error(
+    let too_large = || {
+        jsonrpc_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             -32600,
             format!("request body is larger than {max_bytes} bytes (MAX_BODY_BYTES)"),
-        ));
+        )
     };
+    // Refused from its Content-Length before the body is polled, which is what sends a client's
+    // awaited `100 Continue`: it must not start a body that will be refused.
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_bytes as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    // A slow sender holds its connection and its tenant's share: cut it off well before
+    // REQUEST_TIMEOUT, closing the connection (the rest of its body is never read).
+    let deadline = state.settings.limits.body_read_timeout;
+    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, max_bytes)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            metrics::counter!("body_read_timeouts_total").increment(1);
+            let mut slow = jsonrpc_error(
+                StatusCode::REQUEST_TIMEOUT,
+                -32600,
+                format!("request body did not arrive within {deadline:?} (BODY_READ_TIMEOUT)"),
+            );
+            slow.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Err(slow);
+        }
+    };
+    let mut listen = false;
     // One parse in the common case; a second only tells "not JSON" from "JSON of another shape".
     let scope = match messages(&bytes) {
         Ok(messages) => {
             count_methods(&messages);
+            listen = listens(&messages);
             required_scope(&messages)
         }
         Err(_) => match serde_json::from_slice::<IgnoredAny>(&bytes) {
@@ -143,7 +180,10 @@ pub async fn json_body(state: &AppState, request: Request) -> Result<Request, Re
             Err(e) => return Err(jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"))),
         },
     };
-    let request = Request::from_parts(parts, Body::from(bytes));
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    if listen {
+        request.extensions_mut().insert(ListenRequest);
+    }
     match check_scope(state, &request, RequiredScope(scope)) {
         Some(denied) => Err(denied),
         None => Ok(request),

@@ -76,8 +76,12 @@ pub fn handle() -> PrometheusHandle {
 /// series at 0 is a fact ("no 429 yet"), an absent one reads as "no data" and hides a broken
 /// scrape. Label values are the fixed sets their modules use.
 fn zero_series() {
-    for name in ["rate_limited_requests_total", "rate_limit_fallback_total", "load_shed_requests_total"] {
+    for name in ["rate_limited_requests_total", "rate_limit_fallback_total", "body_read_timeouts_total"] {
         metrics::counter!(name).increment(0);
+    }
+    for limit in ["requests", "sessions", "listen_streams"] {
+        metrics::counter!("load_shed_requests_total", "reason" => limit).increment(0);
+        metrics::counter!("tenant_limited_requests_total", "limit" => limit).increment(0);
     }
     metrics::gauge!("rate_limit_degraded").increment(0.0);
     for reason in ["missing", "malformed", "query_token", "invalid", "unavailable", "insufficient_scope"] {

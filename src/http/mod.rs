@@ -4,6 +4,8 @@ mod auth;
 mod gate;
 mod guard;
 mod health;
+mod limits;
+mod listener;
 pub mod metrics;
 mod server;
 pub mod trace;
@@ -34,6 +36,7 @@ use crate::{
     config::Settings,
     mcp::MemoryServer,
     memory::Memory,
+    quota::Quota,
     ratelimit::{RateLimiter, RedisPool, redis_pool},
     sessions::{RedisEventStore, ResourceUpdates, SharedSessionManager},
 };
@@ -64,6 +67,10 @@ pub struct SharedState {
     pub limiter: Option<Arc<RateLimiter>>,
     /// Requests in flight on /mcp, bounded by MAX_CONCURRENT_REQUESTS.
     pub permits: Arc<tokio::sync::Semaphore>,
+    /// With authentication: each tenant's share of those (MAX_CONCURRENT_REQUESTS_PER_TENANT).
+    pub tenant_requests: Option<Arc<Quota>>,
+    /// Open `subscriptions/listen` streams (MAX_LISTEN_STREAMS, and per tenant with authentication).
+    pub listen_streams: Arc<Quota>,
     /// Resource-update fan-out to subscribers on every replica.
     pub updates: Arc<ResourceUpdates>,
     pub sessions: Arc<SharedSessionManager>,
@@ -95,6 +102,8 @@ impl AppState {
             settings.auth.redis_timeout,
         );
         let mut local_sessions = LocalSessionManager::default();
+        // SESSION_TTL is also how long this replica keeps a session nobody uses (rmcp: 5 minutes).
+        local_sessions.session_config.keep_alive = Some(settings.session_ttl);
         if settings.sessions
             && let Some(redis) = &redis
         {
@@ -105,7 +114,18 @@ impl AppState {
                 settings.session_ttl,
             )));
         }
-        let sessions = Arc::new(SharedSessionManager::new(local_sessions, Some(updates.clone())));
+        let tenants = Authenticator::enabled(&auth);
+        let limits = &settings.limits;
+        let session_quota =
+            Quota::new("sessions", limits.max_sessions, tenants.then_some(limits.max_sessions_per_tenant));
+        let sessions = Arc::new(SharedSessionManager::new(local_sessions, Some(updates.clone()), session_quota));
+        let listen_streams = Quota::new(
+            "listen streams",
+            limits.max_listen_streams,
+            tenants.then_some(limits.max_listen_streams_per_tenant),
+        );
+        let share = limits.requests_per_tenant(settings.auth.max_concurrent_requests);
+        let tenant_requests = tenants.then(|| Quota::new("requests", usize::MAX, Some(share)));
         let limiter = settings.auth.rate_limit_enabled.then(|| {
             Arc::new(RateLimiter::new(
                 settings.auth.rate_limit_requests_per_minute,
@@ -124,6 +144,8 @@ impl AppState {
             redis,
             limiter,
             permits,
+            tenant_requests,
+            listen_streams,
             updates,
             sessions,
         })))

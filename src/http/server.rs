@@ -6,7 +6,7 @@ use axum::{Router, routing::get};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{AppState, app, metrics};
+use super::{AppState, app, listener, metrics};
 
 /// A started server: its bound addresses and the means to stop it.
 pub struct RunningServer {
@@ -21,13 +21,20 @@ impl RunningServer {
     /// Binds the MCP and metrics listeners (port 0 picks free ports) and starts serving.
     pub async fn start(state: AppState) -> std::io::Result<Self> {
         let settings = state.settings.clone();
+        let max_connections = listener::max_connections(&settings)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind((settings.host, settings.port)).await?;
         let metrics_listener = TcpListener::bind((settings.host, settings.metrics_port)).await?;
         let addr = listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
         let stop = CancellationToken::new();
         tokio::spawn(state.updates.clone().run(state.shutdown.clone()));
-        let task = tokio::spawn(run(state.clone(), listener, metrics_listener, stop.clone()));
+        let limits = listener::Limits {
+            max_connections,
+            header_read_timeout: settings.limits.header_read_timeout,
+            idle_timeout: settings.limits.idle_timeout,
+        };
+        let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone()));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }
 
@@ -47,16 +54,20 @@ impl RunningServer {
     }
 }
 
-async fn run(state: AppState, listener: TcpListener, metrics_listener: TcpListener, stop: CancellationToken) {
+async fn run(
+    state: AppState,
+    (listener, limits): (TcpListener, listener::Limits),
+    metrics_listener: TcpListener,
+    stop: CancellationToken,
+) {
     let stop_accepting = CancellationToken::new();
-    let server =
-        axum::serve(listener, app(state.clone())).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let server = listener::serve(listener, app(state.clone()), limits, stop_accepting.clone());
     let metrics_state = state.clone();
     let metrics_router: Router =
         Router::new().route("/metrics", get(move || std::future::ready(metrics::render(&metrics_state))));
     let metrics_server =
         axum::serve(metrics_listener, metrics_router).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-    let mut server_task = tokio::spawn(async move { server.await });
+    let mut server_task = tokio::spawn(server);
     let metrics_task = tokio::spawn(async move { metrics_server.await });
 
     tokio::select! {
@@ -73,7 +84,7 @@ async fn run(state: AppState, listener: TcpListener, metrics_listener: TcpListen
 /// Readiness turns 503 at once; requests are still served for SHUTDOWN_DELAY (endpoints take
 /// time to update), then the listener closes, streams end, and in-flight requests get
 /// SHUTDOWN_TIMEOUT to finish.
-async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task: JoinHandle<std::io::Result<()>>) {
+async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task: JoinHandle<()>) {
     let settings = &state.settings;
     state.draining.store(true, Ordering::Relaxed);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -1,11 +1,13 @@
 //! The session manager: rmcp's local manager plus what a replicated deployment needs: session
 //! ids with 256 random bits (rmcp's own are UUIDv4, 122 bits), resource updates injected into a
-//! session's GET stream (and logged in the event store so a resumed stream replays them), and
-//! gauges of sessions and SSE streams.
+//! session's GET stream (and logged in the event store so a resumed stream replays them), a
+//! quota slot per session held (MAX_SESSIONS, MAX_SESSIONS_PER_TENANT), and gauges of sessions
+//! and SSE streams.
 
 use std::{
+    collections::HashMap,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
@@ -27,14 +29,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ResourceUpdates;
+use crate::quota::{Quota, Slot};
 
 pub struct SharedSessionManager {
     inner: Arc<LocalSessionManager>,
     updates: Option<Arc<ResourceUpdates>>,
+    /// The sessions this replica may hold, all and per tenant.
+    pub quota: Arc<Quota>,
+    /// The slot of each session held, given back when the session closes.
+    slots: Mutex<HashMap<SessionId, Slot>>,
 }
 
 impl SharedSessionManager {
-    pub fn new(inner: LocalSessionManager, updates: Option<Arc<ResourceUpdates>>) -> Self {
+    pub fn new(inner: LocalSessionManager, updates: Option<Arc<ResourceUpdates>>, quota: Arc<Quota>) -> Self {
         let inner = Arc::new(inner);
         if let Some(updates) = &updates {
             // A DELETE on another replica ends this replica's copy of the session too.
@@ -45,7 +52,20 @@ impl SharedSessionManager {
                 }
             });
         }
-        SharedSessionManager { inner, updates }
+        SharedSessionManager { inner, updates, quota, slots: Mutex::default() }
+    }
+
+    /// Binds a slot taken for a request that created (or restored) session `id`. Inserted before
+    /// the check, as `close_session` removes the session before its slot: whichever runs second
+    /// sees the other's change, so no slot outlives its session.
+    pub async fn adopt(&self, id: &SessionId, slot: Slot) {
+        if self.slots.lock().expect("session slots").contains_key(id) {
+            return;
+        }
+        self.slots.lock().expect("session slots").insert(id.clone(), slot);
+        if !self.inner.has_session(id).await.unwrap_or(false) {
+            self.slots.lock().expect("session slots").remove(id);
+        }
     }
 
     /// Sessions this replica holds (for the gauge; `None` while the map is being written).
@@ -110,7 +130,9 @@ impl SessionManager for SharedSessionManager {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.inner.close_session(id).await?;
+        let closed = self.inner.close_session(id).await;
+        self.slots.lock().expect("session slots").remove(id);
+        closed?;
         // This runs for a client's DELETE and also when this replica's copy of a session stops
         // (shutdown, idle): a shared session lives on elsewhere and is ended everywhere by the
         // store's delete; a replica-local one ends here.

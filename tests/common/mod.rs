@@ -279,3 +279,18 @@ pub fn migrate(db_url: &str) {
         .unwrap();
     assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
 }
+
+/// The HS256 secret and audience of `HS256_FLAGS`, for tests with tenants.
+pub const JWT_SECRET: &str = "rate-limit-test-secret-0123456789abcdef";
+pub const RESOURCE: &str = "http://localhost/mcp";
+pub const HS256_FLAGS: [&str; 6] = ["--auth-mode", "hs256", "--jwt-secret", JWT_SECRET, "--mcp-resource-url", RESOURCE];
+
+/// An `Authorization` value: a token of `tenant` with `scope`, valid for ten minutes.
+pub fn bearer(tenant: &str, scope: &str) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims =
+        serde_json::json!({ "iss": "mcp-server", "aud": RESOURCE, "sub": tenant, "scope": scope, "exp": now + 600 });
+    let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    format!("Bearer {}", encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap())
+}
