@@ -146,6 +146,17 @@ async fn import_export_round_trip(db: Db) {
     let out = mcp_server().arg("import").arg(&bad).arg("--tenant").arg("other").envs(env).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    // So does a line with NUL, which no backend stores: an export always imports on either.
+    std::fs::write(
+        &bad,
+        "{\"type\":\"entity\",\"name\":\"x\",\"entityType\":\"t\",\"observations\":[]}\n\
+         {\"type\":\"entity\",\"name\":\"y\",\"entityType\":\"t\",\"observations\":[\"ok\",\"a\\u0000b\"]}",
+    )
+    .unwrap();
+    let out = mcp_server().arg("import").arg(&bad).arg("--tenant").arg("other").envs(env).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: observations[1]: must not contain NUL"), "{stderr}");
     let out = mcp_server().args(["export", "--tenant", "other"]).envs(env).output().unwrap();
     assert!(out.stdout.is_empty());
 }
