@@ -99,6 +99,19 @@ impl Memory {
         self.limits
     }
 
+    /// Runs a call (one or more operations) within the database's deadline: a database that stops
+    /// answering fails it as unavailable (`Store::bounded`) instead of holding it until the request
+    /// times out.
+    pub async fn bounded<T, E: From<MemoryError>>(
+        &self,
+        call: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
+        match self.store.bounded(async { Ok::<_, StorageError>(call.await) }).await {
+            Ok(result) => result,
+            Err(timed_out) => Err(MemoryError::from(timed_out).into()),
+        }
+    }
+
     /// The whole graph, or a page of it: up to `limit` entities and `limit` relations,
     /// each in insertion order.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "read_graph", db.system.name = self.store.backend().otel_name(), db.operation.name = "read_graph"))]
