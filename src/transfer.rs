@@ -38,12 +38,31 @@ pub fn parse(reader: impl BufRead) -> Result<(Vec<Entity>, Vec<Relation>), Trans
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Line>(&line) {
+        let parsed = serde_json::from_str::<Line>(&line).map_err(|e| e.to_string());
+        let nul = |field: &str, text: &str| match text.contains('\0') {
+            true => Err(format!("{field}: must not contain NUL (U+0000)")),
+            false => Ok(()),
+        };
+        // The rule every write applies (`memory::limits::stored`), checked before anything is written.
+        let checked = parsed.and_then(|parsed| {
+            match &parsed {
+                Line::Entity(e) => {
+                    nul("name", &e.name)?;
+                    nul("entityType", &e.entity_type)?;
+                    e.observations.iter().enumerate().try_for_each(|(i, o)| nul(&format!("observations[{i}]"), o))?
+                }
+                Line::Relation(r) => {
+                    nul("from", &r.from)?;
+                    nul("to", &r.to)?;
+                    nul("relationType", &r.relation_type)?
+                }
+            }
+            Ok(parsed)
+        });
+        match checked {
             Ok(Line::Entity(e)) => entities.push(e),
             Ok(Line::Relation(r)) => relations.push(r),
-            Err(e) => {
-                return Err(TransferError::Parse { line: i + 1, reason: e.to_string() });
-            }
+            Err(reason) => return Err(TransferError::Parse { line: i + 1, reason }),
         }
     }
     Ok((entities, relations))

@@ -38,6 +38,11 @@ fn bad_configuration_exits_2_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHUTDOWN_TIMEOUT"));
 
+    // A database wait REQUEST_TIMEOUT would cut off first is a contradiction, not a silent choice.
+    let out = mcp_server().args(["check-config"]).env("REQUEST_TIMEOUT", "10s").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for DB_STATEMENT_TIMEOUT"));
+
     let out = mcp_server().args(["check-config"]).output().unwrap();
     assert!(out.status.success());
 }
@@ -65,6 +70,7 @@ fn help_lists_every_variable_with_its_default() {
         "ALLOWED_ORIGINS",
         "ALLOWED_HOSTS",
         "MAX_BODY_BYTES",
+        "DB_STATEMENT_TIMEOUT",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help lacks {var}:\n{help}");
     }
@@ -146,6 +152,17 @@ async fn import_export_round_trip(db: Db) {
     let out = mcp_server().arg("import").arg(&bad).arg("--tenant").arg("other").envs(env).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    // So does a line with NUL, which no backend stores: an export always imports on either.
+    std::fs::write(
+        &bad,
+        "{\"type\":\"entity\",\"name\":\"x\",\"entityType\":\"t\",\"observations\":[]}\n\
+         {\"type\":\"entity\",\"name\":\"y\",\"entityType\":\"t\",\"observations\":[\"ok\",\"a\\u0000b\"]}",
+    )
+    .unwrap();
+    let out = mcp_server().arg("import").arg(&bad).arg("--tenant").arg("other").envs(env).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: observations[1]: must not contain NUL"), "{stderr}");
     let out = mcp_server().args(["export", "--tenant", "other"]).envs(env).output().unwrap();
     assert!(out.stdout.is_empty());
 }

@@ -124,3 +124,154 @@ async fn postgres_outage_fails_fast_and_recovers() {
     assert_eq!(status(&app.url("/health/ready")).await, 200);
     eprintln!("outage: failed in {:?}, recovered {:?} after the database returned", started.elapsed(), back.elapsed());
 }
+
+/// A TCP proxy to PostgreSQL that can go silent: `hang` stops forwarding on every connection it
+/// holds, for good, without closing them (packets dropped, no reset), and holds new ones until
+/// `heal`; connections made after `heal` are forwarded again.
+struct Blackhole {
+    port: u16,
+    state: std::sync::Arc<std::sync::Mutex<(bool, u64)>>,
+}
+
+impl Blackhole {
+    async fn start(upstream: std::net::SocketAddr) -> Blackhole {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(std::sync::Mutex::new((false, 0u64)));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { continue };
+                let generation = shared.lock().unwrap().1;
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(forward(cr, sw, shared.clone(), generation));
+                tokio::spawn(forward(sr, cw, shared.clone(), generation));
+            }
+        });
+        Blackhole { port, state }
+    }
+
+    fn hang(&self) {
+        let mut state = self.state.lock().unwrap();
+        *state = (true, state.1 + 1);
+    }
+
+    fn heal(&self) {
+        self.state.lock().unwrap().0 = false;
+    }
+}
+
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: std::sync::Arc<std::sync::Mutex<(bool, u64)>>,
+    generation: u64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    // Open while the proxy is up and this connection is of the current generation.
+    let open = |state: &std::sync::Mutex<(bool, u64)>| {
+        let (down, current) = *state.lock().unwrap();
+        !down && current == generation
+    };
+    loop {
+        while !open(&state) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let Ok(n) = from.read(&mut buf).await else { return };
+        if n == 0 {
+            return;
+        }
+        while !open(&state) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The test database's address and a URL to it through `port`.
+async fn through_proxy(db: &common::TestDb) -> (std::net::SocketAddr, impl Fn(u16) -> String) {
+    let url = url::Url::parse(&db.url).unwrap();
+    let upstream =
+        tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(5432))).await.unwrap().next().unwrap();
+    let proxied = move |port: u16| {
+        let mut url = url.clone();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        url.to_string()
+    };
+    (upstream, proxied)
+}
+
+// A database that stops answering without closing its connections: each call fails with the
+// retryable error within DB_TIMEOUT + DB_STATEMENT_TIMEOUT (well before REQUEST_TIMEOUT), and the
+// server recovers when the database answers again, though the old connections never do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_postgres_fails_within_the_deadline_and_recovers() {
+    let Some(db) = common::TestDb::new(Db::Postgres).await else { return };
+    let (upstream, proxied) = through_proxy(&db).await;
+    let proxy = Blackhole::start(upstream).await;
+    let url = proxied(proxy.port);
+    let flags = ["--database-url", &url, "--db-timeout", "1s", "--db-statement-timeout", "1s", "--db-pool-max", "2"];
+    let app = common::spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    let client = app.client().await;
+    let before = json!({ "entities": [{ "name": "before", "entityType": "t", "observations": [] }] });
+    ok(&client, "create_entities", before).await;
+
+    proxy.hang();
+    // More calls than connections: each one given up on must not keep its pool slot.
+    for tool in ["create_entities", "read_graph", "search_nodes", "open_nodes"] {
+        let args = json!({ "entities": [{ "name": "during", "entityType": "t", "observations": [] }],
+            "query": "before", "names": ["before"] });
+        let started = Instant::now();
+        let err = call(&client, tool, args).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{tool} failed in {:?}", started.elapsed());
+        assert_eq!((err.code.0, &*err.message), (-32603, "database unavailable, retry later"), "{tool}");
+        assert_eq!(err.data, Some(json!({ "retryable": true })));
+    }
+
+    proxy.heal();
+    let back = Instant::now();
+    loop {
+        if let Ok(result) = call(&client, "open_nodes", json!({ "names": ["before"] })).await {
+            assert_eq!(result.structured_content.unwrap()["entities"][0]["name"], "before");
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(10), "recovers though the old connections stay silent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Retrying the write that failed is safe: it is created at most once.
+    let during = json!({ "entities": [{ "name": "during", "entityType": "t", "observations": [] }] });
+    ok(&client, "create_entities", during).await;
+    let found = ok(&client, "open_nodes", json!({ "names": ["during"] })).await;
+    assert_eq!(found["entities"].as_array().unwrap().len(), 1);
+    eprintln!("hung database: recovered {:?} after it answered again", back.elapsed());
+}
+
+// A statement the database cannot finish in DB_STATEMENT_TIMEOUT (here: waiting for a lock) is
+// ended by the server: the call gets the retryable error and the write does not commit later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_over_the_timeout_is_aborted_and_not_committed_later() {
+    use sqlx::{Connection, Executor};
+    let Some(db) = common::TestDb::new(Db::Postgres).await else { return };
+    let flags = ["--database-url", &db.url, "--db-timeout", "1s", "--db-statement-timeout", "1s"];
+    let app = common::spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    let client = app.client().await;
+    ok(&client, "read_graph", json!({})).await;
+
+    let mut locker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    locker.execute("BEGIN; LOCK TABLE entities IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let started = Instant::now();
+    let during = json!({ "entities": [{ "name": "during", "entityType": "t", "observations": [] }] });
+    let err = call(&client, "create_entities", during).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "failed in {:?}", started.elapsed());
+    assert_eq!((err.code.0, err.data), (-32603, Some(json!({ "retryable": true }))), "{}", err.message);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    locker.execute("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let found = ok(&client, "open_nodes", json!({ "names": ["during"] })).await;
+    assert_eq!(found["entities"], json!([]), "the server aborted the write");
+}

@@ -281,3 +281,76 @@ both_backends!(read_graph_and_search_page_with_cursors, |db: Db| async move {
     assert_eq!(err.code.0, -32602);
     c.cancel().await.unwrap();
 });
+
+// One rule on both backends, with the graph cache on and off: text a write stores cannot contain
+// NUL (-32602 naming the field); what reads and deletions look up with a NUL matches nothing.
+both_backends!(nul_is_refused_in_stored_text_and_matches_nothing, |db: Db| async move {
+    for cache in ["0", "50000"] {
+        let Some(app) = common::spawn_app_with(db, &["--graph-cache-entities", cache]).await else {
+            return;
+        };
+        let c = app.client().await;
+        ok(
+            &c,
+            "create_entities",
+            json!({ "entities": [entity("alpha", "thing", &["a b"]), entity("beta", "thing", &[])] }),
+        )
+        .await;
+        ok(&c, "create_relations", json!({ "relations": [{ "from": "alpha", "to": "beta", "relationType": "ab" }] }))
+            .await;
+        let graph = ok(&c, "read_graph", json!({})).await;
+
+        let refused = [
+            ("create_entities", json!({ "entities": [entity("a\u{0}b", "t", &[])] }), "entities[0].name"),
+            ("create_entities", json!({ "entities": [entity("n", "t\u{0}", &[])] }), "entities[0].entityType"),
+            (
+                "create_entities",
+                json!({ "entities": [entity("n", "t", &["ok", "\u{0}"])] }),
+                "entities[0].observations[1]",
+            ),
+            (
+                "create_relations",
+                json!({ "relations": [{ "from": "alpha", "to": "beta", "relationType": "x\u{0}" }] }),
+                "relations[0].relationType",
+            ),
+            (
+                "add_observations",
+                json!({ "observations": [{ "entityName": "alpha", "contents": ["\u{0}"] }] }),
+                "observations[0].contents[0]",
+            ),
+            (
+                "add_observations",
+                json!({ "observations": [{ "entityName": "alpha\u{0}", "contents": ["x"] }] }),
+                "observations[0].entityName",
+            ),
+        ];
+        for (tool, args, field) in refused {
+            let err = call(&c, tool, args).await.unwrap_err();
+            assert_eq!(
+                (err.code.0, err.data),
+                (-32602, Some(json!({ "field": field }))),
+                "{tool} {field} (cache {cache})"
+            );
+            assert!(err.message.contains("NUL"), "{}", err.message);
+        }
+
+        let empty = json!({ "entities": [], "relations": [] });
+        for query in ["\u{0}", "a\u{0}b", "alp\u{0}", "\u{0}a"] {
+            assert_eq!(ok(&c, "search_nodes", json!({ "query": query })).await, empty, "{query:?} (cache {cache})");
+            assert_eq!(ok(&c, "search_nodes", json!({ "query": query, "limit": 5 })).await, empty);
+        }
+        let opened = ok(&c, "open_nodes", json!({ "names": ["alpha\u{0}", "beta"] })).await;
+        assert_eq!(opened["entities"].as_array().unwrap().len(), 1);
+        ok(&c, "delete_entities", json!({ "entityNames": ["alpha\u{0}", "\u{0}"] })).await;
+        ok(&c, "delete_observations", json!({ "deletions": [{ "entityName": "alpha", "observations": ["a b\u{0}"] }, { "entityName": "alpha\u{0}", "observations": ["a b"] }] }))
+            .await;
+        ok(
+            &c,
+            "delete_relations",
+            json!({ "relations": [{ "from": "alpha\u{0}", "to": "beta", "relationType": "ab" }] }),
+        )
+        .await;
+        assert_eq!(ok(&c, "read_graph", json!({})).await, graph, "nothing was written or deleted (cache {cache})");
+        c.cancel().await.unwrap();
+    }
+});

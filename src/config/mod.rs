@@ -108,6 +108,10 @@ pub struct Settings {
     /// How long to wait for a database connection before failing the request
     #[arg(long, env = "DB_TIMEOUT", value_parser = parse_duration, default_value = "5s", global = true)]
     pub db_timeout: Duration,
+    /// Longest a PostgreSQL statement may run (the sessions' statement_timeout); a call whose
+    /// database work takes DB_TIMEOUT plus this fails as unavailable, retryable
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "10s", global = true)]
+    pub db_statement_timeout: Duration,
     /// Apply PostgreSQL migrations when `serve` starts (SQLite always migrates on start)
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub migrate_on_start: bool,
@@ -184,6 +188,7 @@ pub struct DatabaseConfig {
     pub url: SecretString,
     pub pool_max: u32,
     pub timeout: Duration,
+    pub statement_timeout: Duration,
     pub migrate_on_start: bool,
 }
 
@@ -229,6 +234,16 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
         }
+        if self.db_statement_timeout.is_zero() {
+            return Err(ConfigError::new("DB_STATEMENT_TIMEOUT", "must be more than 0"));
+        }
+        // A call that may wait this long for the database would be cut off by REQUEST_TIMEOUT first.
+        if self.db_timeout + self.db_statement_timeout >= self.request_timeout {
+            return Err(ConfigError::new(
+                "DB_STATEMENT_TIMEOUT",
+                "DB_TIMEOUT plus DB_STATEMENT_TIMEOUT must be less than REQUEST_TIMEOUT",
+            ));
+        }
         for origin in self.allowed_origins.iter().filter(|o| !o.is_empty()) {
             if origin != "null" && !origin.contains("://") {
                 return Err(ConfigError::new(
@@ -255,6 +270,7 @@ impl Settings {
             url: SecretString::from(url),
             pool_max: self.db_pool_max,
             timeout: self.db_timeout,
+            statement_timeout: self.db_statement_timeout,
             migrate_on_start: self.migrate_on_start,
         })
     }

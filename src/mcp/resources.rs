@@ -64,12 +64,12 @@ fn json_contents(uri: &str, value: &impl serde::Serialize) -> ReadResourceResult
 
 pub async fn read(memory: &Memory, tenant: &Tenant, uri: &str) -> Result<ReadResourceResult, McpError> {
     if uri == GRAPH_URI {
-        let page = memory.read_graph(tenant, &PageRequest::default()).await.map_err(internal)?;
+        let page = memory.bounded(memory.read_graph(tenant, &PageRequest::default())).await.map_err(internal)?;
         return Ok(json_contents(uri, &page.graph));
     }
     if let Some(encoded) = uri.strip_prefix(ENTITY_PREFIX) {
         let name = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
-        return match memory.entity(tenant, &name).await.map_err(internal)? {
+        return match memory.bounded(memory.entity(tenant, &name)).await.map_err(internal)? {
             Some((entity, relations)) => Ok(json_contents(uri, &KnowledgeGraph { entities: vec![entity], relations })),
             None => Err(McpError::resource_not_found(format!("Resource {uri} not found"), Some(json!({ "uri": uri })))),
         };

@@ -105,8 +105,17 @@ fn relation_ends(relations: &[Relation]) -> Vec<String> {
     relations.iter().flat_map(|r| [r.from.clone(), r.to.clone()]).collect()
 }
 
-/// Runs one tool. `Ok(None)` means no such tool.
+/// Runs one tool, within the database's deadline. `Ok(None)` means no such tool.
 pub async fn call(
+    memory: &Memory,
+    tenant: &Tenant,
+    name: &str,
+    arguments: Option<JsonObject>,
+) -> Result<Option<ToolOutput>, McpLayerError> {
+    memory.bounded(run(memory, tenant, name, arguments)).await
+}
+
+async fn run(
     memory: &Memory,
     tenant: &Tenant,
     name: &str,

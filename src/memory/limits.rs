@@ -91,6 +91,26 @@ impl Check {
     }
 }
 
+/// Text a write stores (or adds to) may not contain NUL: PostgreSQL's text cannot hold it, and
+/// one rule on both backends keeps every export importable on either.
+pub(super) fn stored(field: &str, value: &str) -> Result<()> {
+    match value.contains('\0') {
+        true => Err(invalid(field, "must not contain NUL (U+0000)".into())),
+        false => Ok(()),
+    }
+}
+
+/// Each item of a stored list, as `field[i]`.
+pub(super) fn stored_all(field: &str, values: &[String]) -> Result<()> {
+    values.iter().enumerate().try_for_each(|(i, v)| stored(&format!("{field}[{i}]"), v))
+}
+
+/// Whether text can be stored at all: what contains NUL matches no stored text, so reads and
+/// deletions drop it instead of asking the database (PostgreSQL refuses it as a parameter).
+pub(super) fn storable(value: &str) -> bool {
+    !value.contains('\0')
+}
+
 fn invalid(field: &str, reason: String) -> MemoryError {
     MemoryError::Invalid { field: field.to_string(), reason }
 }

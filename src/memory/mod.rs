@@ -15,7 +15,7 @@ pub use model::*;
 use crate::storage::{self, EntityRow, RelationRow, StorageError, Store};
 use cache::{Cached, GraphCache, TenantGraph};
 use cursor::Cursor;
-use limits::Check;
+use limits::{Check, storable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
@@ -99,6 +99,19 @@ impl Memory {
         self.limits
     }
 
+    /// Runs a call (one or more operations) within the database's deadline: a database that stops
+    /// answering fails it as unavailable (`Store::bounded`) instead of holding it until the request
+    /// times out.
+    pub async fn bounded<T, E: From<MemoryError>>(
+        &self,
+        call: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
+        match self.store.bounded(async { Ok::<_, StorageError>(call.await) }).await {
+            Ok(result) => result,
+            Err(timed_out) => Err(MemoryError::from(timed_out).into()),
+        }
+    }
+
     /// The whole graph, or a page of it: up to `limit` entities and `limit` relations,
     /// each in insertion order.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "read_graph", db.system.name = self.store.backend().otel_name(), db.operation.name = "read_graph"))]
@@ -148,6 +161,9 @@ impl Memory {
     pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
         let _timed = Timed::start("search_nodes");
         self.check().text("query", query, self.limits.max_observation_bytes)?;
+        if !storable(query) {
+            return Ok(GraphPage::default()); // no stored text contains it
+        }
         let scope = format!("search:{query}");
         let offset = match &page.cursor {
             Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e,
@@ -182,9 +198,10 @@ impl Memory {
 
     /// The named entities (those that exist) and the relations that touch them.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "open_nodes", db.system.name = self.store.backend().otel_name(), db.operation.name = "open_nodes"))]
-    pub async fn open_nodes(&self, tenant: &Tenant, names: Vec<String>) -> Result<KnowledgeGraph> {
+    pub async fn open_nodes(&self, tenant: &Tenant, mut names: Vec<String>) -> Result<KnowledgeGraph> {
         let _timed = Timed::start("open_nodes");
         self.check().names("names", &names)?;
+        names.retain(|name| storable(name));
         let (entities, relations) = match self.cached(tenant).await? {
             Some(cached) => cached.with(|graph| graph.named(&names)),
             None => {
@@ -203,6 +220,9 @@ impl Memory {
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "entity", db.system.name = self.store.backend().otel_name(), db.operation.name = "entity"))]
     pub async fn entity(&self, tenant: &Tenant, name: &str) -> Result<Option<(Entity, Vec<Relation>)>> {
         let _timed = Timed::start("entity");
+        if !storable(name) {
+            return Ok(None);
+        }
         let mut tx = self.store.begin_read().await?;
         let mut found = storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;
         let relations = storage::relations_touching(&mut tx, tenant.as_str(), name).await?;

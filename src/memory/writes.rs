@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     Entity, Memory, MemoryError, ObservationAddition, ObservationDeletion, ObservationsAdded, Relation, Result, Tenant,
-    Timed, cache::TenantGraph,
+    Timed,
+    cache::TenantGraph,
+    limits::{storable, stored, stored_all},
 };
 use crate::storage::{self, Versions, writes::Added};
 
@@ -53,6 +55,9 @@ impl Memory {
             check.name(&format!("entities[{i}].name"), &e.name)?;
             check.name(&format!("entities[{i}].entityType"), &e.entity_type)?;
             check.observations(&format!("entities[{i}].observations"), &e.observations)?;
+            stored(&format!("entities[{i}].name"), &e.name)?;
+            stored(&format!("entities[{i}].entityType"), &e.entity_type)?;
+            stored_all(&format!("entities[{i}].observations"), &e.observations)?;
         }
         // The first of duplicate names is the one created.
         let mut names = HashSet::new();
@@ -79,6 +84,11 @@ impl Memory {
     pub async fn create_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<Vec<Relation>> {
         let _timed = Timed::start("create_relations");
         self.check().relations(&relations)?;
+        for (i, r) in relations.iter().enumerate() {
+            stored(&format!("relations[{i}].from"), &r.from)?;
+            stored(&format!("relations[{i}].to"), &r.to)?;
+            stored(&format!("relations[{i}].relationType"), &r.relation_type)?;
+        }
         let triples: Vec<_> = relations.iter().map(|r| (&*r.from, &*r.to, &*r.relation_type)).collect();
         let order = self.order(tenant).await?;
         let (mut new, versions) = storage::writes::create_relations(&self.store, tenant.as_str(), &triples).await?;
@@ -102,6 +112,10 @@ impl Memory {
         let _timed = Timed::start("add_observations");
         let items = additions.iter().map(|a| (a.entity_name.as_str(), a.contents.as_slice()));
         self.check().entity_observations("observations", "contents", items)?;
+        for (i, a) in additions.iter().enumerate() {
+            stored(&format!("observations[{i}].entityName"), &a.entity_name)?;
+            stored_all(&format!("observations[{i}].contents"), &a.contents)?;
+        }
         let mut earlier: HashMap<&str, HashSet<&str>> = HashMap::new();
         let items: Vec<(&str, Vec<&str>)> = additions
             .iter()
@@ -137,9 +151,10 @@ impl Memory {
 
     /// Returns the entities that lost a relation to a deleted one.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_entities", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_entities"))]
-    pub async fn delete_entities(&self, tenant: &Tenant, names: Vec<String>) -> Result<Vec<String>> {
+    pub async fn delete_entities(&self, tenant: &Tenant, mut names: Vec<String>) -> Result<Vec<String>> {
         let _timed = Timed::start("delete_entities");
         self.check().names("entityNames", &names)?;
+        names.retain(|name| storable(name));
         let order = self.order(tenant).await?;
         let (related, versions) = storage::writes::delete_entities(&self.store, tenant.as_str(), &names).await?;
         self.replay(tenant, order, versions, |graph| names.iter().for_each(|name| graph.delete_entity(name)));
@@ -148,10 +163,13 @@ impl Memory {
 
     /// A missing entity is skipped silently, as the reference does.
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_observations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_observations"))]
-    pub async fn delete_observations(&self, tenant: &Tenant, deletions: Vec<ObservationDeletion>) -> Result<()> {
+    pub async fn delete_observations(&self, tenant: &Tenant, mut deletions: Vec<ObservationDeletion>) -> Result<()> {
         let _timed = Timed::start("delete_observations");
+        let items = deletions.iter().map(|d| (d.entity_name.as_str(), d.observations.as_slice()));
+        self.check().entity_observations("deletions", "observations", items)?;
+        deletions.retain(|d| storable(&d.entity_name));
+        deletions.iter_mut().for_each(|d| d.observations.retain(|o| storable(o)));
         let items: Vec<_> = deletions.iter().map(|d| (d.entity_name.as_str(), d.observations.as_slice())).collect();
-        self.check().entity_observations("deletions", "observations", items.iter().copied())?;
         let order = self.order(tenant).await?;
         let ((), versions) = storage::writes::delete_observations(&self.store, tenant.as_str(), &items).await?;
         self.replay(tenant, order, versions, |graph| {
@@ -161,9 +179,10 @@ impl Memory {
     }
 
     #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "delete_relations", db.system.name = self.store.backend().otel_name(), db.operation.name = "delete_relations"))]
-    pub async fn delete_relations(&self, tenant: &Tenant, relations: Vec<Relation>) -> Result<()> {
+    pub async fn delete_relations(&self, tenant: &Tenant, mut relations: Vec<Relation>) -> Result<()> {
         let _timed = Timed::start("delete_relations");
         self.check().relations(&relations)?;
+        relations.retain(|r| storable(&r.from) && storable(&r.to) && storable(&r.relation_type));
         let triples: Vec<_> = relations.iter().map(|r| (&*r.from, &*r.to, &*r.relation_type)).collect();
         let order = self.order(tenant).await?;
         let ((), versions) = storage::writes::delete_relations(&self.store, tenant.as_str(), &triples).await?;

@@ -21,7 +21,7 @@ use serde_json::Value;
 use sqlx::{AnyPool, Row};
 use tokio::sync::oneshot;
 
-use super::{StorageError, Versions};
+use super::{StorageError, Versions, deadline::Deadline};
 
 /// At most this many calls go in one statement (each has at most MAX_BATCH entities).
 const MAX_CALLS: usize = 64;
@@ -55,7 +55,13 @@ impl CreateCombiner {
 
     /// Creates the entities whose names the tenant does not have yet, with their observations, all
     /// or nothing; returns the names created.
-    pub async fn create(self: &Arc<Self>, pool: &AnyPool, tenant: &str, entities: Value) -> Outcome {
+    pub async fn create(
+        self: &Arc<Self>,
+        pool: &AnyPool,
+        deadline: &Deadline,
+        tenant: &str,
+        entities: Value,
+    ) -> Outcome {
         let (reply, outcome) = oneshot::channel();
         let start = {
             let mut queue = self.queue();
@@ -65,12 +71,12 @@ impl CreateCombiner {
         if start {
             // Not on this request's task: a request that is cancelled must not take the others'
             // statement with it.
-            tokio::spawn(self.clone().flush(pool.clone()));
+            tokio::spawn(self.clone().flush(pool.clone(), deadline.clone()));
         }
         outcome.await.unwrap_or(Err(StorageError::Database(sqlx::Error::PoolClosed)))
     }
 
-    async fn flush(self: Arc<Self>, pool: AnyPool) {
+    async fn flush(self: Arc<Self>, pool: AnyPool, deadline: Deadline) {
         // Should this task end early (a panic), the queue is not left waiting for it: the calls
         // queued hear their channel close.
         struct Unwinding<'a>(&'a CreateCombiner);
@@ -96,7 +102,7 @@ impl CreateCombiner {
             };
             metrics::counter!("db_create_statements_total").increment(1);
             metrics::counter!("db_create_calls_total").increment(calls.len() as u64);
-            let outcomes: Vec<Outcome> = match run(&pool, &calls).await {
+            let outcomes: Vec<Outcome> = match deadline.run(run(&pool, &calls)).await {
                 Ok(created) => created.into_iter().map(Ok).collect(),
                 Err(error) if calls.len() == 1 => vec![Err(error)],
                 // Unreachable for one is unreachable for all, and each trying alone would wait its
@@ -106,7 +112,8 @@ impl CreateCombiner {
                 Err(_) => {
                     let mut outcomes = Vec::with_capacity(calls.len());
                     for call in &calls {
-                        outcomes.push(run(&pool, std::slice::from_ref(call)).await.map(|mut c| c.remove(0)));
+                        let alone = deadline.run(run(&pool, std::slice::from_ref(call))).await;
+                        outcomes.push(alone.map(|mut c| c.remove(0)));
                     }
                     outcomes
                 }

@@ -6,6 +6,7 @@
 
 mod batch;
 mod combine;
+mod deadline;
 mod graph;
 mod postgres;
 mod probe;
@@ -47,6 +48,7 @@ pub use writes::{Added, NewEntity, Versions};
 
 use crate::config::{Backend, DatabaseConfig};
 use combine::CreateCombiner;
+use deadline::{Abandoned, Deadline};
 use postgres::VersionRows;
 use probe::VersionProbe;
 use snapshot::SnapshotReader;
@@ -62,6 +64,8 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
@@ -76,10 +80,16 @@ impl StorageError {
     /// True when the database could not be reached or timed out, as opposed to a bad query.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            // PostgreSQL's own timeouts (`deadline`): statement_timeout (57014), lock_timeout
+            // (55P03), idle_in_transaction_session_timeout (25P03).
+            StorageError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("57014" | "55P03" | "25P03"))
+            }
             StorageError::Database(e) => matches!(
                 e,
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
             ),
+            StorageError::TimedOut(_) => true,
             StorageError::Sqlite(e) => {
                 matches!(
                     e.sqlite_error_code(),
@@ -134,6 +144,9 @@ pub struct Store {
     version_rows: Arc<VersionRows>,
     /// PostgreSQL's graph-version reads, shared by the reads that arrive together.
     version_reads: Arc<VersionReads>,
+    /// Longest a call's database work may take: DB_TIMEOUT for a connection, then
+    /// DB_STATEMENT_TIMEOUT.
+    deadline: Deadline,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -143,6 +156,8 @@ impl Store {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let url = config.url.expose_secret();
+        let abandoned = Arc::<Abandoned>::default();
+        let deadline = Deadline { abandoned: abandoned.clone(), bound: config.timeout + config.statement_timeout };
         let options = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
@@ -167,9 +182,15 @@ impl Store {
             Backend::Postgres => {
                 // JIT compiles a plan whose estimated cost passes a threshold, and PostgreSQL guesses
                 // 100 rows for every JSON array this server sends, so a one-entity write was costed
-                // like a bulk load and spent ~20 ms compiling a plan that runs in 0.5 ms.
+                // like a bulk load and spent ~20 ms compiling a plan that runs in 0.5 ms. The
+                // timeouts are `deadline`'s.
+                let session = Arc::new(deadline::session_settings(config.statement_timeout));
                 let pool = options(config.pool_max)
-                    .after_connect(|conn, _| Box::pin(async move { conn.execute("SET jit = off").await.map(drop) }))
+                    .after_connect(move |conn, _| {
+                        let session = session.clone();
+                        Box::pin(async move { conn.execute(session.as_str()).await.map(drop) })
+                    })
+                    .after_release(deadline::after_release(abandoned, config.timeout))
                     .connect_lazy(url)?;
                 Ok(Self {
                     backend: Backend::Postgres,
@@ -181,6 +202,7 @@ impl Store {
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
+                    deadline,
                 })
             }
             Backend::Sqlite => {
@@ -225,9 +247,19 @@ impl Store {
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
+                    deadline,
                 })
             }
         }
+    }
+
+    /// Runs a call's database work within DB_TIMEOUT + DB_STATEMENT_TIMEOUT; past that it fails
+    /// as unavailable (retryable).
+    pub async fn bounded<T, E: From<StorageError>>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        self.deadline.run(work).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -244,8 +276,17 @@ impl Store {
     /// Applies pending migrations. Idempotent; on PostgreSQL an advisory lock makes
     /// concurrent runs (three pods' init containers) wait for each other.
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        self.migrator().run(&self.write).await?;
-        Ok(())
+        if self.backend == Backend::Sqlite {
+            self.migrator().run(&self.write).await?;
+            return Ok(());
+        }
+        // An index build or the wait for another process's migration lock may take longer than a
+        // statement may; the connection is closed afterwards, so no call gets it without limits.
+        let mut conn = self.write.acquire().await?.detach();
+        conn.execute("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0").await?;
+        let result = self.migrator().run(&mut conn).await;
+        let _ = conn.close().await;
+        Ok(result?)
     }
 
     pub async fn schema_status(&self) -> Result<SchemaStatus, StorageError> {
@@ -302,7 +343,7 @@ impl Store {
         tenant: &str,
         entities: serde_json::Value,
     ) -> Result<(HashSet<String>, Option<Versions>), StorageError> {
-        self.creates.create(&self.write, tenant, entities).await
+        self.creates.create(&self.write, &self.deadline, tenant, entities).await
     }
 
     /// Folds the tenant's graph-version rows of PostgreSQL backends that are gone (the server

@@ -135,9 +135,9 @@ impl VersionRows {
             }
             *last = Some(Instant::now());
         }
-        let (pool, tenant) = (store.writer().clone(), tenant.to_owned());
+        let (pool, tenant, deadline) = (store.writer().clone(), tenant.to_owned(), store.deadline.clone());
         tokio::spawn(async move {
-            match fold_version_rows(&pool, &tenant).await {
+            match deadline.run(fold_version_rows(&pool, &tenant)).await {
                 Ok(folded) => tracing::debug!(folded, "graph-version rows folded"),
                 Err(error) => tracing::warn!(%error, "folding graph-version rows failed"),
             }

@@ -14,7 +14,7 @@ use std::{
 use sqlx::AnyPool;
 use tokio::sync::oneshot;
 
-use super::{StorageError, postgres};
+use super::{StorageError, deadline::Deadline, postgres};
 
 /// The tenant's version, entity count and version rows (`postgres::graph_version`).
 type Version = (i64, i64, i64);
@@ -31,7 +31,12 @@ impl VersionReads {
         self.tenants.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub async fn read(self: &Arc<Self>, pool: &AnyPool, tenant: &str) -> Result<Version, StorageError> {
+    pub async fn read(
+        self: &Arc<Self>,
+        pool: &AnyPool,
+        deadline: &Deadline,
+        tenant: &str,
+    ) -> Result<Version, StorageError> {
         let (reply, version) = oneshot::channel();
         let start = {
             let mut tenants = self.tenants();
@@ -49,12 +54,12 @@ impl VersionReads {
         if start {
             // Not on this read's task: a read that is cancelled must not take the others' query
             // with it.
-            tokio::spawn(self.clone().query(pool.clone(), tenant.to_owned()));
+            tokio::spawn(self.clone().query(pool.clone(), deadline.clone(), tenant.to_owned()));
         }
         version.await.unwrap_or(Err(StorageError::Database(sqlx::Error::PoolClosed)))
     }
 
-    async fn query(self: Arc<Self>, pool: AnyPool, tenant: String) {
+    async fn query(self: Arc<Self>, pool: AnyPool, deadline: Deadline, tenant: String) {
         // Should this task end early (a panic), the tenant is not left waiting for it: the reads
         // waiting hear their channel close, and the next read starts a new task.
         struct Unwinding<'a>(&'a VersionReads, &'a str);
@@ -77,10 +82,12 @@ impl VersionReads {
                 waiting
             };
             metrics::counter!("db_version_queries_total").increment(1);
-            let outcome = match pool.acquire().await {
-                Ok(mut conn) => postgres::graph_version(&mut conn, &tenant).await,
-                Err(error) => Err(error.into()),
-            };
+            let outcome = deadline
+                .run(async {
+                    let mut conn = pool.acquire().await?;
+                    postgres::graph_version(&mut conn, &tenant).await
+                })
+                .await;
             match outcome {
                 Ok(version) => waiting.into_iter().for_each(|reply| _ = reply.send(Ok(version))),
                 Err(error) => {

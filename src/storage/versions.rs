@@ -85,7 +85,7 @@ impl super::Store {
         match self.backend {
             Backend::Sqlite => graph_version(&mut *self.reader().acquire().await?, tenant).await,
             Backend::Postgres => {
-                let (version, entities, rows) = self.version_reads.read(self.reader(), tenant).await?;
+                let (version, entities, rows) = self.version_reads.read(self.reader(), &self.deadline, tenant).await?;
                 self.version_rows.fold_if_many(self, tenant, rows);
                 Ok((version, entities))
             }

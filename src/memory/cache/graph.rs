@@ -240,7 +240,7 @@ impl TenantGraph {
         let ids: Vec<i64> = if needle.is_empty() {
             self.entities.keys().copied().collect()
         } else if needle.contains(SEPARATOR) {
-            self.entities.iter().filter(|(_, node)| node.fields().any(found)).map(|(&id, _)| id).collect()
+            Vec::new() // stored text holds no NUL (`limits::stored`)
         } else {
             let mut ids = self.text.matching(&needle);
             ids.sort_unstable();
