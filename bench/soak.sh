@@ -8,7 +8,7 @@
 #   bench/soak.sh           SOAK_BACKENDS (sqlite; "sqlite postgres" for both), profile soak
 #   bench/soak.sh --smoke   a few seconds on a debug build, results in a temp dir (CI)
 #
-# SOAK_SERVER measures a binary built elsewhere (another commit) instead of this tree's.
+# SOAK_SERVER measures a binary built elsewhere (another commit, SOAK_COMMIT) instead of this tree's.
 # PostgreSQL: BENCH_PG, default postgres://postgres@127.0.0.1:5432.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,8 @@ source scripts/lib.sh
 smoke=false
 [[ ${1:-} == --smoke ]] && smoke=true
 pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
-backends=${SOAK_BACKENDS:-sqlite} concurrency=${SOAK_CONCURRENCY:-16} label=${SOAK_LABEL:-$(git rev-parse --short HEAD)}
+commit=${SOAK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+backends=${SOAK_BACKENDS:-sqlite} concurrency=${SOAK_CONCURRENCY:-16} label=${SOAK_LABEL:-$commit}
 if $smoke; then
   profile=dev dir=debug seconds=4 interval=1
 else
@@ -27,7 +28,7 @@ else
 fi
 
 log "build ($profile)"
-cargo build --locked --profile "$profile" --bin mcp-server
+[[ -n ${SOAK_SERVER:-} ]] || cargo build --locked --profile "$profile" --bin mcp-server
 cargo build --locked --profile "$profile" --example bench-soak
 target=${CARGO_TARGET_DIR:-target}
 server=${SOAK_SERVER:-$target/$dir/mcp-server} soak=$target/$dir/examples/bench-soak
@@ -51,7 +52,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-record "{\"kind\":\"machine\",\"label\":\"$label\",\"date\":\"$(date -u +%FT%TZ)\",\"cpu\":\"$cpu\",\"cores\":$(nproc),\"profile\":\"$profile\",\"commit\":\"$(git rev-parse --short HEAD)\",\"server_sha256\":\"$(sha256sum "$server" | cut -c1-12)\"}"
+record "{\"kind\":\"machine\",\"label\":\"$label\",\"date\":\"$(date -u +%FT%TZ)\",\"cpu\":\"$cpu\",\"cores\":$(nproc),\"profile\":\"$profile\",\"commit\":\"$commit\",\"server_sha256\":\"$(sha256sum "$server" | cut -c1-12)\"}"
 
 for backend in $backends; do
   log "soak: $backend, ${seconds}s at c=$concurrency ($label)"

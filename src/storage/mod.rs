@@ -6,6 +6,7 @@
 
 mod batch;
 mod combine;
+mod full;
 mod graph;
 mod postgres;
 mod probe;
@@ -13,6 +14,7 @@ mod search;
 mod snapshot;
 mod version_reads;
 mod versions;
+mod wal;
 mod writer;
 pub mod writes;
 
@@ -91,12 +93,16 @@ impl StorageError {
     }
 
     /// The same failure for another caller that waited on it: unavailable stays unavailable
-    /// (503); anything else is the database's error, by its message.
+    /// (503), storage full stays storage full; anything else is the database's error, by its
+    /// message.
     pub(super) fn shared(&self) -> StorageError {
         let message = self.to_string();
-        StorageError::Database(match self.is_unavailable() {
-            true => sqlx::Error::Io(std::io::Error::other(message)),
-            false => sqlx::Error::Protocol(message),
+        StorageError::Database(if self.is_unavailable() {
+            sqlx::Error::Io(std::io::Error::other(message))
+        } else if self.is_storage_full() {
+            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, message))
+        } else {
+            sqlx::Error::Protocol(message)
         })
     }
 }
@@ -134,6 +140,10 @@ pub struct Store {
     version_rows: Arc<VersionRows>,
     /// PostgreSQL's graph-version reads, shared by the reads that arrive together.
     version_reads: Arc<VersionReads>,
+    /// The last write failed for lack of space (and none has succeeded since).
+    storage_full: Arc<std::sync::atomic::AtomicBool>,
+    /// SQLite in a file: the database file (the storage-full probe writes beside it).
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -181,6 +191,8 @@ impl Store {
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
+                    storage_full: Arc::default(),
+                    sqlite_file: None,
                 })
             }
             Backend::Sqlite => {
@@ -212,7 +224,7 @@ impl Store {
                     ),
                 };
                 let sqlite_writer =
-                    Some(Arc::new(SqliteWriter::new(&file, config.timeout).map_err(|e| {
+                    Some(Arc::new(SqliteWriter::new(&file, config.timeout, config.wal_max_bytes).map_err(|e| {
                         sqlx::Error::Configuration(format!("cannot start the SQLite writer: {e}").into())
                     })?));
                 Ok(Self {
@@ -221,10 +233,12 @@ impl Store {
                     write,
                     sqlite_writer,
                     probe,
+                    sqlite_file: snapshots.is_some().then(|| file.clone()),
                     snapshots,
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
+                    storage_full: Arc::default(),
                 })
             }
         }
