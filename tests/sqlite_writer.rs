@@ -96,7 +96,10 @@ async fn a_write_waits_while_another_connection_holds_the_lock() {
 
 /// Readers that always overlap, as steady concurrent reads do: each holds a read transaction for a
 /// few milliseconds, and the next one has begun before it ends.
-fn overlapping_readers(path: &std::path::Path, stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
+fn overlapping_readers(
+    path: &std::path::Path,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u64>> {
     (0..3)
         .map(|i| {
             let (path, stop) = (path.to_path_buf(), stop.clone());
