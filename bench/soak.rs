@@ -121,7 +121,7 @@ async fn main() -> Result<()> {
     let (url, window) = (Arc::<str>::from(url), Arc::new(Mutex::new(Window::default())));
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(duration);
-    let tasks: Vec<_> = (0..concurrency)
+    let mut tasks: Vec<_> = (0..concurrency)
         .map(|w| tokio::spawn(worker(client.clone(), url.clone(), w, deadline, window.clone())))
         .collect();
     let (mut ticks, mut last, mut entities) = (tokio::time::interval(Duration::from_secs_f64(interval)), started, 0);
