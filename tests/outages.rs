@@ -1,6 +1,7 @@
 //! A PostgreSQL outage, with a test-owned cluster (initdb/pg_ctl on a random port): readiness
 //! fails and liveness stays up, tool calls fail fast with a clear JSON-RPC error, and everything
-//! recovers by itself when the database returns.
+//! recovers by itself when the database returns. A full disk under SQLite (a small tmpfs): writes
+//! fail with a retryable error and readiness says so, until space returns.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Db, call, ok};
+use common::{Db, call, ok, text};
 use serde_json::json;
 
 /// PostgreSQL's server binaries: on PATH (Nix), else Debian's versioned directory.
@@ -274,4 +275,107 @@ async fn a_statement_over_the_timeout_is_aborted_and_not_committed_later() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let found = ok(&client, "open_nodes", json!({ "names": ["during"] })).await;
     assert_eq!(found["entities"], json!([]), "the server aborted the write");
+}
+
+/// A tmpfs of `size` mounted on a new directory (root only); unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            _ => None,
+        }
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        while file.write_all(&chunk).and_then(|()| file.flush()).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+fn created(name: &str) -> serde_json::Value {
+    json!({ "entities": [{ "name": name, "entityType": "t", "observations": ["o".repeat(2000)] }] })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_writes_retryably_until_space_returns() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        eprintln!("cannot mount a tmpfs (not root): skipping the disk-full test");
+        return;
+    };
+    let url = format!("sqlite://{}/full.db", disk.dir.path().display());
+    let app = common::spawn_app_with(Db::Sqlite, &["--database-url", &url, "--sqlite-wal-max-bytes", "1048576"])
+        .await
+        .unwrap();
+    let client = app.client().await;
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        ok(&client, "create_entities", created(&format!("before-{i}"))).await;
+        acknowledged.push(format!("before-{i}"));
+    }
+    let filler = disk.fill();
+
+    // Writes go on until one needs space the disk no longer has.
+    let mut refused = None;
+    for i in 0..500 {
+        let name = format!("during-{i}");
+        match call(&client, "create_entities", created(&name)).await {
+            Ok(result) => {
+                assert_ne!(result.is_error, Some(true), "{}", text(&result));
+                acknowledged.push(name);
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let error = refused.expect("no write failed on a full disk");
+    assert_eq!(error.code.0, -32603);
+    assert_eq!(error.message, "storage full, retry later");
+    assert_eq!(error.data, Some(json!({ "retryable": true, "reason": "storage_full" })));
+    let ready = reqwest::get(app.url("/health/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness fails while writes fail for lack of space");
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["storage"], json!({ "status": "fail", "reason": "full" }));
+    let metrics = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "db_storage_full 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("db_storage_full_total ") && l != "db_storage_full_total 0"));
+    // Reads go on.
+    ok(&client, "open_nodes", json!({ "names": ["before-0"] })).await;
+
+    std::fs::remove_file(filler).unwrap();
+    let back = Instant::now();
+    while status(&app.url("/health/ready")).await != 200 {
+        assert!(back.elapsed() < Duration::from_secs(10), "readiness did not recover once space returned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok(&client, "create_entities", created("after")).await;
+    acknowledged.push("after".into());
+    let metrics = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "db_storage_full 0"), "{metrics}");
+    let graph = ok(&client, "open_nodes", json!({ "names": acknowledged })).await;
+    let stored = graph["entities"].as_array().unwrap().len();
+    assert_eq!(stored, acknowledged.len(), "an acknowledged write was lost");
+    drop(client);
+    app.shutdown().await;
 }

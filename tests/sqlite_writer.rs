@@ -93,3 +93,64 @@ async fn a_write_waits_while_another_connection_holds_the_lock() {
     assert_eq!(created.len(), 1);
     assert_eq!(names(&memory, &tenant).await, ["first", "second"]);
 }
+
+/// Readers that always overlap, as steady concurrent reads do: each holds a read transaction for a
+/// few milliseconds, and the next one has begun before it ends.
+fn overlapping_readers(
+    path: &std::path::Path,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..3)
+        .map(|i| {
+            let (path, stop) = (path.to_path_buf(), stop.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2 * i));
+                let mut conn = rusqlite::Connection::open(path).unwrap();
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let tx = conn.transaction().unwrap();
+                    let _: i64 = tx.query_row("SELECT count(*) FROM entities", [], |r| r.get(0)).unwrap();
+                    std::thread::sleep(Duration::from_millis(6));
+                    drop(tx);
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wal_stays_bounded_under_writes_while_readers_overlap() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let bound = 1024 * 1024;
+    let settings = common::settings(&db.url, &["--sqlite-wal-max-bytes", &bound.to_string()]);
+    let store = Store::connect(&settings.database().unwrap()).await.unwrap();
+    store.migrate().await.unwrap();
+    let memory = Memory::new(store, settings.limits());
+    let path = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
+    let wal = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+    let tenant = Tenant::default();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers = overlapping_readers(&path, &stop);
+    // ~24 MiB of log written in batches of ~0.5 MiB (entities, observations, their search index).
+    let (mut largest, observation) = (0, "x".repeat(1500));
+    for round in 0..48 {
+        let batch: Vec<_> = (0..250).map(|i| entity(format!("e{round:02}-{i:03}"), &observation)).collect();
+        memory.create_entities(&tenant, batch).await.unwrap();
+        largest = largest.max(wal());
+    }
+    // The checkpoint a write queues runs on the writer thread after it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = wal();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 48, "the readers hardly read ({reads}): the test proved nothing");
+    // The bound plus one write's own log: a batch here writes ~1.5 MiB, one that merges the search
+    // index's segments up to ~8 MiB. Unbounded, the log grew by every batch (~70 MiB).
+    assert!(largest <= 12 * bound, "the WAL reached {largest} bytes (bound {bound})");
+    assert!(after <= bound, "the WAL stayed at {after} bytes after the writes (bound {bound})");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM entities").fetch_one(memory.store().reader()).await.unwrap();
+    assert_eq!(stored, 48 * 250);
+}

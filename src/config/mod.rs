@@ -115,6 +115,10 @@ pub struct Settings {
     /// Apply PostgreSQL migrations when `serve` starts (SQLite always migrates on start)
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub migrate_on_start: bool,
+    /// SQLite: past this size the write-ahead log is checkpointed into the database and truncated
+    /// (waiting briefly for readers), and a log that was reset is cut back to it
+    #[arg(long, env = "SQLITE_WAL_MAX_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub sqlite_wal_max_bytes: u64,
 
     /// Longest entity name, type or relation type, in bytes
     #[arg(long, env = "MAX_NAME_BYTES", default_value_t = 512, global = true)]
@@ -190,6 +194,8 @@ pub struct DatabaseConfig {
     pub timeout: Duration,
     pub statement_timeout: Duration,
     pub migrate_on_start: bool,
+    /// SQLite: the write-ahead log's size bound (SQLITE_WAL_MAX_BYTES).
+    pub wal_max_bytes: u64,
 }
 
 /// A configuration error: names the variable and what is wrong with it.
@@ -230,6 +236,9 @@ impl Settings {
         }
         if self.max_observation_bytes == 0 {
             return Err(ConfigError::new("MAX_OBSERVATION_BYTES", "must be at least 1"));
+        }
+        if self.sqlite_wal_max_bytes < 1024 * 1024 {
+            return Err(ConfigError::new("SQLITE_WAL_MAX_BYTES", "must be at least 1048576 (1 MiB)"));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
@@ -272,6 +281,7 @@ impl Settings {
             timeout: self.db_timeout,
             statement_timeout: self.db_statement_timeout,
             migrate_on_start: self.migrate_on_start,
+            wal_max_bytes: self.sqlite_wal_max_bytes,
         })
     }
 

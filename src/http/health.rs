@@ -1,5 +1,5 @@
 //! Liveness (`/health`: the process serves) and readiness (`/health/ready`: database reachable,
-//! schema current, not draining).
+//! schema current, storage not full, not draining).
 
 use std::time::Instant;
 
@@ -46,13 +46,23 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             _ => json!({ "status": "degraded", "reason": "unreachable" }),
         },
     };
+    // Writes fail for lack of space: a write of readiness's own tells when space is back (this
+    // replica, out of rotation, gets no writes to tell it).
+    let storage = match store.storage_full() {
+        false => json!({ "status": "ok" }),
+        true => match tokio::time::timeout(timeout, store.probe_storage()).await {
+            Ok(Ok(())) => json!({ "status": "ok" }),
+            _ => json!({ "status": "fail", "reason": "full" }),
+        },
+    };
     let draining = state.is_draining();
-    let ok = !draining && database["status"] == "ok" && schema["status"] == "ok";
+    let ok = !draining && database["status"] == "ok" && schema["status"] == "ok" && storage["status"] == "ok";
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
         "checks": {
             "database": database,
             "schema": schema,
+            "storage": storage,
             "redis": redis,
             "shutdown": if draining { json!({ "status": "fail", "reason": "draining" }) } else { json!({ "status": "ok" }) },
         }

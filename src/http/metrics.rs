@@ -53,6 +53,8 @@ pub fn handle() -> PrometheusHandle {
                 "db_version_queries_total",
                 "PostgreSQL graph-version queries (reads of a tenant that arrive together share one)"
             );
+            metrics::describe_counter!("db_storage_full_total", "Writes the database refused for lack of space");
+            metrics::describe_gauge!("db_storage_full", "1 while writes fail for lack of space, else 0");
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");
             metrics::describe_counter!(
                 "graph_cache_replays_skipped_total",
@@ -76,7 +78,12 @@ pub fn handle() -> PrometheusHandle {
 /// series at 0 is a fact ("no 429 yet"), an absent one reads as "no data" and hides a broken
 /// scrape. Label values are the fixed sets their modules use.
 fn zero_series() {
-    for name in ["rate_limited_requests_total", "rate_limit_fallback_total", "body_read_timeouts_total"] {
+    for name in [
+        "rate_limited_requests_total",
+        "rate_limit_fallback_total",
+        "body_read_timeouts_total",
+        "db_storage_full_total",
+    ] {
         metrics::counter!(name).increment(0);
     }
     for limit in ["requests", "sessions", "listen_streams"] {
@@ -84,6 +91,7 @@ fn zero_series() {
         metrics::counter!("tenant_limited_requests_total", "limit" => limit).increment(0);
     }
     metrics::gauge!("rate_limit_degraded").increment(0.0);
+    metrics::gauge!("db_storage_full").increment(0.0);
     for reason in ["missing", "malformed", "query_token", "invalid", "unavailable", "insufficient_scope"] {
         metrics::counter!("auth_failures_total", "reason" => reason).increment(0);
     }

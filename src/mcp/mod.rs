@@ -99,6 +99,12 @@ fn storage_error(error: &crate::storage::StorageError) -> McpError {
     if error.is_unavailable() {
         tracing::warn!(%error, "database unavailable");
         McpError::internal_error("database unavailable, retry later", Some(json!({ "retryable": true })))
+    } else if error.is_storage_full() {
+        // Logged (and counted) by the store when it becomes full.
+        McpError::internal_error(
+            "storage full, retry later",
+            Some(json!({ "retryable": true, "reason": "storage_full" })),
+        )
     } else {
         tracing::error!(%error, "storage failure");
         McpError::internal_error("internal error", None)

@@ -7,6 +7,7 @@
 mod batch;
 mod combine;
 mod deadline;
+mod full;
 mod graph;
 mod postgres;
 mod probe;
@@ -14,6 +15,7 @@ mod search;
 mod snapshot;
 mod version_reads;
 mod versions;
+mod wal;
 mod writer;
 pub mod writes;
 
@@ -101,12 +103,16 @@ impl StorageError {
     }
 
     /// The same failure for another caller that waited on it: unavailable stays unavailable
-    /// (503); anything else is the database's error, by its message.
+    /// (503), storage full stays storage full; anything else is the database's error, by its
+    /// message.
     pub(super) fn shared(&self) -> StorageError {
         let message = self.to_string();
-        StorageError::Database(match self.is_unavailable() {
-            true => sqlx::Error::Io(std::io::Error::other(message)),
-            false => sqlx::Error::Protocol(message),
+        StorageError::Database(if self.is_unavailable() {
+            sqlx::Error::Io(std::io::Error::other(message))
+        } else if self.is_storage_full() {
+            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, message))
+        } else {
+            sqlx::Error::Protocol(message)
         })
     }
 }
@@ -147,6 +153,10 @@ pub struct Store {
     /// Longest a call's database work may take: DB_TIMEOUT for a connection, then
     /// DB_STATEMENT_TIMEOUT.
     deadline: Deadline,
+    /// The last write failed for lack of space (and none has succeeded since).
+    storage_full: Arc<std::sync::atomic::AtomicBool>,
+    /// SQLite in a file: the database file (the storage-full probe writes beside it).
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -203,6 +213,8 @@ impl Store {
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
                     deadline,
+                    storage_full: Arc::default(),
+                    sqlite_file: None,
                 })
             }
             Backend::Sqlite => {
@@ -234,7 +246,7 @@ impl Store {
                     ),
                 };
                 let sqlite_writer =
-                    Some(Arc::new(SqliteWriter::new(&file, config.timeout).map_err(|e| {
+                    Some(Arc::new(SqliteWriter::new(&file, config.timeout, config.wal_max_bytes).map_err(|e| {
                         sqlx::Error::Configuration(format!("cannot start the SQLite writer: {e}").into())
                     })?));
                 Ok(Self {
@@ -243,11 +255,13 @@ impl Store {
                     write,
                     sqlite_writer,
                     probe,
+                    sqlite_file: snapshots.is_some().then(|| file.clone()),
                     snapshots,
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
                     deadline,
+                    storage_full: Arc::default(),
                 })
             }
         }

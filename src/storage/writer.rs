@@ -12,6 +12,9 @@
 //! A queued write runs to its end once the thread has begun it, even if its caller stops
 //! waiting, so it is all or nothing either way; one whose caller is gone before it begins is
 //! skipped.
+//!
+//! The thread also keeps the write-ahead log bounded (`wal`): a write that finds the log past its
+//! bound queues a checkpoint behind it.
 
 use std::{
     panic::AssertUnwindSafe,
@@ -31,7 +34,7 @@ use rusqlite::{
 };
 use tokio::sync::oneshot;
 
-use super::StorageError;
+use super::{StorageError, wal::WalBound};
 
 /// The statements every SQLite connection starts with.
 pub(super) const PRAGMAS: &[&str] = &[
@@ -72,6 +75,12 @@ struct Job {
     reply: oneshot::Sender<Outcome>,
 }
 
+/// What the thread is sent: a write, or a checkpoint of the log.
+enum Work {
+    Write(Job),
+    Checkpoint,
+}
+
 enum Outcome {
     Rows(rusqlite::Result<Vec<Row>>),
     TimedOut,
@@ -85,23 +94,26 @@ struct Shared {
     /// Writes sent to the thread and not yet answered; none may be overtaken in place.
     queued: AtomicUsize,
     closed: AtomicBool,
+    wal: WalBound,
 }
 
 pub struct SqliteWriter {
     timeout: Duration,
     shared: Arc<Shared>,
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<Work>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SqliteWriter {
-    /// Starts the writer thread for the database file at `path`.
-    pub fn new(path: &Path, timeout: Duration) -> std::io::Result<Self> {
+    /// Starts the writer thread for the database file at `path`, its log bounded to
+    /// `wal_max_bytes`.
+    pub fn new(path: &Path, timeout: Duration, wal_max_bytes: u64) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             conn: Mutex::default(),
             queued: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            wal: WalBound::new(path, wal_max_bytes),
         });
         let (jobs, queue) = mpsc::channel();
         let for_thread = shared.clone();
@@ -113,6 +125,17 @@ impl SqliteWriter {
     /// Runs one batch with the write's two parameters ($1 the tenant, $2 the input) and returns
     /// the rows its statements gave, in order. On error nothing of it stays.
     pub async fn run(&self, statements: Batch, tenant: &str, input: String) -> Result<Vec<Row>, StorageError> {
+        let rows = self.write(statements, tenant, input).await;
+        if rows.is_ok() && self.shared.wal.claim_checkpoint() {
+            let sent = self.jobs.lock().expect("writer queue").as_ref().map(|jobs| jobs.send(Work::Checkpoint));
+            if !matches!(sent, Some(Ok(()))) {
+                self.shared.wal.release();
+            }
+        }
+        rows
+    }
+
+    async fn write(&self, statements: Batch, tenant: &str, input: String) -> Result<Vec<Row>, StorageError> {
         if input.len() <= IN_PLACE_INPUT_MAX
             && let Some(done) = self.try_in_place(statements, tenant, &input)
         {
@@ -121,7 +144,7 @@ impl SqliteWriter {
         let (reply, answer) = oneshot::channel();
         let job = Job { statements, tenant: tenant.to_owned(), input, deadline: Instant::now() + self.timeout, reply };
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        let sent = self.jobs.lock().expect("writer queue").as_ref().map(|jobs| jobs.send(job));
+        let sent = self.jobs.lock().expect("writer queue").as_ref().map(|jobs| jobs.send(Work::Write(job)));
         if !matches!(sent, Some(Ok(()))) {
             self.shared.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(sqlx::Error::PoolClosed.into()); // closed, or the thread is gone
@@ -192,7 +215,7 @@ impl Shared {
         write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         if conn.is_none() {
-            *conn = Some(connect(&self.path)?);
+            *conn = Some(connect(&self.path, &self.wal)?);
         }
         let open = conn.as_ref().expect("opened above");
         let outcome = open.busy_timeout(busy).and_then(|()| write(open));
@@ -209,8 +232,20 @@ impl Shared {
     }
 }
 
-fn serve(shared: &Shared, queue: mpsc::Receiver<Job>) {
-    while let Ok(job) = queue.recv() {
+fn serve(shared: &Shared, queue: mpsc::Receiver<Work>) {
+    while let Ok(work) = queue.recv() {
+        let job = match work {
+            Work::Write(job) => job,
+            Work::Checkpoint => {
+                let mut conn = shared.lock();
+                let checkpoint = |c: &Connection| shared.wal.checkpoint(c);
+                if let Err(error) = shared.with_connection(&mut conn, super::wal::CHECKPOINT_WAIT, checkpoint) {
+                    shared.wal.release();
+                    tracing::warn!(%error, "SQLite WAL checkpoint failed");
+                }
+                continue;
+            }
+        };
         // A write that panics fails alone (its caller's channel closes); the thread goes on.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             if job.reply.is_closed() {
@@ -230,12 +265,13 @@ fn serve(shared: &Shared, queue: mpsc::Receiver<Job>) {
     }
 }
 
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, wal: &WalBound) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     for statement in PRAGMAS.iter().chain([&super::batch::WRITE_MARK_TABLE]) {
         conn.execute_batch(statement)?;
     }
+    conn.execute_batch(&wal.size_limit_pragma())?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }

@@ -3,7 +3,7 @@
 //! (`combine`), its additions one statement each (`postgres`), the others statements in a
 //! transaction. Each returns what it did and, where it can tell, the graph versions around it (for
 //! the graph cache's replay): SQLite's always, PostgreSQL's creates and additions (one statement,
-//! one snapshot).
+//! one snapshot). Each outcome is noted for the storage-full check (`Store::noted`).
 
 use std::collections::HashSet;
 
@@ -69,11 +69,15 @@ fn relations_input(relations: &[(&str, &str, &str)]) -> Value {
 
 /// Creates the entities whose names are new; names must be distinct. Returns the names created.
 pub async fn create_entities(store: &Store, tenant: &str, entities: &[NewEntity<'_>]) -> Result<HashSet<String>> {
-    let input = entities_input(entities);
-    Ok(match store.sqlite_writer() {
-        Some(writer) => batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?,
-        None => store.pg_create(tenant, input).await?,
-    })
+    let done: Result<HashSet<String>> = async {
+        let input = entities_input(entities);
+        Ok(match store.sqlite_writer() {
+            Some(writer) => batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?,
+            None => store.pg_create(tenant, input).await?,
+        })
+    }
+    .await;
+    store.noted(done)
 }
 
 /// Creates the relations that are new; returns them as (from, to, type).
@@ -82,71 +86,91 @@ pub async fn create_relations(
     tenant: &str,
     relations: &[(&str, &str, &str)],
 ) -> Result<HashSet<(String, String, String)>> {
-    if let Some(writer) = store.sqlite_writer() {
-        let input = relations_input(relations);
-        return batch::create_relations(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)));
-    }
-    let mut tx = store.begin_write().await?;
-    let mut created = HashSet::new();
-    for &(from, to, kind) in relations {
-        if insert_relation(&mut tx, tenant, from, to, kind).await? {
-            created.insert((from.to_string(), to.to_string(), kind.to_string()));
+    let done: Result<HashSet<(String, String, String)>> = async {
+        if let Some(writer) = store.sqlite_writer() {
+            let input = relations_input(relations);
+            return batch::create_relations(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)));
         }
+        let mut tx = store.begin_write().await?;
+        let mut created = HashSet::new();
+        for &(from, to, kind) in relations {
+            if insert_relation(&mut tx, tenant, from, to, kind).await? {
+                created.insert((from.to_string(), to.to_string(), kind.to_string()));
+            }
+        }
+        tx.commit().await?;
+        Ok((created, None))
     }
-    tx.commit().await?;
-    Ok((created, None))
+    .await;
+    store.noted(done)
 }
 
 /// Adds each item's contents that its entity lacks; a content may appear in only one item of an
 /// entity. Nothing is added when an entity is missing.
 pub async fn add_observations(store: &Store, tenant: &str, items: &[(&str, Vec<&str>)]) -> Result<Added> {
-    let input = additions_input(items);
-    Ok(match store.sqlite_writer() {
-        Some(writer) => batch::add_observations(writer, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
-        None => postgres::add_observations(store, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
-    })
+    let done: Result<Added> = async {
+        let input = additions_input(items);
+        Ok(match store.sqlite_writer() {
+            Some(writer) => batch::add_observations(writer, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
+            None => postgres::add_observations(store, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
+        })
+    }
+    .await;
+    store.noted(done)
 }
 
 /// Deletes the entities with their observations and relations; returns the entities at the other
 /// end of the relations deleted.
 pub async fn delete_entities(store: &Store, tenant: &str, names: &[String]) -> Result<Vec<String>> {
-    if let Some(writer) = store.sqlite_writer() {
-        return batch::delete_entities(writer, tenant, names).await.map(|(e, v)| (e, Some(v)));
+    let done: Result<Vec<String>> = async {
+        if let Some(writer) = store.sqlite_writer() {
+            return batch::delete_entities(writer, tenant, names).await.map(|(e, v)| (e, Some(v)));
+        }
+        let mut tx = store.begin_write().await?;
+        let mut ends = Vec::new();
+        for name in names {
+            ends.extend(delete_entity(&mut tx, tenant, name).await?);
+        }
+        tx.commit().await?;
+        Ok((ends, None))
     }
-    let mut tx = store.begin_write().await?;
-    let mut ends = Vec::new();
-    for name in names {
-        ends.extend(delete_entity(&mut tx, tenant, name).await?);
-    }
-    tx.commit().await?;
-    Ok((ends, None))
+    .await;
+    store.noted(done)
 }
 
 /// Deletes each item's observations equal to one of its contents; a missing entity is skipped.
 pub async fn delete_observations(store: &Store, tenant: &str, items: &[(&str, &[String])]) -> Result<()> {
-    if let Some(writer) = store.sqlite_writer() {
-        return Ok(((), Some(batch::delete_observations(writer, tenant, items).await?)));
-    }
-    let mut tx = store.begin_write().await?;
-    for (entity, contents) in items {
-        if let Some(id) = entity_id(&mut tx, tenant, entity).await? {
-            for content in *contents {
-                delete_observation(&mut tx, id, content).await?;
+    let done: Result<()> = async {
+        if let Some(writer) = store.sqlite_writer() {
+            return Ok(((), Some(batch::delete_observations(writer, tenant, items).await?)));
+        }
+        let mut tx = store.begin_write().await?;
+        for (entity, contents) in items {
+            if let Some(id) = entity_id(&mut tx, tenant, entity).await? {
+                for content in *contents {
+                    delete_observation(&mut tx, id, content).await?;
+                }
             }
         }
+        tx.commit().await?;
+        Ok(((), None))
     }
-    tx.commit().await?;
-    Ok(((), None))
+    .await;
+    store.noted(done)
 }
 
 pub async fn delete_relations(store: &Store, tenant: &str, relations: &[(&str, &str, &str)]) -> Result<()> {
-    if let Some(writer) = store.sqlite_writer() {
-        return Ok(((), Some(batch::delete_relations(writer, tenant, &relations_input(relations)).await?)));
+    let done: Result<()> = async {
+        if let Some(writer) = store.sqlite_writer() {
+            return Ok(((), Some(batch::delete_relations(writer, tenant, &relations_input(relations)).await?)));
+        }
+        let mut tx = store.begin_write().await?;
+        for &(from, to, kind) in relations {
+            delete_relation(&mut tx, tenant, from, to, kind).await?;
+        }
+        tx.commit().await?;
+        Ok(((), None))
     }
-    let mut tx = store.begin_write().await?;
-    for &(from, to, kind) in relations {
-        delete_relation(&mut tx, tenant, from, to, kind).await?;
-    }
-    tx.commit().await?;
-    Ok(((), None))
+    .await;
+    store.noted(done)
 }
