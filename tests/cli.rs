@@ -39,7 +39,12 @@ fn bad_configuration_exits_2_naming_the_variable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHUTDOWN_TIMEOUT"));
 
     // A database wait REQUEST_TIMEOUT would cut off first is a contradiction, not a silent choice.
-    let out = mcp_server().args(["check-config"]).env("REQUEST_TIMEOUT", "10s").env("BODY_READ_TIMEOUT", "5s").output().unwrap();
+    let out = mcp_server()
+        .args(["check-config"])
+        .env("REQUEST_TIMEOUT", "10s")
+        .env("BODY_READ_TIMEOUT", "5s")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for DB_STATEMENT_TIMEOUT"));
 

@@ -326,7 +326,12 @@ async fn slow_bodies_of_one_tenant_leave_the_other_tenants_served() {
 #[tokio::test]
 async fn a_slow_body_gets_408_before_the_request_timeout() {
     use tokio::io::AsyncWriteExt;
-    let app = spawn_app_with(Db::Sqlite, &["--body-read-timeout", "1s", "--request-timeout", "10s", "--db-statement-timeout", "2s"]).await.unwrap();
+    let app = spawn_app_with(
+        Db::Sqlite,
+        &["--body-read-timeout", "1s", "--request-timeout", "10s", "--db-statement-timeout", "2s"],
+    )
+    .await
+    .unwrap();
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let started = std::time::Instant::now();
     stream.write_all(head(100, "").as_bytes()).await.unwrap();
