@@ -132,8 +132,13 @@ pub fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
 }
 
 /// Per-tenant limit shared through Redis: the decision (for the response's RateLimit headers)
-/// when limits are on, else 429 with Retry-After and those headers.
-pub async fn rate_limit(state: &AppState, tenant: Option<&Tenant>) -> Result<Option<Decision>, Response> {
+/// when limits are on, else 429 with Retry-After and those headers; the JSON-RPC error carries
+/// the request's id when its body has been read.
+pub async fn rate_limit(
+    state: &AppState,
+    tenant: Option<&Tenant>,
+    id: Option<Value>,
+) -> Result<Option<Decision>, Response> {
     let Some(limiter) = &state.limiter else { return Ok(None) };
     let tenant = tenant.cloned().unwrap_or_default();
     let decision = limiter.check(tenant.as_str()).await;
@@ -141,7 +146,7 @@ pub async fn rate_limit(state: &AppState, tenant: Option<&Tenant>) -> Result<Opt
         return Ok(Some(decision));
     }
     metrics::counter!("rate_limited_requests_total").increment(1);
-    let body = json!({ "jsonrpc": "2.0", "id": Value::Null, "error": {
+    let body = json!({ "jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": {
         "code": -32029,
         "message": format!("rate limit exceeded: retry after {} s", decision.retry_after),
         "data": { "retryAfter": decision.retry_after, "limit": decision.limit, "window": 60 },

@@ -26,7 +26,8 @@ pub async fn mcp_gate(State(state): State<AppState>, mut request: Request, next:
     };
     // The tenant apart: a request (its body) cannot be shared across an await.
     let tenant = request.extensions().get::<Tenant>().cloned();
-    let decision = match auth::rate_limit(&state, tenant.as_ref()).await {
+    let id = request.extensions().get::<guard::MessageId>().map(|id| id.0.clone());
+    let decision = match auth::rate_limit(&state, tenant.as_ref(), id).await {
         Ok(decision) => decision,
         Err(limited) => return limited,
     };

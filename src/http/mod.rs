@@ -196,7 +196,11 @@ pub fn app(state: AppState) -> Router {
     // every request, after axum has cloned the service; shared, each is one reference count.
     let mcp = tower::service_fn(move |request: axum::extract::Request| {
         let mcp = mcp.clone();
-        async move { Ok::<_, std::convert::Infallible>(mcp.handle(request).await) }
+        async move {
+            let body = request.extensions().get::<guard::JsonBody>().cloned();
+            let response = mcp.handle(request).await.map(axum::body::Body::new);
+            Ok::<_, std::convert::Infallible>(guard::refused_message(response, body))
+        }
     });
     let router = Router::new()
         .nest_service(
