@@ -215,9 +215,9 @@ async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyho
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(updates.clone().run(stop.clone()));
     let server = MemoryServer::with_tenant(memory, tenant).with_resource_updates(updates);
-    // Clients spawn stdio servers on pipes: rmcp's pipe transport reads and writes them on the IO
-    // reactor, where `stdio()` hands every read and write to a blocking thread.
-    let service = server.serve(rmcp::transport::stdio_pipes()).await?;
+    // Clients spawn stdio servers on pipes: read and written on the IO reactor (rmcp's pipe
+    // handles), where `stdio()` hands every read and write to a blocking thread.
+    let service = server.serve(crate::mcp::stdio::stdio()).await?;
     service.waiting().await?;
     stop.cancel();
     Ok(())

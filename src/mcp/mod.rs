@@ -5,6 +5,7 @@ pub mod jsonrpc;
 mod pretty;
 mod resources;
 mod results;
+pub mod stdio;
 mod subscriptions;
 pub mod tools;
 
