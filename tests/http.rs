@@ -143,6 +143,18 @@ async fn origins_outside_the_allow_list_are_refused() {
     assert_eq!(post(&app, body, &[("host", "attacker.example")]).await.status(), 403, "Host allow-list");
 }
 
+/// Secure by default: no browser origin may call /mcp until ALLOWED_ORIGINS names it, localhost
+/// pages included (any local page could otherwise read and write the graph).
+#[tokio::test]
+async fn no_browser_origin_is_allowed_by_default() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }).to_string();
+    for origin in ["http://localhost:6274", "http://127.0.0.1:3000", "https://app.example.com"] {
+        assert_eq!(post(&app, body.clone(), &[("origin", origin)]).await.status(), 403, "{origin}");
+    }
+    assert_eq!(post(&app, body, &[]).await.status(), 200, "non-browser clients send no Origin");
+}
+
 #[tokio::test]
 async fn resources_expose_the_graph_and_each_entity() {
     let app = spawn_app(Db::Sqlite).await.unwrap();
