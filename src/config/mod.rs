@@ -35,6 +35,10 @@ pub struct Settings {
     /// Log line format
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json", global = true)]
     pub log_format: LogFormat,
+    /// Let rmcp's debug and trace lines through that carry whole messages (tool arguments and
+    /// results: user data); off, they are dropped at every LOG_LEVEL
+    #[arg(long, env = "LOG_USER_DATA", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub log_user_data: bool,
 
     /// Address the MCP HTTP listener binds to
     #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]

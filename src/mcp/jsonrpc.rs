@@ -154,7 +154,9 @@ pub fn invalid_params(method: &str, params: Option<Value>) -> Option<McpError> {
         _ => return None,
     };
     metrics::counter!("mcp_invalid_requests_total", "code" => "-32602").increment(1);
-    tracing::debug!(method, reason = %error.message, "invalid params");
+    // The field, not the message: serde quotes the bad value, which is the caller's data.
+    let field = error.data.as_ref().and_then(|d| d["field"].as_str()).unwrap_or_default();
+    tracing::debug!(method, field, "invalid params");
     Some(error)
 }
 
