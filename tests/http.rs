@@ -152,7 +152,13 @@ async fn no_browser_origin_is_allowed_by_default() {
     for origin in ["http://localhost:6274", "http://127.0.0.1:3000", "https://app.example.com"] {
         assert_eq!(post(&app, body.clone(), &[("origin", origin)]).await.status(), 403, "{origin}");
     }
-    assert_eq!(post(&app, body, &[]).await.status(), 200, "non-browser clients send no Origin");
+    assert_eq!(post(&app, body.clone(), &[]).await.status(), 200, "non-browser clients send no Origin");
+    // A page of the server's own origin is not cross-site (the MCP spec has a localhost server
+    // accept it), unless the Host it names is not an allowed one.
+    let own = format!("http://{}", app.addr);
+    assert_eq!(post(&app, body.clone(), &[("origin", &own)]).await.status(), 200, "same origin");
+    let rebound = [("host", "evil.example:8000"), ("origin", "http://evil.example:8000")];
+    assert_eq!(post(&app, body, &rebound).await.status(), 403, "DNS rebinding");
 }
 
 #[tokio::test]
