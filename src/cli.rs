@@ -215,9 +215,9 @@ async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyho
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(updates.clone().run(stop.clone()));
     let server = MemoryServer::with_tenant(memory, tenant).with_resource_updates(updates);
-    // Clients spawn stdio servers on pipes: rmcp's pipe transport reads and writes them on the IO
-    // reactor, where `stdio()` hands every read and write to a blocking thread.
-    let service = server.serve(rmcp::transport::stdio_pipes()).await?;
+    // Clients spawn stdio servers on pipes: read and written on the IO reactor (rmcp's pipe
+    // handles), where `stdio()` hands every read and write to a blocking thread.
+    let service = server.serve(crate::mcp::stdio::stdio()).await?;
     service.waiting().await?;
     stop.cancel();
     Ok(())
@@ -231,6 +231,13 @@ fn token(settings: &Settings, tenant: &str, scope: &str, ttl: Duration, force: b
         eprintln!("mcp-server: invalid value for JWT_SECRET: `token` needs it (at least 32 bytes)");
         return Ok(ExitCode::from(2));
     };
+    // A token the server does not check as HS256 is no use: it would be answered 401 or 503.
+    let mode = settings.auth.resolved_mode();
+    if mode != crate::config::ResolvedAuth::Hs256 {
+        let mode = format!("{mode:?}").to_lowercase();
+        eprintln!("mcp-server: invalid value for AUTH_MODE: `token` mints HS256 tokens, the server checks {mode}");
+        return Ok(ExitCode::from(2));
+    }
     let auth = crate::auth::Authenticator::from_settings(settings, reqwest::Client::new())?;
     let issuer = settings.auth.oauth_issuer.as_deref().unwrap_or(crate::auth::DEFAULT_ISSUER);
     let claim = &settings.auth.auth_tenant_claim;

@@ -1,7 +1,8 @@
 //! Logs and traces. Logs: JSON or pretty lines on stderr (stdout belongs to the stdio
 //! transport); inside a request every line carries its trace_id and span_id. Traces: spans
 //! (HTTP request → MCP method → tool → database) exported over OTLP/HTTP when an endpoint is set,
-//! sampled as OTEL_TRACES_SAMPLER says, W3C trace context propagated.
+//! sampled as OTEL_TRACES_SAMPLER says, W3C trace context propagated. User data (tool arguments
+//! and results, which rmcp logs at debug) stays out of the logs unless LOG_USER_DATA says so.
 
 use opentelemetry::{
     global,
@@ -59,12 +60,29 @@ fn tracer_provider(settings: &Settings) -> Option<SdkTracerProvider> {
     Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
 
+/// rmcp's events that carry a whole message or its parts: a request with its arguments, a
+/// result, a notification, an error reply (its text quotes the bad input), and at trace level
+/// every message sent. Told by their fields, without formatting them.
+fn carries_user_data(meta: &tracing::Metadata<'_>) -> bool {
+    if !meta.is_event() || !meta.target().starts_with("rmcp") {
+        return false;
+    }
+    let has = |name: &str| meta.fields().field(name).is_some();
+    *meta.level() == tracing::Level::TRACE
+        || has("request")
+        || has("result")
+        || has("notification")
+        || (has("id") && has("error"))
+}
+
 pub fn init(settings: &Settings) -> Telemetry {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = tracer_provider(settings);
     let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("mcp-server")));
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let user_data = settings.log_user_data;
+    let private = tracing_subscriber::filter::filter_fn(move |meta| user_data || !carries_user_data(meta));
+    let registry = tracing_subscriber::registry().with(filter).with(private).with(otel);
     let result = match settings.log_format {
         LogFormat::Json => registry
             .with(

@@ -30,15 +30,17 @@ pub struct ImportSummary {
     pub relations: usize,
 }
 
-/// Parses the whole file first, so a bad line imports nothing.
+/// Parses the whole file first, so a bad line imports nothing. Lines are bytes until parsed, so
+/// one that is not UTF-8 is reported with its number like any other bad line.
 pub fn parse(reader: impl BufRead) -> Result<(Vec<Entity>, Vec<Relation>), TransferError> {
     let (mut entities, mut relations) = (Vec::new(), Vec::new());
-    for (i, line) in reader.lines().enumerate() {
+    for (i, line) in reader.split(b'\n').enumerate() {
         let line = line?;
-        if line.trim().is_empty() {
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<Line>(&line).map_err(|e| e.to_string());
+        let parsed = serde_json::from_slice::<Line>(line).map_err(|e| e.to_string());
         let nul = |field: &str, text: &str| match text.contains('\0') {
             true => Err(format!("{field}: must not contain NUL (U+0000)")),
             false => Ok(()),

@@ -435,6 +435,38 @@ fn token_command_mints_a_token_the_server_accepts_and_config_guards_hold() {
     assert_eq!(data.claims["scope"], "memory:read");
     assert_eq!(data.claims["iss"], "mcp-server");
 
+    // OAUTH_ISSUER with a secret: auto cannot tell HS256 from discovery, so it is an error naming both;
+    // AUTH_MODE=hs256 makes the issuer the tokens' iss, and `token` refuses a mode it cannot serve.
+    let issuer = "https://sso.example.com/realms/mcp";
+    let both = Command::new(bin)
+        .arg("check-config")
+        .env_clear()
+        .env("JWT_SECRET", SECRET)
+        .env("OAUTH_ISSUER", issuer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(both.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("JWT_SECRET") && stderr.contains("OAUTH_ISSUER"), "{stderr}");
+    let mint = |mode: &str| {
+        Command::new(bin)
+            .args(["token", "--tenant", "frank"])
+            .env_clear()
+            .env("JWT_SECRET", SECRET)
+            .env("OAUTH_ISSUER", issuer)
+            .env("AUTH_MODE", mode)
+            .env("MCP_RESOURCE_URL", RESOURCE)
+            .output()
+            .unwrap()
+    };
+    let hs256 = mint("hs256");
+    assert!(hs256.status.success(), "{}", String::from_utf8_lossy(&hs256.stderr));
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(String::from_utf8(hs256.stdout).unwrap().trim());
+    assert_eq!(claims.unwrap().claims["iss"], issuer);
+    let jwks = mint("jwks");
+    assert_eq!(jwks.status.code(), Some(2), "a token the server would answer 503 to is not minted");
+    assert!(String::from_utf8_lossy(&jwks.stderr).contains("AUTH_MODE"));
+
     let short = Command::new(bin).arg("check-config").env_clear().env("JWT_SECRET", "too-short").output().unwrap();
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("JWT_SECRET"));

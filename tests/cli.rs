@@ -34,6 +34,15 @@ fn bad_configuration_exits_2_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for DATABASE_URL"));
 
+    // The URL's parameters too, which sqlx would read only when connecting; the password stays out.
+    for url in ["postgres://mcp:hunter2@db/mcp?sslmode=bogus", "sqlite:///tmp/x.db?mode=bogus"] {
+        let out = mcp_server().args(["check-config"]).env("DATABASE_URL", url).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains("invalid value for DATABASE_URL") && stderr.contains("bogus"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+
     let out = mcp_server().args(["check-config"]).env("SHUTDOWN_TIMEOUT", "soon").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHUTDOWN_TIMEOUT"));

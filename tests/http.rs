@@ -61,6 +61,65 @@ async fn malformed_json_is_a_parse_error() {
     assert_eq!(body["error"]["code"], -32700, "{body}");
 }
 
+/// rmcp answers these with 415 and a text body; JSON-RPC wants an error object, with the id when
+/// the request's id is usable (a string or an integer).
+#[tokio::test]
+async fn invalid_messages_get_400_with_the_json_rpc_error() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let cases = [
+        (r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#, -32600, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, -32600, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#, -32600, Value::Null),
+        (r#"{"jsonrpc":"1.0","id":4,"method":"ping"}"#, -32600, json!(4)),
+        (r#"{"id":"four","method":"ping"}"#, -32600, json!("four")),
+        (r#"[{"jsonrpc":"2.0","id":5,"method":"ping"}]"#, -32600, Value::Null),
+        (r#""a bare string""#, -32600, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":6,"id":7,"method":"ping"}"#, -32600, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":8,"method":"ping","params":{"s":"\ud800"}}"#, -32700, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":9,"method":"tools/list","params":[]}"#, -32600, json!(9)),
+    ];
+    for (body, code, id) in cases {
+        let response = post(&app, body, &[]).await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(response.headers()["content-type"], "application/json", "{body}");
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(
+            (reply["jsonrpc"].as_str(), &reply["error"]["code"], &reply["id"]),
+            (Some("2.0"), &json!(code), &id)
+        );
+        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{reply}");
+    }
+    // The content type itself is still the 415 HTTP means.
+    let wrong_type = reqwest::Client::new()
+        .post(app.url("/mcp"))
+        .header("content-type", "text/plain")
+        .header("accept", ACCEPT)
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+}
+
+/// rmcp passes a tools/call whose params it cannot read on as an unknown method (-32601).
+#[tokio::test]
+async fn malformed_tools_call_params_are_32602_naming_the_field() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    for (params, field) in [
+        (json!({ "arguments": {} }), "name"),
+        (json!({ "name": 5, "arguments": {} }), "name"),
+        (json!({ "name": "read_graph", "arguments": [] }), "arguments"),
+    ] {
+        let body = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params });
+        let reply: Value = post(&app, body.to_string(), &[]).await.json().await.unwrap();
+        assert_eq!((&reply["id"], &reply["error"]["code"]), (&json!(3), &json!(-32602)), "{reply}");
+        assert_eq!(reply["error"]["data"]["field"], field, "{reply}");
+    }
+    let unknown = json!({ "jsonrpc": "2.0", "id": 4, "method": "no/such/method" });
+    let reply: Value = post(&app, unknown.to_string(), &[]).await.json().await.unwrap();
+    assert_eq!(reply["error"]["code"], -32601, "an unknown method is still -32601: {reply}");
+}
+
 #[tokio::test]
 async fn stateless_post_answers_without_a_session() {
     let app = spawn_app(Db::Sqlite).await.unwrap();
@@ -82,6 +141,24 @@ async fn origins_outside_the_allow_list_are_refused() {
     assert_eq!(post(&app, body.clone(), &[("origin", "https://app.example.com")]).await.status(), 200);
     assert_eq!(post(&app, body.clone(), &[]).await.status(), 200, "non-browser clients send no Origin");
     assert_eq!(post(&app, body, &[("host", "attacker.example")]).await.status(), 403, "Host allow-list");
+}
+
+/// Secure by default: no browser origin may call /mcp until ALLOWED_ORIGINS names it, localhost
+/// pages included (any local page could otherwise read and write the graph).
+#[tokio::test]
+async fn no_browser_origin_is_allowed_by_default() {
+    let app = spawn_app(Db::Sqlite).await.unwrap();
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }).to_string();
+    for origin in ["http://localhost:6274", "http://127.0.0.1:3000", "https://app.example.com"] {
+        assert_eq!(post(&app, body.clone(), &[("origin", origin)]).await.status(), 403, "{origin}");
+    }
+    assert_eq!(post(&app, body.clone(), &[]).await.status(), 200, "non-browser clients send no Origin");
+    // A page of the server's own origin is not cross-site (the MCP spec has a localhost server
+    // accept it), unless the Host it names is not an allowed one.
+    let own = format!("http://{}", app.addr);
+    assert_eq!(post(&app, body.clone(), &[("origin", &own)]).await.status(), 200, "same origin");
+    let rebound = [("host", "evil.example:8000"), ("origin", "http://evil.example:8000")];
+    assert_eq!(post(&app, body, &rebound).await.status(), 403, "DNS rebinding");
 }
 
 #[tokio::test]

@@ -104,6 +104,7 @@ async fn three_replicas_enforce_one_limit() {
     assert!(rejection.headers()["ratelimit"].to_str().unwrap().starts_with("\"tenant\";r=0;t="));
     let body: Value = rejection.json().await.unwrap();
     assert_eq!(body["error"]["data"]["retryAfter"], retry_after);
+    assert_eq!(body["id"], 1, "the 429 answers the request it refused: {body}");
 }
 
 struct OwnRedis {

@@ -157,3 +157,66 @@ async fn spans_and_logs_follow_the_callers_trace() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `serve` with `env` on a fresh database: posts each body to /mcp, then returns its log lines.
+async fn logs_of(env: &[(&str, &str)], bodies: &[Value]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut vars = vec![("DATABASE_URL", format!("sqlite://{}/t.db", dir.path().display()))];
+    vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+    let mut server = serve_process(port, &vars).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get(format!("http://127.0.0.1:{port}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for body in bodies {
+        let body = match body {
+            Value::String(raw) => raw.clone(),
+            message => message.to_string(),
+        };
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().as_u16() < 500, "{}", response.status());
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    reader.join().unwrap()
+}
+
+/// Tool arguments and results are user data: not in the logs at any level unless LOG_USER_DATA.
+/// And invalid requests (a fuzzer's stream of them) log no warning each: they are counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_data_and_invalid_requests_stay_out_of_the_logs() {
+    let call = |args: Value| json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "create_entities", "arguments": args } });
+    let mut bodies = vec![
+        call(json!({ "entities": [{ "name": "n", "entityType": "t", "observations": ["private-observation-1"] }] })),
+        call(json!({ "entities": "private-argument-2" })),
+    ];
+    bodies.extend((0..20).map(|i| json!({ "jsonrpc": "1.0", "id": i, "method": "private-method-3" })));
+    bodies
+        .extend((0..20).map(|_| json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": 5 } })));
+    bodies.push(Value::String("not json, private-body-4".into()));
+    let private = ["private-observation-1", "private-argument-2", "private-method-3", "private-body-4"];
+    for level in ["trace", "debug", "info,rmcp=warn"] {
+        let lines = logs_of(&[("LOG_LEVEL", level)], &bodies).await;
+        let leaked: Vec<&String> = lines.iter().filter(|l| private.iter().any(|p| l.contains(p))).collect();
+        assert!(leaked.is_empty(), "LOG_LEVEL={level} logged user data: {leaked:#?}");
+        let warnings: Vec<&String> =
+            lines.iter().filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"")).collect();
+        assert!(warnings.is_empty(), "LOG_LEVEL={level}: invalid requests logged warnings: {warnings:#?}");
+    }
+    // The filter is what keeps them out: asked for, they are there.
+    let lines = logs_of(&[("LOG_LEVEL", "debug"), ("LOG_USER_DATA", "true")], &bodies).await;
+    assert!(lines.iter().any(|l| l.contains("private-observation-1")), "LOG_USER_DATA=true logs the arguments");
+}

@@ -108,6 +108,29 @@ impl AuthSettings {
 
     /// `secrets_present`: false at build time (NixOS check), when secrets are not available yet.
     pub fn validate(&self, production: bool, secrets_present: bool) -> Result<(), ConfigError> {
+        // OAUTH_ISSUER is both the HS256 tokens' `iss` and where keys are discovered: with a
+        // secret as well, `auto` would have to guess which one checks tokens.
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        let provider = [
+            ("OAUTH_INTROSPECTION_URL", &self.oauth_introspection_url),
+            ("OAUTH_JWKS_URL", &self.oauth_jwks_url),
+            ("OAUTH_ISSUER", &self.oauth_issuer),
+        ]
+        .into_iter()
+        .find(|(_, v)| set(v));
+        if self.auth_mode == AuthMode::Auto
+            && self.jwt_secret.as_ref().is_some_and(|s| !s.expose_secret().is_empty())
+            && let Some((variable, _)) = provider
+        {
+            return Err(ConfigError::new(
+                "AUTH_MODE",
+                format!(
+                    "JWT_SECRET and {variable} are both set and AUTH_MODE=auto cannot tell which checks tokens: \
+                     set AUTH_MODE=hs256 (OAUTH_ISSUER is then only the tokens' iss), or AUTH_MODE=jwks or \
+                     introspection and unset JWT_SECRET"
+                ),
+            ));
+        }
         let mode = self.resolved_mode();
         // Without secrets (build-time checks) the token settings may still arrive at run time.
         if mode == ResolvedAuth::None && production && !self.allow_unauthenticated && secrets_present {

@@ -37,6 +37,10 @@ pub struct Settings {
     /// Log line format
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json", global = true)]
     pub log_format: LogFormat,
+    /// Let rmcp's debug and trace lines through that carry whole messages (tool arguments and
+    /// results: user data); off, they are dropped at every LOG_LEVEL
+    #[arg(long, env = "LOG_USER_DATA", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub log_user_data: bool,
 
     /// Address the MCP HTTP listener binds to
     #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]
@@ -56,14 +60,9 @@ pub struct Settings {
         global = true
     )]
     pub allowed_hosts: Vec<String>,
-    /// Browser origins allowed to call /mcp, comma separated (`:*` matches any port); any other Origin gets 403
-    #[arg(
-        long,
-        env = "ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*",
-        global = true
-    )]
+    /// Browser origins allowed to call /mcp, comma separated (`:*` matches any port); none by
+    /// default: a request with any other Origin gets 403 (one without, from a non-browser client, passes)
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',', default_value = "", global = true)]
     pub allowed_origins: Vec<String>,
     /// Give 2025-11-25 clients an Mcp-Session-Id and GET streams (shared through Redis when it is
     /// configured); off by default: every request is served statelessly, by any replica
@@ -261,7 +260,18 @@ impl Settings {
                 ));
             }
         }
-        self.database()?;
+        let db = self.database()?;
+        // sqlx reads the URL's parameters only when it connects: a bad `sslmode` or `mode` would
+        // pass here and fail at start, or in a migration job, long after the check said yes.
+        let parsed = match db.backend {
+            Backend::Postgres => db.url.expose_secret().parse::<sqlx::postgres::PgConnectOptions>().map(drop),
+            Backend::Sqlite => db.url.expose_secret().parse::<sqlx::sqlite::SqliteConnectOptions>().map(drop),
+        };
+        parsed.map_err(|e| {
+            let variable = if self.database_url.is_some() { "DATABASE_URL" } else { "DB_HOST" };
+            let reason = e.to_string();
+            ConfigError::new(variable, reason.trim_start_matches("error with configuration: ").to_string())
+        })?;
         Ok(())
     }
 

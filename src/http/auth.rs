@@ -132,8 +132,8 @@ pub fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
 }
 
 /// Per-tenant limit shared through Redis: the decision (for the response's RateLimit headers)
-/// when limits are on, else 429 with Retry-After and those headers.
-pub async fn rate_limit(state: &AppState, tenant: Option<&Tenant>) -> Result<Option<Decision>, Response> {
+/// when limits are on; `Err` with the decision when the tenant is over its limit.
+pub async fn rate_limit(state: &AppState, tenant: Option<&Tenant>) -> Result<Option<Decision>, Decision> {
     let Some(limiter) = &state.limiter else { return Ok(None) };
     let tenant = tenant.cloned().unwrap_or_default();
     let decision = limiter.check(tenant.as_str()).await;
@@ -141,15 +141,21 @@ pub async fn rate_limit(state: &AppState, tenant: Option<&Tenant>) -> Result<Opt
         return Ok(Some(decision));
     }
     metrics::counter!("rate_limited_requests_total").increment(1);
-    let body = json!({ "jsonrpc": "2.0", "id": Value::Null, "error": {
+    Err(decision)
+}
+
+/// 429 with Retry-After and the RateLimit headers; the JSON-RPC error answers the request's id
+/// when its body could be read.
+pub fn rate_limited(decision: &Decision, id: Option<Value>) -> Response {
+    let body = json!({ "jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": {
         "code": -32029,
         "message": format!("rate limit exceeded: retry after {} s", decision.retry_after),
         "data": { "retryAfter": decision.retry_after, "limit": decision.limit, "window": 60 },
     }});
     let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-    rate_headers(response.headers_mut(), &decision);
+    rate_headers(response.headers_mut(), decision);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after));
-    Err(response)
+    response
 }
 
 fn unavailable(error: &str, description: &str) -> Response {

@@ -19,15 +19,22 @@ pub async fn mcp_gate(State(state): State<AppState>, mut request: Request, next:
     }
     let tenant = request.extensions().get::<Tenant>().cloned().unwrap_or_default();
     // Counted when the request arrives, so a tenant's slow bodies count against its quota too.
-    let decision = match auth::rate_limit(&state, Some(&tenant)).await {
-        Ok(decision) => decision,
-        Err(limited) => return limited,
-    };
+    let limit = auth::rate_limit(&state, Some(&tenant)).await;
     // Held through the body read until the response head: one tenant's slow bodies wait in its
     // own share, never in the replica's permits.
     let _share = match limits::tenant_share(&state, &tenant) {
         Ok(share) => share,
         Err(refused) => return refused,
+    };
+    // A refused request's body is still read (within its deadline, in the tenant's own share) so
+    // that the 429 answers the request's id.
+    let decision = match limit {
+        Ok(decision) => decision,
+        Err(limited) => {
+            let read = guard::json_body(&state, request).await;
+            let id = read.ok().and_then(|r| r.extensions().get::<guard::MessageId>().map(|id| id.0.clone()));
+            return auth::rate_limited(&limited, id);
+        }
     };
     let session = match limits::session_slot(&state, request.method(), request.headers(), &tenant).await {
         Ok(session) => session,

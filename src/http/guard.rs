@@ -1,10 +1,12 @@
 //! Checks a request before the MCP transport sees it: a POST body over MAX_BODY_BYTES is 413, a
 //! body slower than BODY_READ_TIMEOUT is 408, a body that is not JSON gets the JSON-RPC parse
 //! error (-32700), and the scope the JSON-RPC methods need is checked against the caller's token.
+//! A JSON body rmcp then refuses (its 415 with a text body) becomes 400 with the JSON-RPC error
+//! saying why (`refused_message`).
 
 use axum::{
     Json,
-    body::Body,
+    body::{Body, Bytes},
     extract::Request,
     http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
@@ -18,8 +20,16 @@ use super::{
 };
 use crate::{
     auth::{SCOPE_READ, SCOPE_WRITE},
-    mcp::tools::is_write,
+    mcp::{jsonrpc, tools::is_write},
 };
+
+/// A JSON POST body, kept (a reference count) to explain rmcp's refusal of it.
+#[derive(Clone)]
+pub struct JsonBody(Bytes);
+
+/// The id of a single request, for replies made before rmcp sees it (429).
+#[derive(Clone)]
+pub struct MessageId(pub Value);
 
 fn jsonrpc_error(status: StatusCode, code: i32, message: String) -> Response {
     (status, Json(json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } })))
@@ -29,6 +39,7 @@ fn jsonrpc_error(status: StatusCode, code: i32, message: String) -> Response {
 /// Just enough of a JSON-RPC message to tell which scope it needs; the rest is skipped unparsed.
 #[derive(Deserialize)]
 struct Message {
+    id: Option<Value>,
     method: Option<Value>,
     params: Option<Params>,
 }
@@ -169,10 +180,16 @@ pub async fn json_body(state: &AppState, request: Request) -> Result<Request, Re
     };
     let mut listen = false;
     // One parse in the common case; a second only tells "not JSON" from "JSON of another shape".
+    let mut id = None;
     let scope = match messages(&bytes) {
         Ok(messages) => {
             count_methods(&messages);
             listen = listens(&messages);
+            if let Messages::One(Message { id: Some(given), .. }) = &messages
+                && (given.is_string() || given.is_i64())
+            {
+                id = Some(MessageId(given.clone()));
+            }
             required_scope(&messages)
         }
         Err(_) => match serde_json::from_slice::<IgnoredAny>(&bytes) {
@@ -180,12 +197,36 @@ pub async fn json_body(state: &AppState, request: Request) -> Result<Request, Re
             Err(e) => return Err(jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"))),
         },
     };
+    let json = is_json(&parts.headers).then(|| JsonBody(bytes.clone()));
     let mut request = Request::from_parts(parts, Body::from(bytes));
     if listen {
         request.extensions_mut().insert(ListenRequest);
     }
+    if let Some(id) = id {
+        request.extensions_mut().insert(id);
+    }
+    if let Some(json) = json {
+        request.extensions_mut().insert(json);
+    }
     match check_scope(state, &request, RequiredScope(scope)) {
         Some(denied) => Err(denied),
         None => Ok(request),
+    }
+}
+
+/// rmcp's own test of the content type: only with it does a 415 mean "could not read the body".
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
+}
+
+/// rmcp answers a JSON body it cannot read as a message with 415 and a text body: a client gets
+/// 400 with the JSON-RPC error instead (-32700 or -32600, with the request's id when usable).
+pub fn refused_message(response: Response, body: Option<JsonBody>) -> Response {
+    match body {
+        Some(JsonBody(bytes)) if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (StatusCode::BAD_REQUEST, Json(jsonrpc::reject(&bytes).to_json())).into_response()
+        }
+        _ => response,
     }
 }

@@ -199,6 +199,23 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// A page of this server's own origin (`Origin` is the `Host` that ALLOWED_HOSTS accepts) is no
+/// cross-site caller: rmcp sees its request without the `Origin`, so it passes with ALLOWED_ORIGINS
+/// empty, as the MCP spec has a localhost server accept it; a page of any other origin, another
+/// localhost port included, is refused. Not with ALLOWED_HOSTS=`*`: a DNS-rebinding page is
+/// same-origin with a host of its own.
+fn pass_same_origin(request: &mut axum::extract::Request) {
+    let headers = request.headers();
+    let (Some(origin), Some(host)) = (headers.get(http::header::ORIGIN), headers.get(http::header::HOST)) else {
+        return;
+    };
+    let (Ok(origin), Ok(host)) = (origin.to_str(), host.to_str()) else { return };
+    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    if authority.is_some_and(|a| a.eq_ignore_ascii_case(host)) {
+        request.headers_mut().remove(http::header::ORIGIN);
+    }
+}
+
 /// The application router: `/mcp` (Streamable HTTP) and the health probes.
 pub fn app(state: AppState) -> Router {
     // Installed before the first request so that no early measurement is lost.
@@ -216,9 +233,17 @@ pub fn app(state: AppState) -> Router {
     ));
     // rmcp's service clones its whole config (host and origin lists, a cancellation token) for
     // every request, after axum has cloned the service; shared, each is one reference count.
-    let mcp = tower::service_fn(move |request: axum::extract::Request| {
+    let hosts_checked = !state.settings.allowed_hosts.iter().any(|h| h == "*");
+    let mcp = tower::service_fn(move |mut request: axum::extract::Request| {
         let mcp = mcp.clone();
-        async move { Ok::<_, std::convert::Infallible>(mcp.handle(request).await) }
+        if hosts_checked {
+            pass_same_origin(&mut request);
+        }
+        async move {
+            let body = request.extensions().get::<guard::JsonBody>().cloned();
+            let response = mcp.handle(request).await.map(axum::body::Body::new);
+            Ok::<_, std::convert::Infallible>(guard::refused_message(response, body))
+        }
     });
     let router = Router::new()
         .nest_service(

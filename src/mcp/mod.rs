@@ -1,9 +1,11 @@
 //! MCP layer: the rmcp `ServerHandler` that exposes the memory over any transport.
 
 mod fixtures;
+pub mod jsonrpc;
 mod pretty;
 mod resources;
 mod results;
+pub mod stdio;
 mod subscriptions;
 pub mod tools;
 
@@ -14,10 +16,10 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock,
-        GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-        UnsubscribeRequestParams,
+        CustomRequest, CustomResult, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
     },
     service::{RequestContext, SubscriptionContext},
 };
@@ -244,6 +246,16 @@ impl ServerHandler for MemoryServer {
         metrics::counter!("mcp_tool_calls_total", "tool" => label.clone(), "outcome" => status).increment(1);
         metrics::histogram!("mcp_tool_call_duration_seconds", "tool" => label).record(started.elapsed().as_secs_f64());
         outcome.map(Into::into)
+    }
+
+    /// rmcp hands on a standard method whose params it could not read as a custom request.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        Err(jsonrpc::invalid_params(&request.method, request.params)
+            .unwrap_or_else(|| McpError::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, request.method, None)))
     }
 
     async fn list_resources(

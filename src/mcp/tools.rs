@@ -68,17 +68,7 @@ struct NamesArgs {
 /// Parses tool arguments; the error names the offending field (`entities[0].name: …`).
 fn parse<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, McpError> {
     let value = Value::Object(arguments.unwrap_or_default());
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // serde names a missing field in its message; a type error gets the path.
-        let field = match inner.strip_prefix("missing field `") {
-            Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
-            None => path.clone(),
-        };
-        let message = if path == "." { inner.clone() } else { format!("{path}: {inner}") };
-        McpError::invalid_params(format!("Invalid arguments: {message}"), Some(json!({ "field": field })))
-    })
+    serde_path_to_error::deserialize(value).map_err(|e| super::jsonrpc::invalid_field("Invalid arguments", e))
 }
 
 impl PageArgs {

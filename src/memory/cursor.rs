@@ -46,4 +46,25 @@ mod tests {
         assert_eq!(Cursor::decode("alice", "search:x", &text), None);
         assert_eq!(Cursor::decode("alice", "graph", "not-a-cursor"), None);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        /// Whatever a client sends as a cursor is refused or read, never a panic; a cursor from
+        /// a real tenant decodes only as the tenant and scope that made it.
+        #[test]
+        fn any_text_decodes_or_is_refused(text in ".{0,80}", b64 in "[A-Za-z0-9_-]{0,120}") {
+            let _ = Cursor::decode("alice", "graph", &text);
+            let _ = Cursor::decode("alice", "graph", &b64);
+        }
+
+        #[test]
+        fn encode_then_decode_round_trips(tenant in ".{0,20}", scope in ".{0,20}", e in 0i64.., r in 0i64..) {
+            let text = Cursor::encode(&tenant, &scope, e, r);
+            let cursor = Cursor::decode(&tenant, &scope, &text).expect("its own cursor decodes");
+            proptest::prop_assert_eq!((cursor.e, cursor.r), (e, r));
+            let other = format!("{tenant}'");
+            proptest::prop_assert_eq!(Cursor::decode(&other, &scope, &text), None);
+        }
+    }
 }
