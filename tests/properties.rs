@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Db, spawn_app};
+use common::{Db, TOOLS, spawn_app};
 use mcp_server::{
     mcp::{McpLayerError, jsonrpc, tools},
     memory::{MemoryError, Tenant},
@@ -90,18 +90,6 @@ fn any_input_is_rejected_with_a_well_formed_error() {
         })
         .unwrap();
 }
-
-const TOOLS: [&str; 9] = [
-    "create_entities",
-    "create_relations",
-    "add_observations",
-    "delete_entities",
-    "delete_observations",
-    "delete_relations",
-    "read_graph",
-    "search_nodes",
-    "open_nodes",
-];
 
 /// Any arguments: a result, or -32602 naming a field; never an internal error or a panic.
 #[test]

@@ -16,20 +16,7 @@ both_backends!(tools_list_is_the_reference_list, |db: Db| async move {
     let client = app.client().await;
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(
-        names,
-        [
-            "create_entities",
-            "create_relations",
-            "add_observations",
-            "delete_entities",
-            "delete_observations",
-            "delete_relations",
-            "read_graph",
-            "search_nodes",
-            "open_nodes"
-        ]
-    );
+    assert_eq!(names, common::TOOLS);
     let delete = tools.iter().find(|t| t.name == "delete_entities").unwrap();
     let hints = delete.annotations.as_ref().unwrap();
     assert_eq!(

@@ -294,3 +294,16 @@ pub fn bearer(tenant: &str, scope: &str) -> String {
     let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
     format!("Bearer {}", encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap())
 }
+
+/// The reference's nine tools, in its order.
+pub const TOOLS: [&str; 9] = [
+    "create_entities",
+    "create_relations",
+    "add_observations",
+    "delete_entities",
+    "delete_observations",
+    "delete_relations",
+    "read_graph",
+    "search_nodes",
+    "open_nodes",
+];
