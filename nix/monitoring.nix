@@ -21,6 +21,9 @@ let
     "mcp_sessions_active"
     "mcp_sse_streams"
     "mcp_server_start_time_seconds"
+    "db_storage_full"
+    "tenant_limited_requests_total"
+    "body_read_timeouts_total"
   ];
   m = lib.genAttrs metrics lib.id;
 
@@ -56,6 +59,8 @@ let
             "5m" "warning" "Redis is unreachable: rate limits are per replica, not shared")
           (alert "McpServerRestarting" "changes(${m.mcp_server_start_time_seconds}[30m]) > 2"
             "0m" "warning" "A replica restarted more than twice in 30 minutes")
+          (alert "McpServerStorageFull" "max by (instance) (${m.db_storage_full}) > 0"
+            "1m" "critical" "Writes fail for lack of disk space (reads still work)")
           (alert "McpServerGraphCacheThrash"
             ''sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 1 and sum by (job) (rate(${m.graph_cache_reads_total}{result=~"load|too_large"}[10m])) / sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 0.2''
             "15m" "warning" "Over 20% of reads load a graph or miss the cache: GRAPH_CACHE_ENTITIES is too small")
@@ -114,6 +119,11 @@ let
     [ "Redis degradation" "short" [
       [ "max(${m.rate_limit_degraded})" "degraded" ]
       [ "sum(rate(${m.rate_limit_fallback_total}[5m]))" "fallback decisions/s" ]
+    ] ]
+    [ "Refused: tenant shares, slow bodies, storage full" "short" [
+      [ "sum by (limit) (rate(${m.tenant_limited_requests_total}[5m]))" "tenant {{limit}}/s" ]
+      [ "sum(rate(${m.body_read_timeouts_total}[5m]))" "slow bodies/s" ]
+      [ "max(${m.db_storage_full})" "storage full" ]
     ] ]
     [ "Replica restarts (30m)" "short" [ [ "changes(${m.mcp_server_start_time_seconds}[30m])" "{{instance}}" ] ] ]
   ];
