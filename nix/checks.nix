@@ -102,6 +102,10 @@ in
         inherit pkgs;
         root = ../.;
         known = build.sources;
+        withTests = [
+          "clippy"
+          "nextest"
+        ];
       }
       {
         package = build.mcp-server.src;

@@ -7,6 +7,9 @@
   root,
   # Each source the build makes, with the fileset it was made from.
   known,
+  # Derivations that compile the test targets too (clippy --all-targets, nextest): their source
+  # must hold every test file, or they would check less than they say without failing.
+  withTests ? [ ],
 }:
 # name -> the `src` a derivation that compiles Rust was given.
 derivations:
@@ -55,7 +58,16 @@ let
       lib.filter (need: !present need) (lib.concatMap needs rustFiles)
     );
 
-  missing = lib.concatLists (lib.mapAttrsToList missingIn derivations);
+  testFiles = map relative (lib.fileset.toList (lib.fileset.fileFilter (f: f.hasExt "rs") (root + "/tests")));
+  missingTests =
+    name:
+    let
+      files = map relative (lib.fileset.toList (filesetOf name derivations.${name}));
+    in
+    map (f: "${name}: ${f}") (lib.filter (f: !lib.elem f files) testFiles);
+
+  missing =
+    lib.concatLists (lib.mapAttrsToList missingIn derivations) ++ lib.concatMap missingTests withTests;
 in
 if missing == [ ] then
   pkgs.runCommand "source-includes" { } "touch $out"
