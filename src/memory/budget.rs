@@ -90,7 +90,7 @@ impl Fill {
     /// How many rows to fetch next: about what fills the rest, judged by the rows so far, so that
     /// a page takes a few queries and holds little more than the budget before it is cut.
     pub fn chunk(&self) -> usize {
-        let average = if self.taken == 0 { 256 } else { (self.spent / self.taken).max(1) };
+        let average = self.spent.checked_div(self.taken).unwrap_or(256).max(1);
         (self.left / average + 1).clamp(1, 4096).min(self.count_left)
     }
 }

@@ -82,7 +82,10 @@ impl Memory {
         }
         fill.restart_count(limit);
         let (mut relations, mut after, mut more_r) = (Vec::new(), after_r, full);
-        'relations: while !full {
+        'relations: loop {
+            if full {
+                break;
+            }
             self.replies.when_large(&mut permit, fill.spent()).await;
             let want = fill.chunk();
             let rows = storage::relations_page(&mut tx, tenant.as_str(), after, Some(want as i64 + 1)).await?;
