@@ -9,6 +9,8 @@ use super::{
     GraphPage, Memory, MemoryError, PageRequest, Result, Tenant, Timed, budget, budget::Fill, cursor::Cursor, graph_of,
     limits::storable,
 };
+use sqlx::AnyConnection;
+
 use crate::storage::{self, EntityRow, RelationRow};
 
 fn entity_cost(e: &EntityRow) -> usize {
@@ -17,6 +19,15 @@ fn entity_cost(e: &EntityRow) -> usize {
 
 fn relation_cost(r: &RelationRow) -> usize {
     budget::relation(&r.from, &r.to, &r.relation_type)
+}
+
+/// What a database search looks for, from where.
+#[derive(Clone, Copy)]
+struct Search<'a> {
+    tenant: &'a Tenant,
+    query: &'a str,
+    ranked: bool,
+    offset: i64,
 }
 
 /// A search cursor's `r`: set when the pages continue an unranked (unpaged) search's order.
@@ -151,7 +162,22 @@ impl Memory {
                     found
                 }
             }
-            None => self.search_database(tenant, query, ranked, offset, &mut Fill::new(max, limit)).await?,
+            None => {
+                // One statement answers most searches: no transaction needed. One that needs more
+                // chunks starts again in a read transaction, so that its chunks share a snapshot.
+                let search = Search { tenant, query, ranked, offset };
+                let mut conn = self.store.reader().acquire().await.map_err(storage::StorageError::from)?;
+                match self.search_database(&mut conn, &search, &mut Fill::new(max, limit), true).await? {
+                    Some(found) => found,
+                    None => {
+                        drop(conn);
+                        let mut tx = self.store.begin_read().await?;
+                        let found = self.search_database(&mut tx, &search, &mut Fill::new(max, limit), false).await?;
+                        tx.commit().await?;
+                        found.expect("without a chunk limit the search completes")
+                    }
+                }
+            }
         };
         let next_cursor = more.then(|| {
             let order = if ranked { 0 } else { UNRANKED };
@@ -160,26 +186,24 @@ impl Memory {
         Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
     }
 
-    /// The search's matches from `offset`, fetched in chunks (one read snapshot) until the page
-    /// is full, with the relations touching the entities on it.
+    /// The search's matches from `offset`, fetched in chunks until the page is full, with the
+    /// relations touching the entities on it; `None` when `once` and one chunk did not finish it.
     async fn search_database(
         &self,
-        tenant: &Tenant,
-        query: &str,
-        ranked: bool,
-        offset: i64,
+        conn: &mut AnyConnection,
+        search: &Search<'_>,
         fill: &mut Fill,
-    ) -> Result<(Vec<EntityRow>, Vec<RelationRow>, bool)> {
+        once: bool,
+    ) -> Result<Option<(Vec<EntityRow>, Vec<RelationRow>, bool)>> {
+        let Search { tenant, query, ranked, offset } = *search;
         let backend = self.store.backend();
-        let mut tx = self.store.begin_read().await?;
         let (mut entities, mut relations, mut more, mut permit) = (Vec::new(), BTreeMap::new(), false, None);
         'chunks: loop {
             self.replies.when_large(&mut permit, fill.spent()).await;
             let want = fill.chunk();
             let at = offset + entities.len() as i64;
             let (rows, touching) =
-                storage::search_graph(&mut tx, backend, tenant.as_str(), query, ranked, at, Some(want as i64 + 1))
-                    .await?;
+                storage::search_graph(conn, backend, tenant.as_str(), query, ranked, at, Some(want as i64 + 1)).await?;
             let got = rows.len();
             let mut by_name: HashMap<&str, Vec<&RelationRow>> = HashMap::new();
             for r in &touching {
@@ -210,8 +234,10 @@ impl Memory {
                 more = true;
                 break;
             }
+            if once {
+                return Ok(None);
+            }
         }
-        tx.commit().await?;
-        Ok((entities, relations.into_values().collect(), more))
+        Ok(Some((entities, relations.into_values().collect(), more)))
     }
 }
