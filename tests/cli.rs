@@ -57,6 +57,10 @@ fn bad_configuration_exits_2_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for DB_STATEMENT_TIMEOUT"));
 
+    let out = mcp_server().args(["check-config"]).env("MAX_REPLY_BYTES", "1000").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for MAX_REPLY_BYTES"));
+
     let out = mcp_server().args(["check-config"]).output().unwrap();
     assert!(out.status.success());
 }
@@ -85,6 +89,7 @@ fn help_lists_every_variable_with_its_default() {
         "ALLOWED_HOSTS",
         "MAX_BODY_BYTES",
         "DB_STATEMENT_TIMEOUT",
+        "MAX_REPLY_BYTES",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help lacks {var}:\n{help}");
     }

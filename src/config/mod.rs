@@ -132,6 +132,10 @@ pub struct Settings {
     /// least recently used graphs go first, 0 turns it off
     #[arg(long, env = "GRAPH_CACHE_ENTITIES", default_value_t = 50_000, global = true)]
     pub graph_cache_entities: usize,
+    /// Largest reply of read_graph, search_nodes or the graph resource, in bytes (at least 65536):
+    /// a larger result comes as the first page that fits, with `nextCursor`
+    #[arg(long, env = "MAX_REPLY_BYTES", default_value_t = 4_194_304, global = true)]
+    pub max_reply_bytes: usize,
     /// Largest accepted request body, in bytes (413 above it)
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
     pub max_body_bytes: usize,
@@ -239,6 +243,12 @@ impl Settings {
         if self.sqlite_wal_max_bytes < 1024 * 1024 {
             return Err(ConfigError::new("SQLITE_WAL_MAX_BYTES", "must be at least 1048576 (1 MiB)"));
         }
+        if self.max_reply_bytes < 65_536 {
+            return Err(ConfigError::new(
+                "MAX_REPLY_BYTES",
+                format!("must be at least 65536, got {}", self.max_reply_bytes),
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::new("MAX_BODY_BYTES", "must be at least 1024"));
         }
@@ -318,6 +328,7 @@ impl Settings {
             max_observation_bytes: self.max_observation_bytes,
             max_batch: self.max_batch,
             graph_cache_entities: self.graph_cache_entities,
+            max_reply_bytes: self.max_reply_bytes,
         }
     }
 }

@@ -65,6 +65,17 @@ fn json_contents(uri: &str, value: &impl serde::Serialize) -> ReadResourceResult
 pub async fn read(memory: &Memory, tenant: &Tenant, uri: &str) -> Result<ReadResourceResult, McpError> {
     if uri == GRAPH_URI {
         let page = memory.bounded(memory.read_graph(tenant, &PageRequest::default())).await.map_err(internal)?;
+        // A resource cannot page: a graph over the budget is read with read_graph's cursors.
+        if page.next_cursor.is_some() {
+            let max = memory.limits().max_reply_bytes;
+            return Err(McpError::invalid_request(
+                format!(
+                    "The knowledge graph is larger than MAX_REPLY_BYTES ({max} bytes): \
+                     read it with read_graph, following nextCursor"
+                ),
+                Some(json!({ "limit": "MAX_REPLY_BYTES", "maxReplyBytes": max, "tool": "read_graph" })),
+            ));
+        }
         return Ok(json_contents(uri, &page.graph));
     }
     if let Some(encoded) = uri.strip_prefix(ENTITY_PREFIX) {

@@ -103,4 +103,29 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_reply_budget_counts_what_a_reply_takes() {
+        use crate::memory::budget;
+        let entities: Vec<Entity> = (0..40)
+            .map(|i| Entity {
+                name: format!("entity \"{i}\""),
+                entity_type: "person\n".into(),
+                observations: (0..i % 4).map(|j| format!("note {j} ünï \\ \u{1}")).collect(),
+            })
+            .collect();
+        let relations: Vec<Relation> = (0..30)
+            .map(|i| Relation { from: format!("entity {i}"), to: "x\ty".into(), relation_type: "knows".into() })
+            .collect();
+        let cost: usize = entities
+            .iter()
+            .map(|e| budget::entity(&e.name, &e.entity_type, e.observations.iter().map(String::as_str)))
+            .chain(relations.iter().map(|r| budget::relation(&r.from, &r.to, &r.relation_type)))
+            .sum();
+        let cursor = Some("eyJiIjoiMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3IiwiZSI6MTIzNDU2NzgsInIiOjEyMzQ1Njc4fQ".to_string());
+        let result = graph_result(KnowledgeGraph { entities, relations }, cursor);
+        let reply = serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": 12345, "result": result })).unwrap();
+        assert!(reply.len() <= cost + budget::RESERVE, "{} > {cost} + reserve", reply.len());
+        assert!(reply.len() + 70 >= cost, "the items' estimate is close: {} against {cost}", reply.len());
+    }
 }

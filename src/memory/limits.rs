@@ -10,11 +10,19 @@ pub struct Limits {
     pub max_batch: usize,
     /// Most entities kept in memory across tenants; 0 reads everything from the database.
     pub graph_cache_entities: usize,
+    /// Largest reply of a graph read (read_graph, search_nodes, the graph resource), in bytes.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_name_bytes: 512, max_observation_bytes: 16_384, max_batch: 1_000, graph_cache_entities: 50_000 }
+        Limits {
+            max_name_bytes: 512,
+            max_observation_bytes: 16_384,
+            max_batch: 1_000,
+            graph_cache_entities: 50_000,
+            max_reply_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The memory domain: the reference server-memory's nine operations, per tenant, each one
 //! transaction. Knows nothing of MCP; speaks `storage` only.
 
+pub(crate) mod budget;
 mod cache;
 mod cursor;
 mod limits;
 pub mod model;
+mod pages;
 mod writes;
 
 use std::sync::Arc;
@@ -14,7 +16,6 @@ pub use model::*;
 
 use crate::storage::{self, EntityRow, RelationRow, StorageError, Store};
 use cache::{Cached, GraphCache, TenantGraph};
-use cursor::Cursor;
 use limits::{Check, storable};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +83,15 @@ pub struct Memory {
     limits: Limits,
     /// PostgreSQL, or SQLite in a file (`Store::loads_graphs`).
     cache: Option<Arc<GraphCache>>,
+    /// Permits to build large replies (`budget::BUILDS` at once).
+    replies: budget::Replies,
 }
 
 impl Memory {
     pub fn new(store: Store, limits: Limits) -> Self {
         let cache = (store.loads_graphs() && limits.graph_cache_entities > 0)
             .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities, store.single_writer())));
-        Memory { store, limits, cache }
+        Memory { store, limits, cache, replies: budget::Replies::default() }
     }
 
     pub fn store(&self) -> &Store {
@@ -110,90 +113,6 @@ impl Memory {
             Ok(result) => result,
             Err(timed_out) => Err(MemoryError::from(timed_out).into()),
         }
-    }
-
-    /// The whole graph, or a page of it: up to `limit` entities and `limit` relations,
-    /// each in insertion order.
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "read_graph", db.system.name = self.store.backend().otel_name(), db.operation.name = "read_graph"))]
-    pub async fn read_graph(&self, tenant: &Tenant, page: &PageRequest) -> Result<GraphPage> {
-        let _timed = Timed::start("read_graph");
-        let (after_e, after_r) = match &page.cursor {
-            Some(text) => {
-                let c = Cursor::decode(tenant.as_str(), "graph", text).ok_or(MemoryError::InvalidCursor)?;
-                (c.e, c.r)
-            }
-            None => (0, 0),
-        };
-        let limit = page.limit.map(i64::from);
-        // Pages continue from database ids, which the cache does not hold: only whole reads use it.
-        let cached = match page.cursor.is_none() && limit.is_none() {
-            true => self.cached(tenant).await?,
-            false => None,
-        };
-        let (mut entities, mut relations) = match cached {
-            Some(cached) => cached.with(|graph| graph.all()),
-            None => {
-                let fetch = limit.map(|l| l + 1);
-                let mut tx = self.store.begin_read().await?;
-                let entities = storage::entities_page(&mut tx, tenant.as_str(), after_e, fetch).await?;
-                let relations = storage::relations_page(&mut tx, tenant.as_str(), after_r, fetch).await?;
-                tx.commit().await?;
-                (entities, relations)
-            }
-        };
-        let mut next_cursor = None;
-        if let Some(limit) = limit.map(|l| l as usize) {
-            let more = entities.len() > limit || relations.len() > limit;
-            entities.truncate(limit);
-            relations.truncate(limit);
-            if more {
-                let e = entities.last().map_or(i64::MAX, |e| e.id);
-                let r = relations.last().map_or(i64::MAX, |r| r.id);
-                next_cursor = Some(Cursor::encode(tenant.as_str(), "graph", e.max(after_e), r.max(after_r)));
-            }
-        }
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
-    }
-
-    /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
-    /// relations that touch them. With a limit, results are ranked and paged.
-    #[tracing::instrument(name = "db.transaction", skip_all, fields(otel.name = "search_nodes", db.system.name = self.store.backend().otel_name(), db.operation.name = "search_nodes"))]
-    pub async fn search_nodes(&self, tenant: &Tenant, query: &str, page: &PageRequest) -> Result<GraphPage> {
-        let _timed = Timed::start("search_nodes");
-        self.check().text("query", query, self.limits.max_observation_bytes)?;
-        if !storable(query) {
-            return Ok(GraphPage::default()); // no stored text contains it
-        }
-        let scope = format!("search:{query}");
-        let offset = match &page.cursor {
-            Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e,
-            None => 0,
-        };
-        let ranked = page.limit.is_some() || page.cursor.is_some();
-        let limit = page.limit.map(i64::from);
-        let (mut entities, mut relations) = match self.cached(tenant).await? {
-            Some(cached) => cached.with(|graph| {
-                graph.search(query, ranked, usize::try_from(offset).unwrap_or(0), limit.map(|l| l as usize + 1))
-            }),
-            None => {
-                // One statement, one snapshot: no transaction needed.
-                let mut conn = self.store.reader().acquire().await.map_err(StorageError::from)?;
-                let backend = self.store.backend();
-                let fetch = limit.map(|l| l + 1);
-                storage::search_graph(&mut conn, backend, tenant.as_str(), query, ranked, offset, fetch).await?
-            }
-        };
-        let mut next_cursor = None;
-        if let Some(limit) = limit.map(|l| l as usize)
-            && entities.len() > limit
-        {
-            entities.truncate(limit);
-            next_cursor = Some(Cursor::encode(tenant.as_str(), &scope, offset + limit as i64, 0));
-            // The look-ahead entity is on the next page, and so are relations only it touches.
-            let names: std::collections::HashSet<&str> = entities.iter().map(|e| e.name.as_str()).collect();
-            relations.retain(|r| names.contains(r.from.as_str()) || names.contains(r.to.as_str()));
-        }
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
     }
 
     /// The named entities (those that exist) and the relations that touch them.

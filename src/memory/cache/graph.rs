@@ -7,7 +7,10 @@ use memchr::memmem::Finder;
 
 use super::text::{SEPARATOR, TextIndex};
 use crate::{
-    memory::{Entity, Relation},
+    memory::{
+        Entity, Relation,
+        budget::{self, Fill},
+    },
     storage::{EntityRow, LoadedGraph, RelationRow, StoredEntity},
 };
 
@@ -66,6 +69,11 @@ impl Node {
         } else {
             4
         }
+    }
+
+    /// Bytes it takes in a reply (`budget::entity`).
+    fn cost(&self) -> usize {
+        budget::entity(&self.name.text, &self.entity_type.text, self.observations.iter().map(|o| o.text.as_str()))
     }
 
     fn row(&self, id: i64) -> EntityRow {
@@ -226,14 +234,15 @@ impl TenantGraph {
 
     /// As `storage::search_graph`: entities whose name, type or an observation contains `query`
     /// case-insensitively, unranked in insertion order or ranked (exact name, name prefix, name,
-    /// type, observation; ties in insertion order), paged; and the relations touching them.
+    /// type, observation; ties in insertion order), from `offset` while they fit `fill`; and the
+    /// relations touching them. Only the page is copied out; `true` when more matches follow.
     pub fn search(
         &self,
         query: &str,
         ranked: bool,
         offset: usize,
-        limit: Option<usize>,
-    ) -> (Vec<EntityRow>, Vec<RelationRow>) {
+        fill: &mut Fill,
+    ) -> (Vec<EntityRow>, Vec<RelationRow>, bool) {
         let needle = query.to_lowercase();
         let finder = Finder::new(needle.as_bytes());
         let found = |text: &str| finder.find(text.as_bytes()).is_some();
@@ -255,10 +264,31 @@ impl TenantGraph {
             .collect();
         // Stable: equal ranks stay in id order.
         hits.sort_by_key(|&(rank, ..)| rank);
-        let page: Vec<(i64, &Node)> =
-            hits.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(|(_, id, node)| (id, node)).collect();
-        let relations = self.relations_touching(page.iter().map(|(_, node)| node.name.text.as_str()));
-        (page.into_iter().map(|(id, node)| node.row(id)).collect(), relations)
+        let (mut page, mut relations, mut more) = (Vec::new(), BTreeSet::new(), false);
+        for &(_, id, node) in hits.iter().skip(offset) {
+            let touching = self.touching.get(&node.name.text).into_iter().flatten();
+            let new: Vec<i64> = touching.filter(|r| !relations.contains(*r)).copied().collect();
+            let cost = node.cost() + new.iter().map(|r| self.relation_cost(*r)).sum::<usize>();
+            if !fill.take(cost) {
+                more = true;
+                break;
+            }
+            relations.extend(new);
+            page.push(node.row(id));
+        }
+        let relations = relations.into_iter().map(|id| relation_row(id, &self.relations[&id])).collect();
+        (page, relations, more)
+    }
+
+    fn relation_cost(&self, id: i64) -> usize {
+        let r = &self.relations[&id];
+        budget::relation(&r.from, &r.to, &r.relation_type)
+    }
+
+    /// Whether the whole graph's reply fits `fill`.
+    pub fn fits(&self, fill: &mut Fill) -> bool {
+        self.entities.values().all(|node| fill.take(node.cost()))
+            && self.relations.keys().all(|id| fill.take(self.relation_cost(*id)))
     }
 
     /// As open_nodes: the named entities that exist, in insertion order, and the relations
