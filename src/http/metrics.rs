@@ -53,6 +53,10 @@ pub fn handle() -> PrometheusHandle {
                 "db_version_queries_total",
                 "PostgreSQL graph-version queries (reads of a tenant that arrive together share one)"
             );
+            metrics::describe_counter!(
+                "db_heartbeat_failures_total",
+                "PostgreSQL replica heartbeats (mcp_replicas) that failed; a stale one lets a breaking migration through"
+            );
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");
             metrics::describe_counter!(
                 "graph_cache_replays_skipped_total",
@@ -76,7 +80,9 @@ pub fn handle() -> PrometheusHandle {
 /// series at 0 is a fact ("no 429 yet"), an absent one reads as "no data" and hides a broken
 /// scrape. Label values are the fixed sets their modules use.
 fn zero_series() {
-    for name in ["rate_limited_requests_total", "rate_limit_fallback_total", "load_shed_requests_total"] {
+    for name in
+        ["rate_limited_requests_total", "rate_limit_fallback_total", "load_shed_requests_total", "db_heartbeat_failures_total"]
+    {
         metrics::counter!(name).increment(0);
     }
     metrics::gauge!("rate_limit_degraded").increment(0.0);

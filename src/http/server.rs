@@ -27,7 +27,8 @@ impl RunningServer {
         let metrics_addr = metrics_listener.local_addr()?;
         let stop = CancellationToken::new();
         tokio::spawn(state.updates.clone().run(state.shutdown.clone()));
-        let task = tokio::spawn(run(state.clone(), listener, metrics_listener, stop.clone()));
+        let heartbeat = tokio::spawn(state.memory.store().clone().heartbeat(state.shutdown.clone()));
+        let task = tokio::spawn(run(state.clone(), listener, metrics_listener, stop.clone(), heartbeat));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }
 
@@ -47,7 +48,13 @@ impl RunningServer {
     }
 }
 
-async fn run(state: AppState, listener: TcpListener, metrics_listener: TcpListener, stop: CancellationToken) {
+async fn run(
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    stop: CancellationToken,
+    heartbeat: JoinHandle<()>,
+) {
     let stop_accepting = CancellationToken::new();
     let server =
         axum::serve(listener, app(state.clone())).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
@@ -66,14 +73,19 @@ async fn run(state: AppState, listener: TcpListener, metrics_listener: TcpListen
             return;
         }
     }
-    drain(&state, stop_accepting, server_task).await;
+    drain(&state, stop_accepting, server_task, heartbeat).await;
     metrics_task.abort();
 }
 
 /// Readiness turns 503 at once; requests are still served for SHUTDOWN_DELAY (endpoints take
 /// time to update), then the listener closes, streams end, and in-flight requests get
 /// SHUTDOWN_TIMEOUT to finish.
-async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task: JoinHandle<std::io::Result<()>>) {
+async fn drain(
+    state: &AppState,
+    stop_accepting: CancellationToken,
+    server_task: JoinHandle<std::io::Result<()>>,
+    heartbeat: JoinHandle<()>,
+) {
     let settings = &state.settings;
     state.draining.store(true, Ordering::Relaxed);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -99,6 +111,9 @@ async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task:
         Ok(_) => tracing::info!("shutdown: drained"),
         Err(_) => tracing::warn!("shutdown: drain timed out, remaining connections dropped"),
     }
+    // The heartbeat removes this replica's row (it no longer holds back a migration) before the
+    // pool closes.
+    let _ = heartbeat.await;
     state.memory.store().close().await;
 }
 

@@ -6,6 +6,7 @@
 
 mod batch;
 mod combine;
+mod compat;
 mod graph;
 mod postgres;
 mod probe;
@@ -28,9 +29,10 @@ use secrecy::ExposeSecret;
 use sqlx::{
     Any, AnyPool, Connection, Executor, Transaction,
     any::AnyPoolOptions,
-    migrate::{MigrateError, Migrator},
+    migrate::{MigrateError, Migration, Migrator},
 };
 
+pub use compat::{Compat, HEARTBEAT_INTERVAL};
 pub use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
 /// pgbench (bench/dbfloor.rs): not an interface.
@@ -66,10 +68,13 @@ pub enum StorageError {
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error(
-        "the database schema is not the one this binary knows ({detail}); run `mcp-server migrate` with this version"
-    )]
+    #[error("this binary cannot serve the database schema: {detail}")]
     UnknownSchema { detail: String },
+    #[error(
+        "migration {version} would break replicas still running ({replicas}): finish replacing them first, \
+         or pass --force (MIGRATE_FORCE=true)"
+    )]
+    BreakingMigration { version: i64, replicas: String },
 }
 
 impl StorageError {
@@ -106,13 +111,11 @@ impl StorageError {
 pub enum SchemaStatus {
     Current,
     /// Migrations the binary has that the database lacks.
-    Behind {
-        pending: usize,
-    },
-    /// Versions in the database this binary does not know (a newer release migrated it).
-    Ahead {
-        unknown: Vec<i64>,
-    },
+    Behind { pending: usize },
+    /// Newer versions (a newer release migrated it), each marked as sparing this binary: it serves.
+    AheadAdditive { unknown: Vec<i64> },
+    /// Newer versions that break this binary, or that no marker vouches for.
+    Incompatible { versions: Vec<i64> },
 }
 
 /// How long a pooled connection may sit unused before it is pinged on its way out of the pool.
@@ -134,6 +137,10 @@ pub struct Store {
     version_rows: Arc<VersionRows>,
     /// PostgreSQL's graph-version reads, shared by the reads that arrive together.
     version_reads: Arc<VersionReads>,
+    /// The migrations this binary knows.
+    migrations: Arc<[Migration]>,
+    /// This process's row in `mcp_replicas` (PostgreSQL).
+    replica: Arc<str>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -181,6 +188,8 @@ impl Store {
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
+                    migrations: POSTGRES_MIGRATIONS.iter().cloned().collect(),
+                    replica: compat::replica_id().into(),
                 })
             }
             Backend::Sqlite => {
@@ -225,6 +234,8 @@ impl Store {
                     creates: Arc::default(),
                     version_rows: Arc::default(),
                     version_reads: Arc::default(),
+                    migrations: SQLITE_MIGRATIONS.iter().cloned().collect(),
+                    replica: compat::replica_id().into(),
                 })
             }
         }
@@ -234,50 +245,16 @@ impl Store {
         self.backend
     }
 
-    fn migrator(&self) -> &'static Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
-    }
-
-    /// Applies pending migrations. Idempotent; on PostgreSQL an advisory lock makes
-    /// concurrent runs (three pods' init containers) wait for each other.
-    pub async fn migrate(&self) -> Result<(), StorageError> {
-        self.migrator().run(&self.write).await?;
-        Ok(())
-    }
-
-    pub async fn schema_status(&self) -> Result<SchemaStatus, StorageError> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                .fetch_all(&self.read)
-                .await
-            {
-                Ok(versions) => versions,
-                Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => vec![],
-                Err(e) => return Err(e.into()),
-            };
-        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let unknown: Vec<i64> = applied.iter().copied().filter(|v| !known.contains(v)).collect();
-        if !unknown.is_empty() {
-            return Ok(SchemaStatus::Ahead { unknown });
-        }
-        let pending = known.iter().filter(|v| !applied.contains(v)).count();
-        Ok(if pending == 0 { SchemaStatus::Current } else { SchemaStatus::Behind { pending } })
-    }
-
-    /// Fails unless the schema is exactly the one this binary was built for.
-    pub async fn require_current_schema(&self) -> Result<(), StorageError> {
-        match self.schema_status().await? {
-            SchemaStatus::Current => Ok(()),
-            SchemaStatus::Behind { pending } => {
-                Err(StorageError::UnknownSchema { detail: format!("{pending} migration(s) not applied") })
-            }
-            SchemaStatus::Ahead { unknown } => {
-                Err(StorageError::UnknownSchema { detail: format!("database has newer migration(s) {unknown:?}") })
-            }
-        }
+    /// Also knows the migrations in `dir`, as a build with them compiled in would: tests of
+    /// upgrades run "the next release" this way.
+    #[doc(hidden)]
+    pub async fn with_migrations_from(mut self, dir: &Path) -> Result<Self, StorageError> {
+        let extra = Migrator::new(dir).await?;
+        let mut all = self.migrations.to_vec();
+        all.extend(extra.iter().cloned());
+        all.sort_by_key(|m| m.version);
+        self.migrations = all.into();
+        Ok(self)
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {
