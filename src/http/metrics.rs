@@ -80,9 +80,12 @@ pub fn handle() -> PrometheusHandle {
 /// series at 0 is a fact ("no 429 yet"), an absent one reads as "no data" and hides a broken
 /// scrape. Label values are the fixed sets their modules use.
 fn zero_series() {
-    for name in
-        ["rate_limited_requests_total", "rate_limit_fallback_total", "load_shed_requests_total", "db_heartbeat_failures_total"]
-    {
+    for name in [
+        "rate_limited_requests_total",
+        "rate_limit_fallback_total",
+        "load_shed_requests_total",
+        "db_heartbeat_failures_total",
+    ] {
         metrics::counter!(name).increment(0);
     }
     metrics::gauge!("rate_limit_degraded").increment(0.0);

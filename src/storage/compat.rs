@@ -272,7 +272,8 @@ mod tests {
 
     /// The migrations from before markers existed: their files cannot change (sqlx checks each
     /// applied file's checksum), and every binary that reads markers knows them.
-    const UNMARKED: &[i64] = &[20261124000001, 20261124000002, 20261125000001, 20261126000001, 20261201000001, 20261202000001];
+    const UNMARKED: &[i64] =
+        &[20261124000001, 20261124000002, 20261125000001, 20261126000001, 20261201000001, 20261202000001];
 
     #[test]
     fn every_new_migration_has_a_marker() {
@@ -281,10 +282,19 @@ mod tests {
                 let marker = Compat::marker(&m.sql);
                 match UNMARKED.contains(&m.version) {
                     true => assert_eq!(marker, None, "{} {} predates markers", m.version, m.description),
-                    false => assert!(marker.is_some(), "migration {} ({}) needs a `-- compat:` line", m.version, m.description),
+                    false => assert!(
+                        marker.is_some(),
+                        "migration {} ({}) needs a `-- compat:` line",
+                        m.version,
+                        m.description
+                    ),
                 }
                 if let Some(Compat::ContractOf(expand)) = marker {
-                    assert!(migrator.iter().any(|e| e.version == expand && expand < m.version), "{}: no expand {expand}", m.version);
+                    assert!(
+                        migrator.iter().any(|e| e.version == expand && expand < m.version),
+                        "{}: no expand {expand}",
+                        m.version
+                    );
                 }
             }
         }

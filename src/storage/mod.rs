@@ -111,11 +111,17 @@ impl StorageError {
 pub enum SchemaStatus {
     Current,
     /// Migrations the binary has that the database lacks.
-    Behind { pending: usize },
+    Behind {
+        pending: usize,
+    },
     /// Newer versions (a newer release migrated it), each marked as sparing this binary: it serves.
-    AheadAdditive { unknown: Vec<i64> },
+    AheadAdditive {
+        unknown: Vec<i64>,
+    },
     /// Newer versions that break this binary, or that no marker vouches for.
-    Incompatible { versions: Vec<i64> },
+    Incompatible {
+        versions: Vec<i64>,
+    },
 }
 
 /// How long a pooled connection may sit unused before it is pinged on its way out of the pool.

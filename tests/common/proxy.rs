@@ -113,7 +113,6 @@ pub async fn session_client(url: &str) -> super::Client {
         .expect("initialize through the proxy")
 }
 
-
 /// Clients writing through `url` until `stop`: 2025-11-25 sessions, one create_entities after
 /// another; counts the calls that succeeded and those that failed.
 pub struct Load {
@@ -214,4 +213,3 @@ impl Drop for Cluster {
         }
     }
 }
-
