@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 const ADDITIVE: i64 = 29990101000001;
 const BREAKING: i64 = 29990101000002;
+const CONTRACT: i64 = 29990101000003;
 
 /// The next release's store: this build's migrations and the fixture's.
 async fn next_release(db_url: &str, db: Db, kind: &str) -> Store {
@@ -142,12 +143,7 @@ both_backends!(a_newer_breaking_schema_is_refused_by_name, |db: Db| async move {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_waits_for_the_replicas_a_breaking_migration_breaks() {
     let Some(app) = spawn_app(Db::Postgres).await else { return };
-    let count = "SELECT count(*) FROM mcp_replicas";
-    let deadline = Instant::now() + WAIT;
-    while sqlx::query_scalar::<_, i64>(count).fetch_one(app.memory.store().reader()).await.unwrap() == 0 {
-        assert!(Instant::now() < deadline, "the server registered no heartbeat");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_replicas(app.memory.store(), 1).await;
     let next = next_release(&app.db.url, Db::Postgres, "breaking").await;
     let refused = next.migrate().await.expect_err("refused while today's replica runs");
     assert!(matches!(refused, StorageError::BreakingMigration { version: BREAKING, .. }), "{refused}");
@@ -161,6 +157,39 @@ async fn migrate_waits_for_the_replicas_a_breaking_migration_breaks() {
     next.migrate().await.expect("applied once the replica has gone (a clean shutdown removes its row)");
     let today = Store::connect(&common::settings(&url, &[]).database().unwrap()).await.unwrap();
     assert_eq!(today.schema_status().await.unwrap(), SchemaStatus::Incompatible { versions: vec![BREAKING] });
+}
+
+async fn wait_for_replicas(store: &Store, n: i64) {
+    let deadline = Instant::now() + WAIT;
+    let count = "SELECT count(*) FROM mcp_replicas";
+    while sqlx::query_scalar::<_, i64>(count).fetch_one(store.reader()).await.unwrap() != n {
+        assert!(Instant::now() < deadline, "not {n} replica heartbeat(s)");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Expand/contract: release N+2's contract step (`-- compat: contract of` N+1's expand) waits for
+/// today's replicas (release N), not for N+1's, which keep serving after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_step_waits_only_for_replicas_without_its_expand() {
+    let Some(app) = spawn_app(Db::Postgres).await else { return };
+    wait_for_replicas(app.memory.store(), 1).await;
+    let n2 = next_release(&app.db.url, Db::Postgres, "contract").await;
+    let refused = n2.migrate().await.expect_err("refused while a replica without the expand runs");
+    assert!(matches!(refused, StorageError::BreakingMigration { version: CONTRACT, .. }), "{refused}");
+    // The expand went in; N+1 knows it.
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let n1 = next_release_replica(free_port(), &app.db.url, &redis).await;
+    wait_for_replicas(app.memory.store(), 2).await;
+    let url = app.db.url.clone();
+    let mut app = app;
+    app.stop().await;
+    n2.migrate().await.expect("only a replica the contract spares runs");
+    let unknown = vec![CONTRACT];
+    assert_eq!(n1.state.memory.store().schema_status().await.unwrap(), SchemaStatus::AheadAdditive { unknown });
+    n1.shutdown().await;
+    let today = Store::connect(&common::settings(&url, &[]).database().unwrap()).await.unwrap();
+    assert_eq!(today.schema_status().await.unwrap(), SchemaStatus::Incompatible { versions: vec![CONTRACT] });
 }
 
 /// The next release, in process on `port` behind the proxy.
