@@ -192,6 +192,26 @@ async fn a_contract_step_waits_only_for_replicas_without_its_expand() {
     assert_eq!(today.schema_status().await.unwrap(), SchemaStatus::Incompatible { versions: vec![CONTRACT] });
 }
 
+/// A heartbeat that fails is logged and counted; requests never see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_heartbeat_fails_no_request() {
+    let Some(app) = spawn_app(Db::Postgres).await else { return };
+    wait_for_replicas(app.memory.store(), 1).await;
+    sqlx::query("DROP TABLE mcp_replicas").execute(app.memory.store().writer()).await.unwrap();
+    let failures = || async {
+        let body = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
+        let line = body.lines().find(|l| l.starts_with("db_heartbeat_failures_total ")).map(str::to_string);
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or_default()
+    };
+    let deadline = Instant::now() + mcp_server::storage::HEARTBEAT_INTERVAL * 3;
+    let url = app.url("/mcp");
+    while failures().await < 1.0 {
+        assert!(Instant::now() < deadline, "no heartbeat failure counted");
+        tools_work(&url).await;
+    }
+    tools_work(&url).await;
+}
+
 /// The next release, in process on `port` behind the proxy.
 async fn next_release_replica(port: u16, db_url: &str, redis: &str) -> RunningServer {
     let port = port.to_string();

@@ -131,6 +131,14 @@ impl Store {
         for migration in migrations {
             record(conn, migration.version, Compat::of(&migration.sql)).await?;
         }
+        if self.backend == Backend::Postgres {
+            // Rows of replicas killed without a clean shutdown.
+            let forget = "DELETE FROM mcp_replicas WHERE last_seen < now() - interval '1 day'";
+            match sqlx::query(forget).execute(&mut *conn).await {
+                Err(e) if !missing_table(&e, "mcp_replicas") => return Err(e.into()),
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -146,8 +154,8 @@ impl Store {
             Compat::ContractOf(expand) => expand,
             Compat::Breaking => migration.version,
         };
-        let stale = format!("SELECT id FROM mcp_replicas WHERE last_seen > {FRESH} AND newest_known_version < $1");
-        let replicas: Vec<String> = match sqlx::query_scalar(&stale).bind(needs).fetch_all(&mut *conn).await {
+        let older = format!("SELECT id FROM mcp_replicas WHERE last_seen > {FRESH} AND newest_known_version < $1");
+        let replicas: Vec<String> = match sqlx::query_scalar(&older).bind(needs).fetch_all(&mut *conn).await {
             Ok(ids) => ids,
             Err(e) if missing_table(&e, "mcp_replicas") => vec![],
             Err(e) => return Err(e.into()),
