@@ -218,9 +218,7 @@ impl Store {
     /// it knows, until `stop`; then removes its row. A failed beat is logged and counted, never
     /// more: requests do not wait on it.
     pub async fn heartbeat(self, stop: CancellationToken) {
-        if self.backend != Backend::Postgres {
-            return;
-        }
+        let Some(pool) = &self.heartbeat else { return };
         let upsert = "INSERT INTO mcp_replicas (id, newest_known_version, last_seen) VALUES ($1, $2, now()) \
                       ON CONFLICT (id) DO UPDATE SET newest_known_version = excluded.newest_known_version, last_seen = now()";
         let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
@@ -230,7 +228,7 @@ impl Store {
                 () = stop.cancelled() => break,
                 _ = ticks.tick() => {}
             }
-            let beat = sqlx::query(upsert).bind(&*self.replica).bind(self.newest_known()).execute(&self.write);
+            let beat = sqlx::query(upsert).bind(&*self.replica).bind(self.newest_known()).execute(pool);
             match tokio::time::timeout(HEARTBEAT_INTERVAL, beat).await.map_err(|_| None).and_then(|r| r.map_err(Some)) {
                 Ok(_) => failing = false,
                 Err(error) => {
@@ -243,7 +241,7 @@ impl Store {
                 }
             }
         }
-        let leave = sqlx::query("DELETE FROM mcp_replicas WHERE id = $1").bind(&*self.replica).execute(&self.write);
+        let leave = sqlx::query("DELETE FROM mcp_replicas WHERE id = $1").bind(&*self.replica).execute(pool);
         if let Ok(Err(error)) = tokio::time::timeout(HEARTBEAT_INTERVAL, leave).await {
             tracing::warn!(%error, "replica heartbeat row not removed");
         }

@@ -147,6 +147,9 @@ pub struct Store {
     migrations: Arc<[Migration]>,
     /// This process's row in `mcp_replicas` (PostgreSQL).
     replica: Arc<str>,
+    /// PostgreSQL: one connection of its own for the heartbeat, so it never takes or breaks a
+    /// request's connection.
+    heartbeat: Option<AnyPool>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -196,6 +199,13 @@ impl Store {
                     version_reads: Arc::default(),
                     migrations: POSTGRES_MIGRATIONS.iter().cloned().collect(),
                     replica: compat::replica_id().into(),
+                    heartbeat: Some(
+                        AnyPoolOptions::new()
+                            .max_connections(1)
+                            .min_connections(0)
+                            .acquire_timeout(config.timeout)
+                            .connect_lazy(url)?,
+                    ),
                 })
             }
             Backend::Sqlite => {
@@ -242,6 +252,7 @@ impl Store {
                     version_reads: Arc::default(),
                     migrations: SQLITE_MIGRATIONS.iter().cloned().collect(),
                     replica: compat::replica_id().into(),
+                    heartbeat: None,
                 })
             }
         }
@@ -319,6 +330,9 @@ impl Store {
         }
         self.write.close().await;
         self.read.close().await;
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.close().await;
+        }
     }
 }
 
