@@ -16,7 +16,7 @@ use crate::{
     http::{AppState, serve},
     mcp::MemoryServer,
     memory::{Memory, Tenant},
-    storage::Store,
+    storage::{StorageError, Store},
     telemetry, transfer,
 };
 
@@ -45,7 +45,11 @@ pub enum Command {
         tenant: String,
     },
     /// Apply database migrations and exit (idempotent; safe to run concurrently)
-    Migrate,
+    Migrate {
+        /// Apply a migration even though replicas it breaks still run (see README, Upgrading)
+        #[arg(long, env = "MIGRATE_FORCE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        force: bool,
+    },
     /// Check a running server's /health; exit 0 when healthy, 1 otherwise
     Healthcheck {
         /// URL to check (default: http://127.0.0.1:$PORT/health)
@@ -144,10 +148,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let memory = open_memory(&settings, false).await?;
             run_stdio(&settings, memory, Tenant::new(tenant)).await?;
         }
-        Command::Migrate => {
+        Command::Migrate { force } => {
             let db = settings.database()?;
             let store = Store::connect(&db).await.context("connecting to the database")?;
-            store.migrate().await?;
+            match store.migrate_with(force).await {
+                Err(e @ StorageError::BreakingMigration { .. }) => {
+                    eprintln!("mcp-server: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+                result => result?,
+            }
             println!("migrations applied to {}", redact(&db.url));
         }
         Command::Healthcheck { url } => {
@@ -182,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Connects, migrates where that is the rule (SQLite always; PostgreSQL when asked), and
-/// refuses a schema this binary does not know.
+/// refuses a schema this binary cannot serve (pending migrations, or newer ones that break it).
 async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Result<Memory> {
     let db = settings.database()?;
     let store =
@@ -190,7 +200,7 @@ async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Res
     if db.backend == Backend::Sqlite || migrate_postgres {
         store.migrate().await.context("migrating the database")?;
     }
-    store.require_current_schema().await?;
+    store.require_servable_schema().await?;
     Ok(Memory::new(store, settings.limits()))
 }
 

@@ -5,146 +5,19 @@
 mod common;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use axum::{body::Body, extract::Request, response::Response};
-use common::{Db, TestDb, free_port, migrate, ok, serve_process};
-use rmcp::{
-    ServiceExt,
-    model::{ClientCapabilities, ClientConfig, Implementation},
-    transport::StreamableHttpClientTransport,
+use common::{
+    ok,
+    proxy::{Load, cluster, session_client, start_replica, terminate, wait_ready},
 };
 use serde_json::{Value, json};
-
-struct Replica {
-    port: u16,
-    child: Option<Child>,
-    ready: Arc<AtomicBool>,
-}
-
-fn start_replica(port: u16, db_url: &str, redis: &str) -> Child {
-    serve_process(
-        port,
-        &[
-            ("DATABASE_URL", db_url.to_string()),
-            ("REDIS_URL", redis.to_string()),
-            ("MCP_SESSIONS", "true".into()),
-            ("LOG_LEVEL", "warn".into()),
-            ("SHUTDOWN_DELAY", "1s".into()),
-            ("SHUTDOWN_TIMEOUT", "10s".into()),
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap()
-}
-
-/// The proxy: round-robin over ready replicas, retrying the next one when a connection fails
-/// (as kube-proxy's endpoints would no longer list a dead pod).
-struct Proxy {
-    url: String,
-    replicas: Arc<Vec<Replica>>,
-}
-
-async fn proxy(replicas: Arc<Vec<Replica>>) -> Proxy {
-    for r in replicas.iter() {
-        let (ready, port) = (r.ready.clone(), r.port);
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
-            loop {
-                let ok = client
-                    .get(format!("http://127.0.0.1:{port}/health/ready"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200);
-                ready.store(ok, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let next = Arc::new(AtomicUsize::new(0));
-    let targets = replicas.clone();
-    let client = reqwest::Client::new();
-    let app = axum::Router::new().fallback(move |request: Request| {
-        let (targets, next, client) = (targets.clone(), next.clone(), client.clone());
-        async move { forward(&targets, &next, &client, request).await }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Proxy { url, replicas }
-}
-
-async fn forward(targets: &[Replica], next: &AtomicUsize, client: &reqwest::Client, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap();
-    for _ in 0..targets.len() * 2 {
-        let target = &targets[next.fetch_add(1, Ordering::SeqCst) % targets.len()];
-        if !target.ready.load(Ordering::SeqCst) {
-            continue;
-        }
-        let uri = format!("http://127.0.0.1:{}{}", target.port, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-        let mut upstream = client.request(parts.method.clone(), uri).body(body.clone());
-        for (name, value) in &parts.headers {
-            if name != "host" {
-                upstream = upstream.header(name, value);
-            }
-        }
-        let Ok(answer) = upstream.send().await else { continue };
-        let mut response = Response::builder().status(answer.status());
-        for (name, value) in answer.headers() {
-            response = response.header(name, value);
-        }
-        return response.body(Body::from_stream(answer.bytes_stream())).unwrap();
-    }
-    Response::builder().status(503).body(Body::empty()).unwrap()
-}
-
-struct Cluster {
-    proxy: Proxy,
-    _db: TestDb,
-}
-
-async fn cluster() -> Option<Cluster> {
-    let db = TestDb::new(Db::Postgres).await?;
-    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    migrate(&db.url);
-    let replicas: Vec<Replica> = (0..3)
-        .map(|_| {
-            let port = free_port();
-            Replica { port, child: Some(start_replica(port, &db.url, &redis)), ready: Arc::default() }
-        })
-        .collect();
-    let proxy = proxy(Arc::new(replicas)).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !proxy.replicas.iter().all(|r| r.ready.load(Ordering::SeqCst)) {
-        assert!(Instant::now() < deadline, "replicas did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Some(Cluster { proxy, _db: db })
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for r in self.proxy.replicas.iter() {
-            let _ =
-                Command::new("kill").args(["-9", &r.child.as_ref().map(|c| c.id()).unwrap_or(0).to_string()]).status();
-        }
-    }
-}
-
-async fn session_client(url: &str) -> common::Client {
-    ClientConfig::new(ClientCapabilities::default(), Implementation::new("roaming", "0"))
-        .serve(StreamableHttpClientTransport::from_uri(url.to_string()))
-        .await
-        .expect("initialize through the proxy")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_on_another_replica() {
@@ -260,61 +133,24 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_fails_no_request() {
     let Some(cluster) = cluster().await else { return };
-    let url = cluster.proxy.url.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for c in 0..8 {
-        let (url, stop, done, failed) = (url.clone(), stop.clone(), done.clone(), failed.clone());
-        load.push(tokio::spawn(async move {
-            let client = session_client(&url).await;
-            let mut i = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let args =
-                    json!({ "entities": [{ "name": format!("r-{c}-{i}"), "entityType": "r", "observations": [] }] });
-                match common::call(&client, "create_entities", args).await {
-                    Ok(r) if r.is_error != Some(true) => done.fetch_add(1, Ordering::SeqCst),
-                    _ => failed.fetch_add(1, Ordering::SeqCst),
-                };
-                i += 1;
-            }
-        }));
-    }
+    let load = Load::start(&cluster.proxy.url, 8);
     // SIGTERM each replica in turn, as a rolling update does, and bring it back on its port.
     let db_url = cluster._db.url.clone();
     let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let mut replacements = Vec::new();
     for (i, replica) in cluster.proxy.replicas.iter().enumerate() {
-        let before = done.load(Ordering::SeqCst);
-        let pid = replica.child.as_ref().unwrap().id();
-        Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        let before = load.done();
         // The old process drains and exits; then the new one starts on the same port.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", replica.port)).is_ok() {
-            assert!(Instant::now() < deadline, "replica {i} did not stop");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        replacements.push(Replica {
-            port: replica.port,
-            child: Some(start_replica(replica.port, &db_url, &redis)),
-            ready: Arc::default(),
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !replica.ready.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "replica {i} did not come back");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        terminate(replica.child.as_ref().unwrap(), replica.port).await;
+        replacements.push(start_replica(replica.port, &db_url, &redis));
+        wait_ready(replica).await;
         // Load kept flowing while this replica was away (however fast this machine is).
-        assert!(done.load(Ordering::SeqCst) > before, "no request completed while replica {i} restarted");
+        assert!(load.done() > before, "no request completed while replica {i} restarted");
     }
-    stop.store(true, Ordering::SeqCst);
-    for task in load {
-        tokio::time::timeout(Duration::from_secs(60), task).await.expect("load stops").unwrap();
+    let (done, failed) = load.finish().await;
+    for child in &replacements {
+        let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
     }
-    for r in &replacements {
-        let _ = Command::new("kill").args(["-9", &r.child.as_ref().unwrap().id().to_string()]).status();
-    }
-    let (done, failed) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     eprintln!("rolling restart: {done} requests succeeded, {failed} failed");
     assert_eq!(failed, 0, "no client request failed");
 }

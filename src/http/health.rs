@@ -1,5 +1,5 @@
 //! Liveness (`/health`: the process serves) and readiness (`/health/ready`: database reachable,
-//! schema current, storage not full, not draining).
+//! schema one this binary serves, storage not full, not draining).
 
 use std::time::Instant;
 
@@ -22,12 +22,16 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             let schema = match status {
                 SchemaStatus::Current => json!({ "status": "ok" }),
+                // A newer release's additive migrations: this binary keeps serving (rolling
+                // updates and rollbacks).
+                SchemaStatus::AheadAdditive { unknown } => json!({ "status": "ok", "newer_migrations": unknown }),
                 SchemaStatus::Behind { pending } => {
                     json!({ "status": "fail", "reason": format!("{pending} migration(s) pending") })
                 }
-                SchemaStatus::Ahead { .. } => {
-                    json!({ "status": "fail", "reason": "schema is newer than this binary" })
-                }
+                SchemaStatus::Incompatible { versions } => json!({
+                    "status": "fail",
+                    "reason": format!("newer migration(s) {versions:?} break this binary"),
+                }),
             };
             (json!({ "status": "ok", "latency_ms": latency_ms }), schema)
         }

@@ -55,6 +55,10 @@ pub fn handle() -> PrometheusHandle {
             );
             metrics::describe_counter!("db_storage_full_total", "Writes the database refused for lack of space");
             metrics::describe_gauge!("db_storage_full", "1 while writes fail for lack of space, else 0");
+            metrics::describe_counter!(
+                "db_heartbeat_failures_total",
+                "PostgreSQL replica heartbeats (mcp_replicas) that failed; a stale one lets a breaking migration through"
+            );
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");
             metrics::describe_counter!(
                 "graph_cache_replays_skipped_total",
@@ -83,6 +87,7 @@ fn zero_series() {
         "rate_limit_fallback_total",
         "body_read_timeouts_total",
         "db_storage_full_total",
+        "db_heartbeat_failures_total",
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -34,7 +34,8 @@ impl RunningServer {
             header_read_timeout: settings.limits.header_read_timeout,
             idle_timeout: settings.limits.idle_timeout,
         };
-        let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone()));
+        let heartbeat = tokio::spawn(state.memory.store().clone().heartbeat(state.shutdown.clone()));
+        let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone(), heartbeat));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }
 
@@ -59,6 +60,7 @@ async fn run(
     (listener, limits): (TcpListener, listener::Limits),
     metrics_listener: TcpListener,
     stop: CancellationToken,
+    heartbeat: JoinHandle<()>,
 ) {
     let stop_accepting = CancellationToken::new();
     let server = listener::serve(listener, app(state.clone()), limits, stop_accepting.clone());
@@ -77,14 +79,19 @@ async fn run(
             return;
         }
     }
-    drain(&state, stop_accepting, server_task).await;
+    drain(&state, stop_accepting, server_task, heartbeat).await;
     metrics_task.abort();
 }
 
 /// Readiness turns 503 at once; requests are still served for SHUTDOWN_DELAY (endpoints take
 /// time to update), then the listener closes, streams end, and in-flight requests get
 /// SHUTDOWN_TIMEOUT to finish.
-async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task: JoinHandle<()>) {
+async fn drain(
+    state: &AppState,
+    stop_accepting: CancellationToken,
+    server_task: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+) {
     let settings = &state.settings;
     state.draining.store(true, Ordering::Relaxed);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -110,6 +117,9 @@ async fn drain(state: &AppState, stop_accepting: CancellationToken, server_task:
         Ok(_) => tracing::info!("shutdown: drained"),
         Err(_) => tracing::warn!("shutdown: drain timed out, remaining connections dropped"),
     }
+    // The heartbeat removes this replica's row (it no longer holds back a migration) before the
+    // pool closes.
+    let _ = heartbeat.await;
     state.memory.store().close().await;
 }
 

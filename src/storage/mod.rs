@@ -6,6 +6,7 @@
 
 mod batch;
 mod combine;
+mod compat;
 mod deadline;
 mod full;
 mod graph;
@@ -31,9 +32,10 @@ use secrecy::ExposeSecret;
 use sqlx::{
     Any, AnyPool, Connection, Executor, Transaction,
     any::AnyPoolOptions,
-    migrate::{MigrateError, Migrator},
+    migrate::{MigrateError, Migration, Migrator},
 };
 
+pub use compat::{Compat, HEARTBEAT_INTERVAL};
 pub use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
 /// pgbench (bench/dbfloor.rs): not an interface.
@@ -72,10 +74,13 @@ pub enum StorageError {
     Migrate(#[from] MigrateError),
     #[error("cannot create the database directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error(
-        "the database schema is not the one this binary knows ({detail}); run `mcp-server migrate` with this version"
-    )]
+    #[error("this binary cannot serve the database schema: {detail}")]
     UnknownSchema { detail: String },
+    #[error(
+        "migration {version} would break replicas still running ({replicas}): finish replacing them first, \
+         or pass --force (MIGRATE_FORCE=true)"
+    )]
+    BreakingMigration { version: i64, replicas: String },
 }
 
 impl StorageError {
@@ -125,9 +130,13 @@ pub enum SchemaStatus {
     Behind {
         pending: usize,
     },
-    /// Versions in the database this binary does not know (a newer release migrated it).
-    Ahead {
+    /// Newer versions (a newer release migrated it), each marked as sparing this binary: it serves.
+    AheadAdditive {
         unknown: Vec<i64>,
+    },
+    /// Newer versions that break this binary, or that no marker vouches for.
+    Incompatible {
+        versions: Vec<i64>,
     },
 }
 
@@ -157,6 +166,13 @@ pub struct Store {
     storage_full: Arc<std::sync::atomic::AtomicBool>,
     /// SQLite in a file: the database file (the storage-full probe writes beside it).
     sqlite_file: Option<std::path::PathBuf>,
+    /// The migrations this binary knows.
+    migrations: Arc<[Migration]>,
+    /// This process's row in `mcp_replicas` (PostgreSQL).
+    replica: Arc<str>,
+    /// PostgreSQL: one connection of its own for the heartbeat, so it never takes or breaks a
+    /// request's connection.
+    heartbeat: Option<AnyPool>,
 }
 
 pub type WriteTx = Transaction<'static, Any>;
@@ -215,6 +231,15 @@ impl Store {
                     deadline,
                     storage_full: Arc::default(),
                     sqlite_file: None,
+                    migrations: POSTGRES_MIGRATIONS.iter().cloned().collect(),
+                    replica: compat::replica_id().into(),
+                    heartbeat: Some(
+                        AnyPoolOptions::new()
+                            .max_connections(1)
+                            .min_connections(0)
+                            .acquire_timeout(config.timeout)
+                            .connect_lazy(url)?,
+                    ),
                 })
             }
             Backend::Sqlite => {
@@ -262,6 +287,9 @@ impl Store {
                     version_reads: Arc::default(),
                     deadline,
                     storage_full: Arc::default(),
+                    migrations: SQLITE_MIGRATIONS.iter().cloned().collect(),
+                    replica: compat::replica_id().into(),
+                    heartbeat: None,
                 })
             }
         }
@@ -280,59 +308,16 @@ impl Store {
         self.backend
     }
 
-    fn migrator(&self) -> &'static Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
-    }
-
-    /// Applies pending migrations. Idempotent; on PostgreSQL an advisory lock makes
-    /// concurrent runs (three pods' init containers) wait for each other.
-    pub async fn migrate(&self) -> Result<(), StorageError> {
-        if self.backend == Backend::Sqlite {
-            self.migrator().run(&self.write).await?;
-            return Ok(());
-        }
-        // An index build or the wait for another process's migration lock may take longer than a
-        // statement may; the connection is closed afterwards, so no call gets it without limits.
-        let mut conn = self.write.acquire().await?.detach();
-        conn.execute("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0").await?;
-        let result = self.migrator().run(&mut conn).await;
-        let _ = conn.close().await;
-        Ok(result?)
-    }
-
-    pub async fn schema_status(&self) -> Result<SchemaStatus, StorageError> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                .fetch_all(&self.read)
-                .await
-            {
-                Ok(versions) => versions,
-                Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => vec![],
-                Err(e) => return Err(e.into()),
-            };
-        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let unknown: Vec<i64> = applied.iter().copied().filter(|v| !known.contains(v)).collect();
-        if !unknown.is_empty() {
-            return Ok(SchemaStatus::Ahead { unknown });
-        }
-        let pending = known.iter().filter(|v| !applied.contains(v)).count();
-        Ok(if pending == 0 { SchemaStatus::Current } else { SchemaStatus::Behind { pending } })
-    }
-
-    /// Fails unless the schema is exactly the one this binary was built for.
-    pub async fn require_current_schema(&self) -> Result<(), StorageError> {
-        match self.schema_status().await? {
-            SchemaStatus::Current => Ok(()),
-            SchemaStatus::Behind { pending } => {
-                Err(StorageError::UnknownSchema { detail: format!("{pending} migration(s) not applied") })
-            }
-            SchemaStatus::Ahead { unknown } => {
-                Err(StorageError::UnknownSchema { detail: format!("database has newer migration(s) {unknown:?}") })
-            }
-        }
+    /// Also knows the migrations in `dir`, as a build with them compiled in would: tests of
+    /// upgrades run "the next release" this way.
+    #[doc(hidden)]
+    pub async fn with_migrations_from(mut self, dir: &Path) -> Result<Self, StorageError> {
+        let extra = Migrator::new(dir).await?;
+        let mut all = self.migrations.to_vec();
+        all.extend(extra.iter().cloned());
+        all.sort_by_key(|m| m.version);
+        self.migrations = all.into();
+        Ok(self)
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {
@@ -391,6 +376,9 @@ impl Store {
         }
         self.write.close().await;
         self.read.close().await;
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.close().await;
+        }
     }
 }
 

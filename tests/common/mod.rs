@@ -2,6 +2,8 @@
 //! client talks to it over Streamable HTTP, the way real clients do.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
