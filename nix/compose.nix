@@ -34,6 +34,8 @@ let
     retries = 3;
     start_period = seconds 10;
   };
+  # The proxy's and the collector's images have wget, not curl.
+  httpHealth = url: health [ "CMD" "wget" "-q" "-O" "/dev/null" url ];
   when = condition: names: lib.genAttrs names (_: { inherit condition; });
   # Every service: restart, bounded logs, no privilege gain through setuid binaries.
   service =
@@ -136,14 +138,7 @@ let
           "SETGID"
           "SETUID"
         ];
-        healthcheck = health [
-          "CMD"
-          "wget"
-          "-q"
-          "-O"
-          "/dev/null"
-          "http://127.0.0.1:8080/nginx-health"
-        ];
+        healthcheck = httpHealth "http://127.0.0.1:8080/nginx-health";
         depends_on = when "service_healthy" [ "mcp-server" ];
         deploy = limits "0.5" "128M";
       };
@@ -192,14 +187,7 @@ let
           "receivers.otlp.protocols.http.endpoint=0.0.0.0:4318"
         ];
         ports = [ "127.0.0.1:16686:16686" ];
-        healthcheck = health [
-          "CMD"
-          "wget"
-          "-q"
-          "-O"
-          "/dev/null"
-          "http://127.0.0.1:13133/status"
-        ];
+        healthcheck = httpHealth "http://127.0.0.1:13133/status";
         deploy = limits "0.5" "512M";
       };
     };
