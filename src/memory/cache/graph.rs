@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use memchr::memmem::Finder;
 
-use super::text::{SEPARATOR, TextIndex};
+use super::trigrams::{Candidates, TrigramIndex, trigrams};
 use crate::{
     memory::{
         Entity, Relation,
@@ -99,7 +99,7 @@ pub struct TenantGraph {
     relation_ids: HashMap<Relation, i64>,
     /// Relation ids by the entity name at either end.
     touching: HashMap<String, BTreeSet<i64>>,
-    text: TextIndex,
+    text: TrigramIndex,
 }
 
 impl Default for TenantGraph {
@@ -112,7 +112,7 @@ impl Default for TenantGraph {
             relations: BTreeMap::new(),
             relation_ids: HashMap::new(),
             touching: HashMap::new(),
-            text: TextIndex::default(),
+            text: TrigramIndex::default(),
         }
     }
 }
@@ -142,7 +142,7 @@ impl TenantGraph {
     }
 
     fn insert_node(&mut self, id: i64, node: Node) {
-        self.text.set(id, node.fields());
+        self.text.insert(id, node.fields());
         self.ids.insert(node.name.text.clone(), id);
         self.entities.insert(id, Box::new(node));
         self.next_id = self.next_id.max(id + 1);
@@ -190,8 +190,9 @@ impl TenantGraph {
     pub fn add_observations(&mut self, entity: &str, added: &[String]) {
         let Some(&id) = self.ids.get(entity) else { return };
         if let Some(node) = self.entities.get_mut(&id) {
+            let old = node.observations.len();
             node.observations.extend(added.iter().map(|o| Lowered::of(o)));
-            self.text.set(id, node.fields());
+            self.text.extend(id, node.observations[old..].iter().map(Lowered::lowercase));
         }
     }
 
@@ -204,9 +205,10 @@ impl TenantGraph {
                 }
             }
         }
-        if let Some(id) = self.ids.remove(name) {
-            self.entities.remove(&id);
-            self.text.remove(id);
+        if let Some(id) = self.ids.remove(name)
+            && let Some(node) = self.entities.remove(&id)
+        {
+            self.text.remove(id, node.fields());
         }
     }
 
@@ -214,8 +216,11 @@ impl TenantGraph {
     pub fn delete_observations(&mut self, entity: &str, contents: &[String]) {
         let Some(&id) = self.ids.get(entity) else { return };
         if let Some(node) = self.entities.get_mut(&id) {
+            let (before, count) = (trigrams(node.fields()), node.observations.len());
             node.observations.retain(|o| !contents.contains(&o.text));
-            self.text.set(id, node.fields());
+            if node.observations.len() != count {
+                self.text.replace(id, &before, node.fields());
+            }
         }
     }
 
@@ -246,21 +251,28 @@ impl TenantGraph {
         let needle = query.to_lowercase();
         let finder = Finder::new(needle.as_bytes());
         let found = |text: &str| finder.find(text.as_bytes()).is_some();
-        let ids: Vec<i64> = if needle.is_empty() {
-            self.entities.keys().copied().collect()
-        } else if needle.contains(SEPARATOR) {
+        let matching: Vec<(i64, &Node)> = if needle.contains('\0') {
             Vec::new() // stored text holds no NUL (`limits::stored`)
+        } else if needle.is_empty() {
+            self.entities.iter().map(|(&id, node)| (id, &**node)).collect()
         } else {
-            let mut ids = self.text.matching(&needle);
-            ids.sort_unstable();
-            ids
+            match self.text.candidates(&needle) {
+                Candidates::Scan => self
+                    .entities
+                    .iter()
+                    .filter(|(_, node)| node.fields().any(found))
+                    .map(|(&id, node)| (id, &**node))
+                    .collect(),
+                Candidates::Ids { ids, exact } => ids
+                    .into_iter()
+                    .map(|id| (id, &*self.entities[&id]))
+                    .filter(|(_, node)| exact || node.fields().any(found))
+                    .collect(),
+            }
         };
-        let mut hits: Vec<(u8, i64, &Node)> = ids
+        let mut hits: Vec<(u8, i64, &Node)> = matching
             .into_iter()
-            .map(|id| {
-                let node: &Node = &self.entities[&id];
-                (if ranked { node.rank(&needle, found) } else { 0 }, id, node)
-            })
+            .map(|(id, node)| (if ranked { node.rank(&needle, found) } else { 0 }, id, node))
             .collect();
         // Stable: equal ranks stay in id order.
         hits.sort_by_key(|&(rank, ..)| rank);

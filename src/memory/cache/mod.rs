@@ -21,7 +21,7 @@
 //! graph is read from the database as before.
 
 mod graph;
-mod text;
+mod trigrams;
 
 use std::{
     collections::HashMap,
