@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use memchr::memmem::Finder;
 
-use super::trigrams::{Candidates, TrigramIndex, trigrams};
+use super::grams::{Candidates, GramIndex, grams};
 use crate::{
     memory::{
         Entity, Relation,
@@ -99,7 +99,7 @@ pub struct TenantGraph {
     relation_ids: HashMap<Relation, i64>,
     /// Relation ids by the entity name at either end.
     touching: HashMap<String, BTreeSet<i64>>,
-    text: TrigramIndex,
+    text: GramIndex,
 }
 
 impl Default for TenantGraph {
@@ -112,7 +112,7 @@ impl Default for TenantGraph {
             relations: BTreeMap::new(),
             relation_ids: HashMap::new(),
             touching: HashMap::new(),
-            text: TrigramIndex::default(),
+            text: GramIndex::default(),
         }
     }
 }
@@ -216,7 +216,7 @@ impl TenantGraph {
     pub fn delete_observations(&mut self, entity: &str, contents: &[String]) {
         let Some(&id) = self.ids.get(entity) else { return };
         if let Some(node) = self.entities.get_mut(&id) {
-            let (before, count) = (trigrams(node.fields()), node.observations.len());
+            let (before, count) = (grams(node.fields()), node.observations.len());
             node.observations.retain(|o| !contents.contains(&o.text));
             if node.observations.len() != count {
                 self.text.replace(id, &before, node.fields());
@@ -256,19 +256,11 @@ impl TenantGraph {
         } else if needle.is_empty() {
             self.entities.iter().map(|(&id, node)| (id, &**node)).collect()
         } else {
-            match self.text.candidates(&needle) {
-                Candidates::Scan => self
-                    .entities
-                    .iter()
-                    .filter(|(_, node)| node.fields().any(found))
-                    .map(|(&id, node)| (id, &**node))
-                    .collect(),
-                Candidates::Ids { ids, exact } => ids
-                    .into_iter()
-                    .map(|id| (id, &*self.entities[&id]))
-                    .filter(|(_, node)| exact || node.fields().any(found))
-                    .collect(),
-            }
+            let Candidates { ids, exact } = self.text.candidates(&needle);
+            ids.into_iter()
+                .map(|id| (id, &*self.entities[&id]))
+                .filter(|(_, node)| exact || node.fields().any(found))
+                .collect()
         };
         let mut hits: Vec<(u8, i64, &Node)> = matching
             .into_iter()

@@ -20,8 +20,8 @@
 //! At most `max_entities` entities are held, least recently used tenants evicted first; a larger
 //! graph is read from the database as before.
 
+mod grams;
 mod graph;
-mod trigrams;
 
 use std::{
     collections::HashMap,

@@ -1,46 +1,50 @@
-//! The trigram postings of every cached entity's lowercased text (name, type, observations), so a
-//! search reads the postings of the query's trigrams and costs what it finds, not the size of the
-//! graph. Trigrams never span two fields, so a three-byte query is answered by its postings alone;
-//! a longer one is a candidate set to verify, and a shorter one is left to a scan (it matches most
-//! entities anyway).
+//! The n-gram postings (every substring of one to three bytes) of each cached entity's lowercased
+//! text (name, type, observations), so a search reads postings and costs what it finds, not the
+//! size of the graph. Grams never span two fields, so a query of up to three bytes is answered by
+//! its own posting; a longer one intersects its trigrams' and verifies the few candidates left.
 //!
 //! Bytes, not characters: a UTF-8 string contains another exactly when its bytes do.
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
-/// Three bytes of text, packed.
-type Trigram = u32;
+/// One to three bytes of text and their count, packed.
+type Gram = u32;
 
-/// What `TrigramIndex::candidates` found.
-pub enum Candidates {
-    /// The query is too short to look up: every entity is a candidate.
-    Scan,
-    /// Entity ids in ascending order; `exact` when each is a match (a three-byte query).
-    Ids { ids: Vec<i64>, exact: bool },
+fn gram(bytes: &[u8]) -> Gram {
+    bytes.iter().fold(bytes.len() as u32, |packed, &b| (packed << 8) | u32::from(b))
+}
+
+/// Entity ids in ascending order; `exact` when each is a match, not a candidate to verify.
+pub struct Candidates {
+    pub ids: Vec<i64>,
+    pub exact: bool,
 }
 
 #[derive(Default)]
-pub struct TrigramIndex {
-    postings: FxHashMap<Trigram, RoaringBitmap>,
+pub struct GramIndex {
+    postings: FxHashMap<Gram, RoaringBitmap>,
     /// The entity id of each slot; a removed entity's slot is reused.
     ids: Vec<i64>,
     slots: FxHashMap<i64, u32>,
     free: Vec<u32>,
 }
 
-/// The distinct trigrams of `fields`, sorted.
-pub fn trigrams<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<Trigram> {
-    let mut all: Vec<Trigram> = fields
+/// The distinct grams of `fields`, sorted.
+pub fn grams<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<Gram> {
+    let mut all: Vec<Gram> = fields
         .into_iter()
-        .flat_map(|field| field.as_bytes().windows(3).map(|w| u32::from_be_bytes([0, w[0], w[1], w[2]])))
+        .flat_map(|field| {
+            let bytes = field.as_bytes();
+            (0..bytes.len()).flat_map(move |at| (1..=3).filter_map(move |n| bytes.get(at..at + n)).map(gram))
+        })
         .collect();
     all.sort_unstable();
     all.dedup();
     all
 }
 
-impl TrigramIndex {
+impl GramIndex {
     /// An entity not in the index yet, with its fields.
     pub fn insert<'a>(&mut self, id: i64, fields: impl IntoIterator<Item = &'a str>) {
         let slot = match self.free.pop() {
@@ -54,22 +58,22 @@ impl TrigramIndex {
             }
         };
         self.slots.insert(id, slot);
-        self.add(slot, &trigrams(fields));
+        self.add(slot, &grams(fields));
     }
 
     /// Fields the entity gained (observations added).
     pub fn extend<'a>(&mut self, id: i64, fields: impl IntoIterator<Item = &'a str>) {
         if let Some(&slot) = self.slots.get(&id) {
-            self.add(slot, &trigrams(fields));
+            self.add(slot, &grams(fields));
         }
     }
 
-    /// The entity's fields changed from `before` (its trigrams, as `trigrams` gives them) to
-    /// `after`: the trigrams it no longer has are dropped.
-    pub fn replace<'a>(&mut self, id: i64, before: &[Trigram], after: impl IntoIterator<Item = &'a str>) {
+    /// The entity's fields changed from `before` (its grams, as `grams` gives them) to `after`:
+    /// the grams it no longer has are dropped.
+    pub fn replace<'a>(&mut self, id: i64, before: &[Gram], after: impl IntoIterator<Item = &'a str>) {
         let Some(&slot) = self.slots.get(&id) else { return };
-        let after = trigrams(after);
-        let gone: Vec<Trigram> = before.iter().filter(|t| after.binary_search(t).is_err()).copied().collect();
+        let after = grams(after);
+        let gone: Vec<Gram> = before.iter().filter(|t| after.binary_search(t).is_err()).copied().collect();
         self.drop_postings(slot, &gone);
         self.add(slot, &after);
     }
@@ -77,18 +81,18 @@ impl TrigramIndex {
     /// The entity and its fields as they were.
     pub fn remove<'a>(&mut self, id: i64, fields: impl IntoIterator<Item = &'a str>) {
         let Some(slot) = self.slots.remove(&id) else { return };
-        self.drop_postings(slot, &trigrams(fields));
+        self.drop_postings(slot, &grams(fields));
         self.free.push(slot);
     }
 
-    fn add(&mut self, slot: u32, trigrams: &[Trigram]) {
-        for &t in trigrams {
+    fn add(&mut self, slot: u32, grams: &[Gram]) {
+        for &t in grams {
             self.postings.entry(t).or_default().insert(slot);
         }
     }
 
-    fn drop_postings(&mut self, slot: u32, trigrams: &[Trigram]) {
-        for t in trigrams {
+    fn drop_postings(&mut self, slot: u32, grams: &[Gram]) {
+        for t in grams {
             if let Some(posting) = self.postings.get_mut(t) {
                 posting.remove(slot);
                 if posting.is_empty() {
@@ -98,17 +102,17 @@ impl TrigramIndex {
         }
     }
 
-    /// The entities whose fields may contain `needle` (lowercase): the intersection of its
-    /// trigrams' postings, smallest first so the work is bounded by the rarest one.
+    /// The entities whose fields may contain `needle` (lowercase, not empty): its own posting,
+    /// or the intersection of its trigrams' postings, smallest first so the work is bounded by
+    /// the rarest one.
     pub fn candidates(&self, needle: &str) -> Candidates {
-        if needle.len() < 3 {
-            return Candidates::Scan;
-        }
+        let bytes = needle.as_bytes();
+        let exact = bytes.len() <= 3;
         let mut postings = Vec::new();
-        for t in trigrams([needle]) {
+        for t in if exact { vec![gram(bytes)] } else { bytes.windows(3).map(gram).collect() } {
             match self.postings.get(&t) {
                 Some(posting) => postings.push(posting),
-                None => return Candidates::Ids { ids: Vec::new(), exact: true },
+                None => return Candidates { ids: Vec::new(), exact },
             }
         }
         postings.sort_by_key(|p| p.len());
@@ -121,7 +125,7 @@ impl TrigramIndex {
         }
         let mut ids: Vec<i64> = found.iter().map(|slot| self.ids[slot as usize]).collect();
         ids.sort_unstable();
-        Candidates::Ids { ids, exact: needle.len() == 3 }
+        Candidates { ids, exact }
     }
 }
 
@@ -129,33 +133,34 @@ impl TrigramIndex {
 mod tests {
     use super::*;
 
-    fn ids(index: &TrigramIndex, needle: &str) -> (Vec<i64>, bool) {
-        match index.candidates(needle) {
-            Candidates::Ids { ids, exact } => (ids, exact),
-            Candidates::Scan => panic!("{needle:?} was not looked up"),
-        }
+    fn ids(index: &GramIndex, needle: &str) -> (Vec<i64>, bool) {
+        let Candidates { ids, exact } = index.candidates(needle);
+        (ids, exact)
     }
 
     #[test]
     fn postings_follow_inserts_changes_and_removals() {
-        let mut index = TrigramIndex::default();
+        let mut index = GramIndex::default();
         index.insert(10, ["alice", "person", "likes tea"]);
         index.insert(20, ["bob", "person"]);
         assert_eq!(ids(&index, "son"), (vec![10, 20], true));
+        assert_eq!(ids(&index, "b"), (vec![20], true));
+        assert_eq!(ids(&index, "es"), (vec![10], true));
         assert_eq!(ids(&index, "alice"), (vec![10], false));
-        assert_eq!(ids(&index, "eperson").0, Vec::<i64>::new(), "trigrams across two fields");
-        assert!(matches!(index.candidates("al"), Candidates::Scan));
+        assert_eq!(ids(&index, "eperson").0, Vec::<i64>::new(), "grams across two fields");
+        assert_eq!(ids(&index, "ep").0, Vec::<i64>::new());
 
         index.extend(20, ["drinks coffee"]);
         assert_eq!(ids(&index, "fee"), (vec![20], true));
-        let before = trigrams(["bob", "person", "drinks coffee"]);
+        let before = grams(["bob", "person", "drinks coffee"]);
         index.replace(20, &before, ["bob", "person"]);
         assert!(ids(&index, "fee").0.is_empty());
+        assert!(ids(&index, "f").0.is_empty());
         assert_eq!(ids(&index, "per").0, [10, 20]);
 
         index.remove(10, ["alice", "person", "likes tea"]);
         assert!(ids(&index, "ali").0.is_empty());
-        assert!(!index.postings.contains_key(&trigrams(["ali"])[0]), "an empty posting is dropped");
+        assert!(!index.postings.contains_key(&gram(b"ali")), "an empty posting is dropped");
         // The freed slot is reused by the next entity and maps to its id.
         index.insert(30, ["alicia"]);
         assert_eq!(index.ids.len(), 2);
@@ -163,12 +168,23 @@ mod tests {
     }
 
     #[test]
+    fn grams_of_different_lengths_do_not_collide() {
+        assert_ne!(gram(b"\0a"), gram(b"a"));
+        assert_ne!(gram(b"\0\0a"), gram(b"\0a"));
+        assert_eq!(grams(["ab"]), {
+            let mut g = vec![gram(b"a"), gram(b"b"), gram(b"ab")];
+            g.sort_unstable();
+            g
+        });
+    }
+
+    #[test]
     fn multibyte_text_is_matched_by_bytes() {
-        let mut index = TrigramIndex::default();
+        let mut index = GramIndex::default();
         index.insert(1, ["straße 5"]);
         index.insert(2, ["zoë"]);
         assert_eq!(ids(&index, "aße").0, [1]);
         assert_eq!(ids(&index, "oë"), (vec![2], true), "three bytes, two characters");
-        assert!(matches!(index.candidates("ë"), Candidates::Scan), "two bytes");
+        assert_eq!(ids(&index, "ë"), (vec![2], true), "two bytes, one character");
     }
 }
