@@ -68,6 +68,23 @@ pub enum Command {
         #[arg(long, env = "MCP_TENANT", default_value = Tenant::DEFAULT)]
         tenant: String,
     },
+    /// Back up the database to DEST (a new file): SQLite as a copy of its file, PostgreSQL as JSON lines
+    Backup {
+        dest: PathBuf,
+        /// Back up only this tenant (every tenant without it)
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Restore a backup (either format, either backend) after verifying it whole
+    Restore {
+        src: PathBuf,
+        /// Restore only this tenant of the backup
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Replace the graphs of tenants that are not empty (refused otherwise)
+        #[arg(long)]
+        replace: bool,
+    },
     /// Run a real MCP round trip against a deployed server; exit 0 when it works
     Smoke {
         /// The server's MCP endpoint, e.g. https://mcp.example.com/mcp
@@ -183,6 +200,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let summary = transfer::export(&memory, &Tenant::new(tenant), BufWriter::new(out)).await?;
             eprintln!("exported {} entities and {} relations", summary.entities, summary.relations);
+        }
+        Command::Backup { dest, tenant } => {
+            let db = settings.database()?;
+            let store = Store::connect(&db).await.with_context(|| format!("connecting to {}", redact(&db.url)))?;
+            store.require_servable_schema().await?;
+            let summary = crate::backup::backup(&store, &dest, tenant.as_deref()).await?;
+            store.close().await;
+            eprintln!("backed up {summary} to {}", dest.display());
+        }
+        Command::Restore { src, tenant, replace } => {
+            let db = settings.database()?;
+            let store = Store::connect(&db).await.with_context(|| format!("connecting to {}", redact(&db.url)))?;
+            store.migrate().await.context("migrating the database")?;
+            store.require_servable_schema().await?;
+            let summary = crate::backup::restore(&store, &src, tenant.as_deref(), replace).await?;
+            store.close().await;
+            eprintln!("restored {summary} from {}", src.display());
         }
         Command::Smoke { url, token, timeout } => return Ok(smoke::run(&url, token, timeout).await),
         Command::CheckConfig { .. } => println!("configuration is valid"),

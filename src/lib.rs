@@ -4,6 +4,7 @@
 //! `cli` and `telemetry` sit at the edge and wire them together.
 
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -60,7 +60,7 @@ macro_rules! index_mark {
 
 /// One transaction of `statements`, between the two version reads, then the search index's tail.
 macro_rules! batch {
-    ($($statement:literal),+ $(,)?) => {
+    ($($statement:expr),+ $(,)?) => {
         &[
             "BEGIN IMMEDIATE",
             "SELECT 'before', coalesce((SELECT version FROM graph_versions WHERE tenant = $1), 0)",
@@ -225,4 +225,46 @@ const DELETE_RELATIONS: Batch = batch!(
 /// Deletes the relations of `input` (`writes::relations_input`).
 pub async fn delete_relations(writer: &SqliteWriter, tenant: &str, input: &Value) -> Result<Versions> {
     Ok(run(writer, DELETE_RELATIONS, tenant, input).await?.1)
+}
+
+/// A restore's rows (`dump::restore_input`), in order: entities, their observations, relations.
+const RESTORE_ENTITIES: &str = "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($2, '$.entities') ORDER BY key";
+const RESTORE_OBSERVATIONS: &str = "INSERT INTO observations (entity_id, content, content_lc) \
+     SELECT e.id, o.value ->> 0, o.value ->> 1 FROM json_each($2, '$.entities') AS i \
+     JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
+     JOIN json_each(i.value -> 4) AS o ORDER BY i.key, o.key";
+const RESTORE_RELATIONS: &str = "INSERT INTO relations (tenant, from_name, to_name, relation_type) \
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2, '$.relations') ORDER BY key";
+
+/// Into an empty graph: the guard's CHECK fails (and the batch rolls back) when the tenant has
+/// entities or relations, checked inside the write transaction.
+const RESTORE: Batch = batch!(
+    "CREATE TEMP TABLE IF NOT EXISTS restore_guard (tenant_empty INTEGER NOT NULL CHECK (tenant_empty))",
+    "INSERT INTO temp.restore_guard (tenant_empty) SELECT NOT EXISTS (SELECT 1 FROM entities WHERE tenant = $1) \
+     AND NOT EXISTS (SELECT 1 FROM relations WHERE tenant = $1)",
+    "DELETE FROM temp.restore_guard",
+    RESTORE_ENTITIES,
+    RESTORE_OBSERVATIONS,
+    RESTORE_RELATIONS,
+);
+
+/// In place of the tenant's graph.
+const REPLACE: Batch = batch!(
+    "DELETE FROM relations WHERE tenant = $1",
+    "DELETE FROM observations WHERE entity_id IN (SELECT id FROM entities WHERE tenant = $1)",
+    "DELETE FROM entities WHERE tenant = $1",
+    RESTORE_ENTITIES,
+    RESTORE_OBSERVATIONS,
+    RESTORE_RELATIONS,
+);
+
+/// Writes a tenant's whole graph in one transaction (`Store::restore_tenant`).
+pub async fn restore(writer: &SqliteWriter, tenant: &str, input: &Value, replace: bool) -> Result<()> {
+    match run(writer, if replace { REPLACE } else { RESTORE }, tenant, input).await {
+        Err(StorageError::Sqlite(e)) if e.to_string().contains("tenant_empty") => {
+            Err(StorageError::NotEmpty(tenant.to_owned()))
+        }
+        done => done.map(drop),
+    }
 }

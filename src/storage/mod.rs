@@ -8,6 +8,7 @@ mod batch;
 mod combine;
 mod compat;
 mod deadline;
+mod dump;
 mod full;
 mod graph;
 mod postgres;
@@ -36,6 +37,7 @@ use sqlx::{
 };
 
 pub use compat::{Compat, HEARTBEAT_INTERVAL};
+pub use dump::{GraphRows, TenantRows, newest_migration, read_sqlite};
 pub use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
 /// pgbench (bench/dbfloor.rs): not an interface.
@@ -81,6 +83,8 @@ pub enum StorageError {
          or pass --force (MIGRATE_FORCE=true)"
     )]
     BreakingMigration { version: i64, replicas: String },
+    #[error("tenant {0:?} already has a graph")]
+    NotEmpty(String),
 }
 
 impl StorageError {
