@@ -238,12 +238,29 @@ both_backends!(a_corrupted_or_truncated_backup_is_refused_and_writes_nothing, |d
             std::fs::write(&tampered, text.replace("\"erstens\"", "\"forged\"")).unwrap();
         }
     }
+    // A backup of a schema newer than this binary knows (a newer release made it).
+    let newer = dir.path().join("newer.bak");
+    match db {
+        Db::Sqlite => {
+            std::fs::write(&newer, &bytes).unwrap();
+            let conn = rusqlite::Connection::open(&newer).unwrap();
+            conn.execute("UPDATE mcp_backup SET meta = json_set(meta, '$.schemaVersion', 99991231000001)", []).unwrap();
+        }
+        Db::Postgres => {
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            let (head, rest) = text.split_once("\"schemaVersion\":").unwrap();
+            let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            std::fs::write(&newer, format!("{head}\"schemaVersion\":99991231000001{rest}")).unwrap();
+        }
+    }
     let garbage = dir.path().join("garbage.bak");
     std::fs::write(&garbage, b"not a backup at all\n").unwrap();
 
     let target = spawn_app(db).await.unwrap();
     let client = target.client().await;
-    for (bad, says) in [(&truncated, ""), (&tampered, "SHA-256"), (&garbage, "neither")] {
+    for (bad, says) in
+        [(&truncated, ""), (&tampered, "SHA-256"), (&newer, "newer than this binary"), (&garbage, "neither")]
+    {
         let run = restore(&target, bad, &[]).await;
         let name = bad.file_name().unwrap().to_str().unwrap();
         assert!(!run.ok, "{name} was restored");
