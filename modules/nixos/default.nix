@@ -11,12 +11,11 @@
 let
   inherit (lib) mkOption mkEnableOption mkIf mkDefault types optional optionals optionalAttrs;
   cfg = config.services.mcp-server;
-  user = "mcp-server";
+  common = import ./common.nix { inherit lib pkgs cfg; };
+  inherit (common) user environment run hardening;
   settingsFormat = {
     type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.int types.bool ]));
   };
-  toEnv = v: if lib.isBool v then lib.boolToString v else toString v;
-  environment = lib.mapAttrs (_: toEnv) (lib.filterAttrs (_: v: v != null) cfg.settings);
 
   # network-online.target only when the service reaches beyond this host: it listens on a
   # non-loopback address or a setting names a remote endpoint. An environmentFile may hold such
@@ -33,18 +32,6 @@ let
   rulesFile = pkgs.writeText "mcp-server-rules.yml" (builtins.toJSON monitoring.rules);
   dashboards = pkgs.writeTextDir "mcp-server.json" (builtins.toJSON monitoring.dashboard);
 
-  # Exports the LoadCredential secrets as the variables they name, then runs the binary: the
-  # same wrapper for migrations (ExecStartPre) and the server, which stays the main process.
-  run = pkgs.writeShellScript "mcp-server-run" ''
-    ${lib.concatStrings (
-      lib.mapAttrsToList (name: _: ''
-        ${name}="$(< "$CREDENTIALS_DIRECTORY/${name}")"
-        export ${name}
-      '') cfg.credentials
-    )}
-    exec ${lib.getExe cfg.package} "$@"
-  '';
-
   # The binary validates the rendered settings at build time, so a bad value fails
   # nixos-rebuild instead of the boot (secrets are not available yet: --no-secrets).
   checkedConfig = pkgs.runCommand "mcp-server-config-check" { inherit environment; __structuredAttrs = true; } ''
@@ -54,45 +41,10 @@ let
     touch $out
   '';
 
-  # One hardening block for the unit (systemd-analyze security: exposure well under 2.0).
-  hardening = {
-    DynamicUser = true;
-    User = user;
-    Group = user;
-    StateDirectory = "mcp-server";
-    StateDirectoryMode = "0700";
-    RuntimeDirectory = "mcp-server";
-    UMask = "0077";
-    NoNewPrivileges = true;
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    PrivateUsers = true;
-    PrivateMounts = true;
-    ProtectHostname = true;
-    ProtectClock = true;
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    CapabilityBoundingSet = [ "" ];
-    AmbientCapabilities = [ "" ];
-    RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    RemoveIPC = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
-    DevicePolicy = "closed";
-  };
 in
 {
+  imports = [ ./backup.nix ];
+
   options.services.mcp-server = {
     enable = mkEnableOption "the mcp-server knowledge-graph memory (MCP over Streamable HTTP)";
 

@@ -89,6 +89,28 @@ let
       };
     };
   };
+  backedUp = eval {
+    services.mcp-server = {
+      enable = true;
+      database.createLocally = true;
+      backup = {
+        enable = true;
+        schedule = "hourly";
+        keep = 3;
+      };
+    };
+  };
+  backupUnit = backedUp.systemd.services.mcp-server-backup;
+  restoreUnit = backedUp.systemd.services."mcp-server-restore@";
+  backupElsewhere = eval {
+    services.mcp-server = {
+      enable = true;
+      backup = {
+        enable = true;
+        directory = "/srv/backups";
+      };
+    };
+  };
 in
 {
   "Type=notify" = sc.Type == "notify";
@@ -153,6 +175,29 @@ in
   "behind nginx: the domain is an allowed host and the resource URL" =
     lib.hasInfix "mcp.example.com" behindNginx.systemd.services.mcp-server.environment.ALLOWED_HOSTS
     && behindNginx.systemd.services.mcp-server.environment.MCP_RESOURCE_URL == "http://mcp.example.com/mcp";
+  "backup: a oneshot with the server's database, user and hardening" =
+    backupUnit.serviceConfig.Type == "oneshot"
+    && backupUnit.serviceConfig.DynamicUser
+    && backupUnit.serviceConfig.User == "mcp-server"
+    && backupUnit.serviceConfig.ProtectSystem == "strict"
+    && backupUnit.environment.DATABASE_URL == backedUp.systemd.services.mcp-server.environment.DATABASE_URL
+    && lib.elem "postgresql.target" backupUnit.requires;
+  "backup: writes into its own state directory, not the server's runtime directory" =
+    backupUnit.serviceConfig.StateDirectory == [ "mcp-server" "mcp-server-backups" ]
+    && backupUnit.serviceConfig.RuntimeDirectory != "mcp-server"
+    && lib.hasInfix "backup \"/var/lib/mcp-server-backups/mcp-server-" backupUnit.script;
+  "backup: keeps the newest `keep`" = lib.hasInfix "head -n -3" backupUnit.script;
+  "backup: a persistent timer on the schedule" =
+    backedUp.systemd.timers.mcp-server-backup.timerConfig.OnCalendar == "hourly"
+    && backedUp.systemd.timers.mcp-server-backup.timerConfig.Persistent
+    && lib.elem "timers.target" backedUp.systemd.timers.mcp-server-backup.wantedBy;
+  "restore: a template that stops the server and replaces from the backup directory" =
+    lib.elem "mcp-server.service" restoreUnit.conflicts
+    && lib.hasSuffix "mcp-server-run restore --replace /var/lib/mcp-server-backups/%i" restoreUnit.serviceConfig.ExecStart;
+  "backup: no assertion fails for a good config" = failed backedUp == [ ];
+  "backup: a directory outside /var/lib refused" =
+    lib.any (lib.hasInfix "backup.directory must be a directory under /var/lib/") (failed backupElsewhere);
+  "no backup units unless enabled" = !(basic.systemd.services ? mcp-server-backup) && !(basic.systemd.timers ? mcp-server-backup);
 }
 // lib.optionalAttrs hasPrometheus {
   "monitoring: Prometheus scrapes the metrics port with the alert rules" =
