@@ -34,7 +34,7 @@ impl RunningServer {
             header_read_timeout: settings.limits.header_read_timeout,
             idle_timeout: settings.limits.idle_timeout,
         };
-        let heartbeat = tokio::spawn(state.memory.store().clone().heartbeat(state.shutdown.clone()));
+        let heartbeat = tokio::spawn(state.memory.clone().heartbeat(state.shutdown.clone()));
         let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone(), heartbeat));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }
@@ -120,7 +120,7 @@ async fn drain(
     // The heartbeat removes this replica's row (it no longer holds back a migration) before the
     // pool closes.
     let _ = heartbeat.await;
-    state.memory.store().close().await;
+    state.memory.close().await;
 }
 
 /// Resolves on SIGTERM or SIGINT.
