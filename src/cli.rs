@@ -249,19 +249,12 @@ async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Res
 /// replicas (and they of its writes), so its resource subscriptions see every change.
 async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    use secrecy::ExposeSecret;
-    let redis = match settings.auth.redis() {
-        Some(url) => Some((
-            crate::ratelimit::redis_pool(url.expose_secret(), settings.auth.redis_timeout)?,
-            redis::Client::open(url.expose_secret())?,
-        )),
-        None => None,
-    };
+    let redis = crate::redis::connect(&settings.redis)?;
     let updates = crate::sessions::ResourceUpdates::new(
         redis,
         crate::sessions::UPDATES_PREFIX,
         settings.session_ttl,
-        settings.auth.redis_timeout,
+        settings.redis.redis_timeout,
     );
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(updates.clone().run(stop.clone()));

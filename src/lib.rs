@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod memory;
 pub mod quota;
 pub mod ratelimit;
+pub mod redis;
 pub mod sessions;
 pub mod storage;
 pub mod telemetry;

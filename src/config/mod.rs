@@ -2,11 +2,15 @@
 
 mod auth;
 mod limits;
+mod load;
+mod redis;
 
 use std::{net::IpAddr, time::Duration};
 
+pub use self::redis::RedisSettings;
 pub use auth::{AuthMode, AuthSettings, ResolvedAuth};
 pub use limits::LimitSettings;
+pub use load::LoadSettings;
 
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -168,6 +172,12 @@ pub struct Settings {
     pub auth: AuthSettings,
 
     #[command(flatten)]
+    pub redis: RedisSettings,
+
+    #[command(flatten)]
+    pub load: LoadSettings,
+
+    #[command(flatten)]
     pub limits: LimitSettings,
 }
 
@@ -195,7 +205,8 @@ impl Settings {
     /// available at run time (the NixOS module's build-time check).
     pub fn validate_with(&self, secrets_present: bool) -> Result<(), ConfigError> {
         self.auth.validate(self.environment == Environment::Production, secrets_present)?;
-        self.limits.validate(self.request_timeout, self.auth.max_concurrent_requests)?;
+        self.load.validate()?;
+        self.limits.validate(self.request_timeout, self.load.max_concurrent_requests)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;
         if self.db_pool_max == 0 {

@@ -52,7 +52,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     (code, Json(body))
 }
 
-async fn ping(pool: &crate::ratelimit::RedisPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn ping(pool: &crate::redis::RedisPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut conn = pool.get().await?;
     let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
     Ok(())

@@ -108,7 +108,7 @@ async fn drain(
     // answers them with rmcp's 500 "empty response" (and lets their writes race the pool's close).
     // A request holds its permit until its response head, so all permits back means none is left;
     // streams, which hold none, end with the cancel.
-    let max = u32::try_from(settings.auth.max_concurrent_requests).unwrap_or(u32::MAX);
+    let max = u32::try_from(settings.load.max_concurrent_requests).unwrap_or(u32::MAX);
     if tokio::time::timeout_at(deadline, state.permits.acquire_many(max)).await.is_err() {
         tracing::warn!("shutdown: requests still running at the drain timeout are cancelled");
     }
