@@ -197,6 +197,8 @@ impl ConfigError {
 
 impl Settings {
     /// Checks what clap's types cannot: ranges and combinations.
+    /// The database URL is storage's to check (`storage::DatabaseConfig::from_settings`, which the
+    /// CLI runs right after this).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_with(true)
     }
