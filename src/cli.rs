@@ -12,11 +12,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    config::{Backend, Settings, redact},
+    config::{ConfigError, Settings, redact},
     http::{AppState, serve},
     mcp::MemoryServer,
-    memory::{Memory, Tenant},
-    storage::{StorageError, Store},
+    memory::{Limits, Memory, Tenant},
+    storage::{Backend, DatabaseConfig, StorageError, Store},
     telemetry, transfer,
 };
 
@@ -122,7 +122,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let secrets_present = !matches!(cli.command, Some(Command::CheckConfig { no_secrets: true }));
-    if let Err(e) = cli.settings.validate_with(secrets_present) {
+    if let Err(e) = validate(&cli.settings, secrets_present) {
         eprintln!("mcp-server: {e}");
         return ExitCode::from(2);
     }
@@ -154,6 +154,13 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The settings' own checks, then the database settings as storage resolves them (config knows
+/// no database types, so that check cannot live in `Settings::validate`).
+fn validate(settings: &Settings, secrets_present: bool) -> Result<(), ConfigError> {
+    settings.validate_with(secrets_present)?;
+    DatabaseConfig::from_settings(settings).map(drop)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command.unwrap_or(Command::Serve) {
@@ -166,7 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_stdio(&settings, memory, Tenant::new(tenant)).await?;
         }
         Command::Migrate { force } => {
-            let db = settings.database()?;
+            let db = DatabaseConfig::from_settings(&settings)?;
             let store = Store::connect(&db).await.context("connecting to the database")?;
             match store.migrate_with(force).await {
                 Err(e @ StorageError::BreakingMigration { .. }) => {
@@ -202,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("exported {} entities and {} relations", summary.entities, summary.relations);
         }
         Command::Backup { dest, tenant } => {
-            let db = settings.database()?;
+            let db = DatabaseConfig::from_settings(&settings)?;
             let store = Store::connect(&db).await.with_context(|| format!("connecting to {}", redact(&db.url)))?;
             store.require_servable_schema().await?;
             let summary = crate::backup::backup(&store, &dest, tenant.as_deref()).await?;
@@ -210,7 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("backed up {summary} to {}", dest.display());
         }
         Command::Restore { src, tenant, replace } => {
-            let db = settings.database()?;
+            let db = DatabaseConfig::from_settings(&settings)?;
             let store = Store::connect(&db).await.with_context(|| format!("connecting to {}", redact(&db.url)))?;
             store.migrate().await.context("migrating the database")?;
             store.require_servable_schema().await?;
@@ -228,33 +235,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Connects, migrates where that is the rule (SQLite always; PostgreSQL when asked), and
 /// refuses a schema this binary cannot serve (pending migrations, or newer ones that break it).
 async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Result<Memory> {
-    let db = settings.database()?;
+    let db = DatabaseConfig::from_settings(settings)?;
     let store =
         Store::connect(&db).await.with_context(|| format!("connecting to the database at {}", redact(&db.url)))?;
     if db.backend == Backend::Sqlite || migrate_postgres {
         store.migrate().await.context("migrating the database")?;
     }
     store.require_servable_schema().await?;
-    Ok(Memory::new(store, settings.limits()))
+    Ok(Memory::new(store, Limits::from_settings(settings)))
 }
 
 /// One client on stdin/stdout. With Redis configured it also hears of writes made by the HTTP
 /// replicas (and they of its writes), so its resource subscriptions see every change.
 async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    use secrecy::ExposeSecret;
-    let redis = match settings.auth.redis() {
-        Some(url) => Some((
-            crate::ratelimit::redis_pool(url.expose_secret(), settings.auth.redis_timeout)?,
-            redis::Client::open(url.expose_secret())?,
-        )),
-        None => None,
-    };
+    let redis = crate::redis::connect(&settings.redis)?;
     let updates = crate::sessions::ResourceUpdates::new(
         redis,
         crate::sessions::UPDATES_PREFIX,
         settings.session_ttl,
-        settings.auth.redis_timeout,
+        settings.redis.redis_timeout,
     );
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(updates.clone().run(stop.clone()));

@@ -1,7 +1,10 @@
 //! mcp-server: a multi-tenant knowledge-graph memory served over the Model Context Protocol.
 //!
-//! Layers depend one way only: `http` → `mcp` → `memory` → `storage`.
-//! `cli` and `telemetry` sit at the edge and wire them together.
+//! Layers depend one way only: `http` → `mcp` → `memory` → `storage`, and `http` reaches the
+//! database only through `Memory`. `config` is at the bottom and imports nothing of ours; `cli`
+//! is the composition root that builds each layer's settings from it and wires them together.
+//! `scripts/module-cycles.py` (run by `.ci/checks/module-cycles.sh`) enforces the order and
+//! that no modules, top-level or siblings within one, import each other in a circle.
 
 pub mod auth;
 pub mod backup;
@@ -12,6 +15,7 @@ pub mod mcp;
 pub mod memory;
 pub mod quota;
 pub mod ratelimit;
+pub mod redis;
 pub mod sessions;
 pub mod storage;
 pub mod telemetry;

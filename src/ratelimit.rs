@@ -8,8 +8,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bb8_redis::{RedisConnectionManager, bb8};
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+
+use crate::redis::RedisPool;
 
 /// GCRA (generic cell rate algorithm): one key per tenant holding the theoretical arrival time.
 /// Uses Redis' clock so replicas with skewed clocks still agree.
@@ -40,8 +41,6 @@ pub struct Decision {
     /// Seconds to wait before retrying (0 when allowed).
     pub retry_after: u64,
 }
-
-pub type RedisPool = bb8::Pool<RedisConnectionManager>;
 
 pub struct RateLimiter {
     per_minute: u32,
@@ -148,10 +147,4 @@ fn ceil_secs(ms: i64) -> u64 {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
-/// A Redis pool that connects lazily, so start-up never waits for Redis.
-pub fn redis_pool(url: &str, timeout: Duration) -> Result<RedisPool, redis::RedisError> {
-    let manager = RedisConnectionManager::new(url)?;
-    Ok(bb8::Pool::builder().max_size(16).connection_timeout(timeout).retry_connection(false).build_unchecked(manager))
 }

@@ -302,9 +302,12 @@ async fn a_request_after_the_drain_began_is_refused_with_503_and_close() {
     // still arriving on an open keep-alive connection must be told to go elsewhere.
     let db = common::TestDb::new(Db::Sqlite).await.unwrap();
     let settings = common::settings(&db.url, &[]);
-    let store = mcp_server::storage::Store::connect(&settings.database().unwrap()).await.unwrap();
+    let store =
+        mcp_server::storage::Store::connect(&mcp_server::storage::DatabaseConfig::from_settings(&settings).unwrap())
+            .await
+            .unwrap();
     store.migrate().await.unwrap();
-    let memory = mcp_server::memory::Memory::new(store, settings.limits());
+    let memory = mcp_server::memory::Memory::new(store, mcp_server::memory::Limits::from_settings(&settings));
     let state = mcp_server::AppState::new(memory, settings).unwrap();
     let router = mcp_server::app(state.clone());
     state.shutdown.cancel();

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use common::{Db, TestDb};
 use mcp_server::{
-    memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Tenant},
-    storage::Store,
+    memory::{Entity, Limits, Memory, ObservationAddition, ObservationDeletion, PageRequest, Tenant},
+    storage::{DatabaseConfig, Store},
 };
 use sqlx::Connection;
 
@@ -46,9 +46,9 @@ async fn search_finds_rows_on_both_sides_of_the_index_mark() {
     let db = TestDb::new(Db::Sqlite).await.unwrap();
     // No graph cache: every search runs the SQL (FTS5 plus the unindexed tail).
     let settings = common::settings(&db.url, &["--graph-cache-entities", "0"]);
-    let store = Store::connect(&settings.database().unwrap()).await.unwrap();
+    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
     store.migrate().await.unwrap();
-    let memory = Memory::new(store, settings.limits());
+    let memory = Memory::new(store, Limits::from_settings(&settings));
     let tenant = Tenant::default();
     let mut model = Model::default();
     let queries = ["node-1", "ODE-29", "topic-3", "kind-2", "note 2", "seen twice", "zzz"];

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use common::{Db, TestDb};
 use mcp_server::{
-    memory::{Entity, Memory, PageRequest, Tenant},
-    storage::Store,
+    memory::{Entity, Limits, Memory, PageRequest, Tenant},
+    storage::{DatabaseConfig, Store},
 };
 use sqlx::Connection;
 
 async fn memory(url: &str) -> Memory {
     let settings = common::settings(url, &[]);
-    let store = Store::connect(&settings.database().unwrap()).await.unwrap();
+    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
     store.migrate().await.unwrap();
-    Memory::new(store, settings.limits())
+    Memory::new(store, Limits::from_settings(&settings))
 }
 
 fn entity(name: String, observation: &str) -> Entity {
@@ -125,9 +125,9 @@ async fn the_wal_stays_bounded_under_writes_while_readers_overlap() {
     let db = TestDb::new(Db::Sqlite).await.unwrap();
     let bound = 1024 * 1024;
     let settings = common::settings(&db.url, &["--sqlite-wal-max-bytes", &bound.to_string()]);
-    let store = Store::connect(&settings.database().unwrap()).await.unwrap();
+    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
     store.migrate().await.unwrap();
-    let memory = Memory::new(store, settings.limits());
+    let memory = Memory::new(store, Limits::from_settings(&settings));
     let path = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
     let wal = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
     let tenant = Tenant::default();

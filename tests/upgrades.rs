@@ -19,8 +19,8 @@ use common::{
 use mcp_server::{
     AppState,
     http::RunningServer,
-    memory::Memory,
-    storage::{SchemaStatus, StorageError, Store},
+    memory::{Limits, Memory},
+    storage::{DatabaseConfig, SchemaStatus, StorageError, Store},
 };
 use serde_json::{Value, json};
 
@@ -33,7 +33,12 @@ async fn next_release(db_url: &str, db: Db, kind: &str) -> Store {
     let backend = if db == Db::Sqlite { "sqlite" } else { "postgres" };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations").join(backend).join(kind);
     let settings = common::settings(db_url, &[]);
-    Store::connect(&settings.database().unwrap()).await.unwrap().with_migrations_from(&dir).await.unwrap()
+    Store::connect(&DatabaseConfig::from_settings(&settings).unwrap())
+        .await
+        .unwrap()
+        .with_migrations_from(&dir)
+        .await
+        .unwrap()
 }
 
 /// Today's binary serving `db_url` as its own process.
@@ -155,7 +160,7 @@ async fn migrate_waits_for_the_replicas_a_breaking_migration_breaks() {
     let mut app = app;
     app.stop().await;
     next.migrate().await.expect("applied once the replica has gone (a clean shutdown removes its row)");
-    let today = Store::connect(&common::settings(&url, &[]).database().unwrap()).await.unwrap();
+    let today = Store::connect(&DatabaseConfig::from_settings(&common::settings(&url, &[])).unwrap()).await.unwrap();
     assert_eq!(today.schema_status().await.unwrap(), SchemaStatus::Incompatible { versions: vec![BREAKING] });
 }
 
@@ -188,7 +193,7 @@ async fn a_contract_step_waits_only_for_replicas_without_its_expand() {
     let unknown = vec![CONTRACT];
     assert_eq!(n1.state.memory.store().schema_status().await.unwrap(), SchemaStatus::AheadAdditive { unknown });
     n1.shutdown().await;
-    let today = Store::connect(&common::settings(&url, &[]).database().unwrap()).await.unwrap();
+    let today = Store::connect(&DatabaseConfig::from_settings(&common::settings(&url, &[])).unwrap()).await.unwrap();
     assert_eq!(today.schema_status().await.unwrap(), SchemaStatus::Incompatible { versions: vec![CONTRACT] });
 }
 
@@ -219,7 +224,7 @@ async fn next_release_replica(port: u16, db_url: &str, redis: &str) -> RunningSe
     let settings = common::settings(db_url, &[&flags[..], &["--shutdown-timeout", "10s"]].concat());
     let store = next_release(db_url, Db::Postgres, "additive").await;
     assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Current, "the next release knows it");
-    let memory = Memory::new(store, settings.limits());
+    let memory = Memory::new(store, Limits::from_settings(&settings));
     RunningServer::start(AppState::new(memory, settings).unwrap()).await.unwrap()
 }
 

@@ -121,8 +121,8 @@ pub fn check_meta(meta: &Meta) -> Result<(), String> {
         ));
     }
     let backend = match meta.backend.as_str() {
-        "sqlite" => crate::config::Backend::Sqlite,
-        "postgres" => crate::config::Backend::Postgres,
+        "sqlite" => crate::storage::Backend::Sqlite,
+        "postgres" => crate::storage::Backend::Postgres,
         other => return Err(format!("unknown source backend {other:?}")),
     };
     let newest = crate::storage::newest_migration(backend);

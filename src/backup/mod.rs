@@ -23,10 +23,7 @@ use std::{
     time::Instant,
 };
 
-use crate::{
-    config::Backend,
-    storage::{GraphRows, StorageError, Store},
-};
+use crate::storage::{Backend, GraphRows, StorageError, Store};
 pub use format::{Counts, FORMAT, FORMAT_VERSION};
 
 #[derive(Debug, thiserror::Error)]

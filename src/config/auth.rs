@@ -1,4 +1,4 @@
-//! Authentication, Redis and rate-limit settings (flattened into `Settings`).
+//! Authentication settings: how bearer tokens are checked (flattened into `Settings`).
 
 use std::time::Duration;
 
@@ -53,32 +53,6 @@ pub struct AuthSettings {
     /// Least time between two JWKS refetches caused by unknown key ids
     #[arg(long, env = "JWKS_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "30s", global = true)]
     pub jwks_refresh_interval: Duration,
-
-    /// Redis URL (`redis://[:password@]host:port[/db]`); wins over REDIS_HOST/PORT/PASSWORD (secret)
-    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = secret, global = true)]
-    pub redis_url: Option<SecretString>,
-    /// Redis host; setting it enables Redis
-    #[arg(long, env = "REDIS_HOST", global = true)]
-    pub redis_host: Option<String>,
-    /// Redis port
-    #[arg(long, env = "REDIS_PORT", default_value_t = 6379, global = true)]
-    pub redis_port: u16,
-    /// Redis password (secret)
-    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, value_parser = secret, global = true)]
-    pub redis_password: Option<SecretString>,
-    /// Longest wait for Redis before falling back to per-replica behaviour
-    #[arg(long, env = "REDIS_TIMEOUT", value_parser = parse_duration, default_value = "250ms", global = true)]
-    pub redis_timeout: Duration,
-
-    /// Limit requests per tenant (shared by all replicas through Redis)
-    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = false, action = clap::ArgAction::Set, global = true)]
-    pub rate_limit_enabled: bool,
-    /// Requests each tenant may make per minute
-    #[arg(long, env = "RATE_LIMIT_REQUESTS_PER_MINUTE", default_value_t = 60, global = true)]
-    pub rate_limit_requests_per_minute: u32,
-    /// Most requests one replica serves at once; more get 503 with Retry-After
-    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 512, global = true)]
-    pub max_concurrent_requests: usize,
 }
 
 /// The resolved way tokens are checked.
@@ -178,27 +152,6 @@ impl AuthSettings {
                 return Err(ConfigError::new(variable, format!("`{v}` is not an absolute URL")));
             }
         }
-        if self.rate_limit_requests_per_minute == 0 {
-            return Err(ConfigError::new("RATE_LIMIT_REQUESTS_PER_MINUTE", "must be at least 1"));
-        }
-        if self.max_concurrent_requests == 0 {
-            return Err(ConfigError::new("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
-        }
         Ok(())
-    }
-
-    /// The Redis URL from REDIS_URL or REDIS_HOST/PORT/PASSWORD; `None` when Redis is not configured.
-    pub fn redis(&self) -> Option<SecretString> {
-        if let Some(url) = self.redis_url.as_ref().filter(|u| !u.expose_secret().is_empty()) {
-            return Some(url.clone());
-        }
-        let host = self.redis_host.as_deref().filter(|h| !h.is_empty())?;
-        let mut url = url::Url::parse("redis://localhost").expect("static URL parses");
-        let _ = url.set_host(Some(host));
-        let _ = url.set_port(Some(self.redis_port));
-        if let Some(password) = &self.redis_password {
-            let _ = url.set_password(Some(password.expose_secret()));
-        }
-        Some(SecretString::from(url.to_string()))
     }
 }

@@ -2,11 +2,15 @@
 
 mod auth;
 mod limits;
+mod load;
+mod redis;
 
 use std::{net::IpAddr, time::Duration};
 
+pub use self::redis::RedisSettings;
 pub use auth::{AuthMode, AuthSettings, ResolvedAuth};
 pub use limits::LimitSettings;
+pub use load::LoadSettings;
 
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
@@ -168,37 +172,13 @@ pub struct Settings {
     pub auth: AuthSettings,
 
     #[command(flatten)]
+    pub redis: RedisSettings,
+
+    #[command(flatten)]
+    pub load: LoadSettings,
+
+    #[command(flatten)]
     pub limits: LimitSettings,
-}
-
-/// Which database the settings select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// The OpenTelemetry `db.system.name` value.
-    pub fn otel_name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgresql",
-        }
-    }
-}
-
-/// The resolved database settings.
-#[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    pub backend: Backend,
-    pub url: SecretString,
-    pub pool_max: u32,
-    pub timeout: Duration,
-    pub statement_timeout: Duration,
-    pub migrate_on_start: bool,
-    /// SQLite: the write-ahead log's size bound (SQLITE_WAL_MAX_BYTES).
-    pub wal_max_bytes: u64,
 }
 
 /// A configuration error: names the variable and what is wrong with it.
@@ -217,6 +197,8 @@ impl ConfigError {
 
 impl Settings {
     /// Checks what clap's types cannot: ranges and combinations.
+    /// The database URL is storage's to check (`storage::DatabaseConfig::from_settings`, which the
+    /// CLI runs right after this).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_with(true)
     }
@@ -225,7 +207,8 @@ impl Settings {
     /// available at run time (the NixOS module's build-time check).
     pub fn validate_with(&self, secrets_present: bool) -> Result<(), ConfigError> {
         self.auth.validate(self.environment == Environment::Production, secrets_present)?;
-        self.limits.validate(self.request_timeout, self.auth.max_concurrent_requests)?;
+        self.load.validate()?;
+        self.limits.validate(self.request_timeout, self.load.max_concurrent_requests)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;
         if self.db_pool_max == 0 {
@@ -270,74 +253,7 @@ impl Settings {
                 ));
             }
         }
-        let db = self.database()?;
-        // sqlx reads the URL's parameters only when it connects: a bad `sslmode` or `mode` would
-        // pass here and fail at start, or in a migration job, long after the check said yes.
-        let parsed = match db.backend {
-            Backend::Postgres => db.url.expose_secret().parse::<sqlx::postgres::PgConnectOptions>().map(drop),
-            Backend::Sqlite => db.url.expose_secret().parse::<sqlx::sqlite::SqliteConnectOptions>().map(drop),
-        };
-        parsed.map_err(|e| {
-            let variable = if self.database_url.is_some() { "DATABASE_URL" } else { "DB_HOST" };
-            let reason = e.to_string();
-            ConfigError::new(variable, reason.trim_start_matches("error with configuration: ").to_string())
-        })?;
         Ok(())
-    }
-
-    /// Resolves DATABASE_URL / DB_* / the embedded default into one database setting.
-    pub fn database(&self) -> Result<DatabaseConfig, ConfigError> {
-        let (backend, url) = match (&self.database_url, &self.db_host) {
-            (Some(url), _) if !url.expose_secret().is_empty() => {
-                (backend_of(url.expose_secret())?, url.expose_secret().to_string())
-            }
-            (_, Some(host)) if !host.is_empty() => (Backend::Postgres, self.postgres_url(host)),
-            _ => (Backend::Sqlite, format!("sqlite://{}/mcp-server.db", self.data_dir.trim_end_matches('/'))),
-        };
-        Ok(DatabaseConfig {
-            backend,
-            url: SecretString::from(url),
-            pool_max: self.db_pool_max,
-            timeout: self.db_timeout,
-            statement_timeout: self.db_statement_timeout,
-            migrate_on_start: self.migrate_on_start,
-            wal_max_bytes: self.sqlite_wal_max_bytes,
-        })
-    }
-
-    fn postgres_url(&self, host: &str) -> String {
-        let mut url = url::Url::parse("postgres://localhost").expect("static URL parses");
-        url.set_path(&self.db_name);
-        let _ = url.set_username(&self.db_user);
-        if let Some(password) = &self.db_password {
-            let _ = url.set_password(Some(password.expose_secret()));
-        }
-        if host.starts_with('/') {
-            // A unix socket directory goes in the query, as libpq does.
-            url.query_pairs_mut().append_pair("host", host);
-        } else {
-            let _ = url.set_host(Some(host));
-            let _ = url.set_port(Some(self.db_port));
-        }
-        url.to_string()
-    }
-
-    pub fn limits(&self) -> crate::memory::Limits {
-        crate::memory::Limits {
-            max_name_bytes: self.max_name_bytes,
-            max_observation_bytes: self.max_observation_bytes,
-            max_batch: self.max_batch,
-            graph_cache_entities: self.graph_cache_entities,
-            max_reply_bytes: self.max_reply_bytes,
-        }
-    }
-}
-
-fn backend_of(url: &str) -> Result<Backend, ConfigError> {
-    match url.split_once(':').map(|(scheme, _)| scheme) {
-        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
-        Some("sqlite") => Ok(Backend::Sqlite),
-        _ => Err(ConfigError::new("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite://")),
     }
 }
 

@@ -182,7 +182,7 @@ fn route_of(path: &str) -> &'static str {
 
 /// The body of `GET /metrics`, with pool gauges refreshed at scrape time.
 pub fn render(state: &super::AppState) -> String {
-    let (size, idle) = state.memory.store().pool_stats();
+    let (size, idle) = state.memory.pool_stats();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
     if let Some(sessions) = state.sessions.local_sessions() {

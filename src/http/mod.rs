@@ -25,7 +25,6 @@ use axum::{
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
@@ -37,7 +36,8 @@ use crate::{
     mcp::MemoryServer,
     memory::Memory,
     quota::Quota,
-    ratelimit::{RateLimiter, RedisPool, redis_pool},
+    ratelimit::RateLimiter,
+    redis::RedisPool,
     sessions::{RedisEventStore, ResourceUpdates, SharedSessionManager},
 };
 
@@ -90,25 +90,22 @@ impl AppState {
     pub fn new(memory: Memory, settings: Settings) -> Result<Self, StateError> {
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
         let auth = Arc::new(Authenticator::from_settings(&settings, http)?);
-        let redis_client = settings.auth.redis().map(|url| redis::Client::open(url.expose_secret())).transpose()?;
-        let redis = match settings.auth.redis() {
-            Some(url) => Some(redis_pool(url.expose_secret(), settings.auth.redis_timeout)?),
-            None => None,
-        };
+        let redis = crate::redis::connect(&settings.redis)?;
+        let pool = redis.as_ref().map(|(pool, _)| pool.clone());
         let updates = ResourceUpdates::new(
-            redis.clone().zip(redis_client),
+            redis,
             crate::sessions::UPDATES_PREFIX,
             settings.session_ttl,
-            settings.auth.redis_timeout,
+            settings.redis.redis_timeout,
         );
         let mut local_sessions = LocalSessionManager::default();
         // SESSION_TTL is also how long this replica keeps a session nobody uses (rmcp: 5 minutes).
         local_sessions.session_config.keep_alive = Some(settings.session_ttl);
         if settings.sessions
-            && let Some(redis) = &redis
+            && let Some(pool) = &pool
         {
             local_sessions = local_sessions.with_event_store(Arc::new(RedisEventStore::new(
-                redis.clone(),
+                pool.clone(),
                 "mcp-server:events:",
                 settings.sse_event_log_max,
                 settings.session_ttl,
@@ -124,24 +121,24 @@ impl AppState {
             limits.max_listen_streams,
             tenants.then_some(limits.max_listen_streams_per_tenant),
         );
-        let share = limits.requests_per_tenant(settings.auth.max_concurrent_requests);
+        let share = limits.requests_per_tenant(settings.load.max_concurrent_requests);
         let tenant_requests = tenants.then(|| Quota::new("requests", usize::MAX, Some(share)));
-        let limiter = settings.auth.rate_limit_enabled.then(|| {
+        let limiter = settings.load.rate_limit_enabled.then(|| {
             Arc::new(RateLimiter::new(
-                settings.auth.rate_limit_requests_per_minute,
-                redis.clone(),
-                settings.auth.redis_timeout,
+                settings.load.rate_limit_requests_per_minute,
+                pool.clone(),
+                settings.redis.redis_timeout,
                 "mcp-server:ratelimit:",
             ))
         });
-        let permits = Arc::new(tokio::sync::Semaphore::new(settings.auth.max_concurrent_requests));
+        let permits = Arc::new(tokio::sync::Semaphore::new(settings.load.max_concurrent_requests));
         Ok(AppState(Arc::new(SharedState {
             memory,
             settings: Arc::new(settings),
             draining: Arc::new(AtomicBool::new(false)),
             shutdown: CancellationToken::new(),
             auth,
-            redis,
+            redis: pool,
             limiter,
             permits,
             tenant_requests,

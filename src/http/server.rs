@@ -34,7 +34,7 @@ impl RunningServer {
             header_read_timeout: settings.limits.header_read_timeout,
             idle_timeout: settings.limits.idle_timeout,
         };
-        let heartbeat = tokio::spawn(state.memory.store().clone().heartbeat(state.shutdown.clone()));
+        let heartbeat = tokio::spawn(state.memory.clone().heartbeat(state.shutdown.clone()));
         let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone(), heartbeat));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }
@@ -108,7 +108,7 @@ async fn drain(
     // answers them with rmcp's 500 "empty response" (and lets their writes race the pool's close).
     // A request holds its permit until its response head, so all permits back means none is left;
     // streams, which hold none, end with the cancel.
-    let max = u32::try_from(settings.auth.max_concurrent_requests).unwrap_or(u32::MAX);
+    let max = u32::try_from(settings.load.max_concurrent_requests).unwrap_or(u32::MAX);
     if tokio::time::timeout_at(deadline, state.permits.acquire_many(max)).await.is_err() {
         tracing::warn!("shutdown: requests still running at the drain timeout are cancelled");
     }
@@ -120,7 +120,7 @@ async fn drain(
     // The heartbeat removes this replica's row (it no longer holds back a migration) before the
     // pool closes.
     let _ = heartbeat.await;
-    state.memory.store().close().await;
+    state.memory.close().await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,6 +1,7 @@
 //! Input limits; every error names the field and the limit it broke.
 
 use super::{MemoryError, Relation, Result};
+use crate::config::Settings;
 
 /// Size limits on input, each named in the error it causes, and on what the memory layer holds.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,18 @@ impl Default for Limits {
             max_batch: 1_000,
             graph_cache_entities: 50_000,
             max_reply_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Limits {
+            max_name_bytes: settings.max_name_bytes,
+            max_observation_bytes: settings.max_observation_bytes,
+            max_batch: settings.max_batch,
+            graph_cache_entities: settings.graph_cache_entities,
+            max_reply_bytes: settings.max_reply_bytes,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub(crate) mod budget;
 mod cache;
 mod cursor;
+mod health;
 mod limits;
 pub mod model;
 mod pages;
@@ -11,6 +12,7 @@ mod writes;
 
 use std::sync::Arc;
 
+pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
 

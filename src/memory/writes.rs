@@ -11,7 +11,7 @@ use super::{
     cache::TenantGraph,
     limits::{storable, stored, stored_all},
 };
-use crate::storage::{self, Versions, writes::Added};
+use crate::storage::{self, Added, Versions};
 
 type Order<'a> = Option<tokio::sync::MutexGuard<'a, ()>>;
 

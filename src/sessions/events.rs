@@ -14,7 +14,7 @@ use rmcp::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::RedisPool;
+use crate::redis::RedisPool;
 
 /// Appends one event and returns its sequence number, atomically.
 const APPEND: &str = r"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rmcp::transport::streamable_http_server::session::{SessionState, SessionStore, SessionStoreError};
 
-use crate::ratelimit::RedisPool;
+use crate::redis::RedisPool;
 
 mod events;
 mod manager;

@@ -75,10 +75,6 @@ macro_rules! batch {
     };
 }
 
-/// The temporary table (one per writer connection) that carries the largest entity id from
-/// before an insert to the statement after it, which adds the observations of the new entities.
-pub const WRITE_MARK_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS write_mark (id INTEGER NOT NULL)";
-
 /// Runs a batch; returns its tagged rows (tag, row) in order, and the versions.
 async fn run(
     writer: &SqliteWriter,

@@ -19,13 +19,30 @@ use sqlx::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{SchemaStatus, StorageError, Store};
-use crate::config::Backend;
+use super::{Backend, StorageError, Store};
 
 /// How often a PostgreSQL replica says it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A replica not heard of for three intervals is taken to be gone.
 const FRESH: &str = "now() - interval '15 seconds'";
+
+/// How the schema compares with the migrations compiled into this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaStatus {
+    Current,
+    /// Migrations the binary has that the database lacks.
+    Behind {
+        pending: usize,
+    },
+    /// Newer versions (a newer release migrated it), each marked as sparing this binary: it serves.
+    AheadAdditive {
+        unknown: Vec<i64>,
+    },
+    /// Newer versions that break this binary, or that no marker vouches for.
+    Incompatible {
+        versions: Vec<i64>,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compat {

@@ -9,8 +9,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use super::{EntityRow, POSTGRES_MIGRATIONS, RelationRow, SQLITE_MIGRATIONS, StorageError, Store, batch};
-use crate::config::Backend;
+use super::{Backend, EntityRow, POSTGRES_MIGRATIONS, RelationRow, SQLITE_MIGRATIONS, StorageError, Store, batch};
 
 /// One tenant's graph as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

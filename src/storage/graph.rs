@@ -4,8 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, Row, query::Query};
 
-use super::Store;
-use crate::config::Backend;
+use super::{Backend, Store};
 
 /// Largest `IN (…)` list sent in one statement (well under both databases' parameter limits).
 const IN_CHUNK: usize = 500;

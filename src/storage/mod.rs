@@ -7,10 +7,13 @@
 mod batch;
 mod combine;
 mod compat;
+mod database;
 mod deadline;
 mod dump;
 mod full;
 mod graph;
+mod loaded;
+mod outcome;
 mod postgres;
 mod probe;
 mod search;
@@ -36,7 +39,8 @@ use sqlx::{
     migrate::{MigrateError, Migration, Migrator},
 };
 
-pub use compat::{Compat, HEARTBEAT_INTERVAL};
+pub use compat::{Compat, HEARTBEAT_INTERVAL, SchemaStatus};
+pub use database::{Backend, DatabaseConfig};
 pub use dump::{GraphRows, TenantRows, newest_migration, read_sqlite};
 pub use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
@@ -48,11 +52,12 @@ pub mod statements {
         postgres::{ADD_OBSERVATIONS, VERSION},
     };
 }
+pub use loaded::{LoadedGraph, StoredEntity};
+pub use outcome::{Added, Versions};
 pub use search::search_graph;
-pub use versions::{LoadedGraph, StoredEntity, graph_version};
-pub use writes::{Added, NewEntity, Versions};
+pub use versions::graph_version;
+pub use writes::NewEntity;
 
-use crate::config::{Backend, DatabaseConfig};
 use combine::CreateCombiner;
 use deadline::{Abandoned, Deadline};
 use postgres::VersionRows;
@@ -124,24 +129,6 @@ impl StorageError {
             sqlx::Error::Protocol(message)
         })
     }
-}
-
-/// How the schema compares with the migrations compiled into this binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SchemaStatus {
-    Current,
-    /// Migrations the binary has that the database lacks.
-    Behind {
-        pending: usize,
-    },
-    /// Newer versions (a newer release migrated it), each marked as sparing this binary: it serves.
-    AheadAdditive {
-        unknown: Vec<i64>,
-    },
-    /// Newer versions that break this binary, or that no marker vouches for.
-    Incompatible {
-        versions: Vec<i64>,
-    },
 }
 
 /// How long a pooled connection may sit unused before it is pinged on its way out of the pool.

@@ -13,7 +13,11 @@ use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use super::{Added, LoadedGraph, StorageError, Store, StoredEntity, Versions, relations_page, versions::Entities};
+use super::{
+    Added, StorageError, Store, Versions,
+    loaded::{Entities, LoadedGraph, StoredEntity},
+    relations_page,
+};
 
 /// add_observations: `$1` the tenant, `$2` its items, `[[entity name, [[content, content_lc], …]], …]`.
 pub const ADD_OBSERVATIONS: &str = "WITH items AS MATERIALIZED ( \

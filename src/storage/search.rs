@@ -3,8 +3,7 @@
 
 use sqlx::{Any, AnyConnection, Row, query::Query};
 
-use super::{EntityRow, RelationRow, StorageError};
-use crate::config::Backend;
+use super::{Backend, EntityRow, RelationRow, StorageError};
 
 /// A statement with positional arguments, numbered as they are added.
 #[derive(Default)]

@@ -12,7 +12,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::{
     RELATION_ROWS, RelationRow,
-    versions::{Entities, LoadedGraph, StoredEntity, VERSION},
+    loaded::{Entities, LoadedGraph, StoredEntity},
+    versions::VERSION,
 };
 
 /// One row per observation (one for an entity without any), grouped by entity. In name order, the

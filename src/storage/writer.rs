@@ -265,10 +265,14 @@ fn serve(shared: &Shared, queue: mpsc::Receiver<Work>) {
     }
 }
 
+/// The temporary table (one per writer connection) that carries the largest entity id from
+/// before an insert to the statement after it, which adds the observations of the new entities.
+const WRITE_MARK_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS write_mark (id INTEGER NOT NULL)";
+
 fn connect(path: &Path, wal: &WalBound) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    for statement in PRAGMAS.iter().chain([&super::batch::WRITE_MARK_TABLE]) {
+    for statement in PRAGMAS.iter().chain([&WRITE_MARK_TABLE]) {
         conn.execute_batch(statement)?;
     }
     conn.execute_batch(&wal.size_limit_pragma())?;

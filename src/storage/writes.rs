@@ -10,31 +10,17 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::{
-    StorageError, Store, batch, delete_entity, delete_observation, delete_relation, entity_id, insert_relation,
-    postgres,
+    Added, StorageError, Store, Versions, batch, delete_entity, delete_observation, delete_relation, entity_id,
+    insert_relation, postgres,
 };
 
 type Result<T> = std::result::Result<(T, Option<Versions>), StorageError>;
-
-/// The tenant's graph version when a write began and once its changes were made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Versions {
-    pub before: i64,
-    pub after: i64,
-}
 
 /// One entity to create, as given.
 pub struct NewEntity<'a> {
     pub name: &'a str,
     pub entity_type: &'a str,
     pub observations: &'a [String],
-}
-
-/// What add_observations did: the first entity named that does not exist (then nothing was
-/// added), else the (entity, content) pairs added.
-pub enum Added {
-    Missing(String),
-    Inserted(HashSet<(String, String)>),
 }
 
 /// `[text, its lowercase]`: the searchable columns are stored lowercased beside the text.

@@ -11,8 +11,8 @@ use mcp_server::{
     AppState,
     cli::Cli,
     http::RunningServer,
-    memory::{Memory, Tenant},
-    storage::Store,
+    memory::{Limits, Memory, Tenant},
+    storage::{DatabaseConfig, Store},
 };
 use rmcp::{
     RoleClient, ServiceExt,
@@ -130,9 +130,9 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
 pub async fn spawn_app_with(db: Db, extra: &[&str]) -> Option<TestApp> {
     let test_db = TestDb::new(db).await?;
     let settings = settings(&test_db.url, extra);
-    let store = Store::connect(&settings.database().unwrap()).await.expect("connect");
+    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let memory = Memory::new(store, settings.limits());
+    let memory = Memory::new(store, Limits::from_settings(&settings));
     let server =
         RunningServer::start(AppState::new(memory.clone(), settings).expect("app state")).await.expect("server starts");
     Some(TestApp { addr: server.addr, metrics_addr: server.metrics_addr, memory, db: test_db, server: Some(server) })

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::ratelimit::RedisPool;
+use crate::redis::RedisPool;
 
 mod sessions;
 #[cfg(test)]
