@@ -81,6 +81,10 @@ in
   pure = {
     imageConfig = image.config;
     kubernetes = kubernetes.objects;
+    kubernetesModuleTest = import ./kubernetes-eval/test.nix {
+      inherit lib;
+      inherit (kubernetes) eval;
+    };
     ci = ci.files;
     monitoring = import ./monitoring.nix { inherit lib; };
     compose = compose.files;

@@ -6,6 +6,7 @@
 #   - the README's NixOS example host (nix/examples/mcp.nix, byte-identical to the README block)
 #     instantiates its system toplevel;
 #   - the NixOS module's properties in real NixOS configurations (nix/nixos-eval/test.nix);
+#   - the kubenix modules refuse contradictory settings (nix/kubernetes-eval/test.nix);
 #   - the image config (user, ports, entrypoint, healthcheck);
 #   - the kubenix manifests equal deploy/rendered/, the dashboard, alert rules and their metric
 #     list deploy/monitoring/, the compose files deploy/compose/, the CI pipelines the
@@ -46,7 +47,7 @@ fi
 
 # One evaluation for everything else (each call re-reads nixpkgs).
 "$flake_check" --flake . -- eval --json ".#legacyPackages.$system" --apply 'l: {
-  inherit (l) imageConfig kubernetes ci monitoring compose nixosModuleTest;
+  inherit (l) imageConfig kubernetes kubernetesModuleTest ci monitoring compose nixosModuleTest;
   exampleHost = l.exampleHost.config.system.build.toplevel.drvPath;
 }' >"$work/eval.json" 2> >(quiet) || { echo "FAIL: legacyPackages.$system does not evaluate"; exit 1; }
 
@@ -73,6 +74,8 @@ report("image: OCI labels", {"org.opencontainers.image.source", "org.opencontain
 
 for name, good in out["nixosModuleTest"].items():
     report(f"NixOS module: {name}", good)
+for name, good in out["kubernetesModuleTest"].items():
+    report(name, good)
 
 for env, objects in out["kubernetes"].items():
     path = f"{work}/{env}.json"

@@ -47,6 +47,8 @@ let
 in
 {
   inherit objects objectsJson;
+  # A configuration from kubenix modules, for the evaluation tests (nix/kubernetes-eval).
+  eval = evalVariant;
   manifests = lib.genAttrs environments render;
   renderedTree = pkgs.linkFarm "mcp-server-rendered" (
     map (variant: {

@@ -8,10 +8,11 @@ pip_tool pyyaml==6.0.2 kubernetes-validate==1.33.1
 
 status=0
 for version in 1.32.0 1.33.0; do
-  # Custom resources (Rollout, AnalysisTemplate, ServiceMonitor, PrometheusRule, ExternalSecret) have no schema
-  # here: they are typed by the kubenix modules instead. Everything else must validate.
+  # Custom resources (Rollout, AnalysisTemplate, ServiceMonitor, PrometheusRule, ExternalSecret, and
+  # CloudNativePG's Cluster, ScheduledBackup, ObjectStore) have no schema here: they are typed by
+  # the kubenix modules instead. Everything else must validate.
   out=$(kubernetes-validate --strict --kubernetes-version "$version" deploy/rendered/*/*.yaml 2>&1) || status=1
-  if grep -v -e '^INFO' -e "Couldn't find schema for kind \(Rollout\|AnalysisTemplate\|ServiceMonitor\|PrometheusRule\|ExternalSecret\)" <<<"$out" | grep .; then
+  if grep -v -e '^INFO' -e "Couldn't find schema for kind \(Rollout\|AnalysisTemplate\|ServiceMonitor\|PrometheusRule\|ExternalSecret\|Cluster\|ScheduledBackup\|ObjectStore\)" <<<"$out" | grep .; then
     status=1
   fi
   echo "kubernetes-validate --strict $version: $(grep -c '^INFO' <<<"$out") documents valid"

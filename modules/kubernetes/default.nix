@@ -18,6 +18,7 @@ in
     ./network.nix
     ./autoscaling.nix
     ./dependencies.nix
+    ./cloudnativepg.nix
     ./monitoring.nix
   ];
 
@@ -103,7 +104,7 @@ in
       description = "OTLP/HTTP endpoint for traces (Jaeger takes OTLP/HTTP on 4318)";
     };
     database = {
-      host = str "postgres.mcp.svc.cluster.local" "PostgreSQL host";
+      host = str "postgres.mcp.svc.cluster.local" "PostgreSQL host (an external database; set by cloudnativepg)";
       name = str "mcp" "PostgreSQL database";
     };
     redisHost = str "redis.mcp.svc.cluster.local" "Redis host";

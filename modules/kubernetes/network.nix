@@ -89,7 +89,10 @@ in
               to = [ (namespaceSelector "kube-system") ];
               ports = [ { port = 53; protocol = "UDP"; } { port = 53; protocol = "TCP"; } ];
             }
-            (egressTo 5432)
+            # CloudNativePG: only its instances (the -rw Service's endpoints); otherwise anywhere.
+            ((egressTo 5432) // lib.optionalAttrs cfg.database.cloudnativepg.enable {
+              to = [ { podSelector.matchLabels."cnpg.io/cluster" = cfg.database.cloudnativepg.name; } ];
+            })
             (egressTo 6379)
             (egressTo 4318)
             # Token validation: JWKS and introspection over HTTPS.

@@ -53,9 +53,23 @@ let
     seccompProfile.type = "RuntimeDefault";
   };
 
+  # CloudNativePG generates the database owner's credentials into <cluster>-app; env wins over
+  # envFrom, so these replace DB_USER and DB_PASSWORD of cfg.secretName.
+  cnpg = cfg.database.cloudnativepg;
+  cnpgEnv = name: key: {
+    inherit name;
+    valueFrom.secretKeyRef = {
+      name = "${cnpg.name}-app";
+      inherit key;
+    };
+  };
   env = [
     { name = "POD_NAME"; valueFrom.fieldRef.fieldPath = "metadata.name"; }
     { name = "POD_NAMESPACE"; valueFrom.fieldRef.fieldPath = "metadata.namespace"; }
+  ]
+  ++ lib.optionals cnpg.enable [
+    (cnpgEnv "DB_USER" "username")
+    (cnpgEnv "DB_PASSWORD" "password")
   ];
   envFrom = [
     { configMapRef.name = "${k.name}-config"; }

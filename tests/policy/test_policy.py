@@ -4,6 +4,7 @@ Kubernetes modules promise, checked on what would actually be applied.
 Run: python3 tests/policy/test_policy.py (needs PyYAML; .ci/checks/kubernetes.sh runs it).
 """
 import pathlib
+import re
 import unittest
 
 import yaml
@@ -150,6 +151,63 @@ class PolicyTest(unittest.TestCase):
         analysis = next(o for o in objects if o["kind"] == "AnalysisTemplate")
         self.assertIn("mcp_tool_calls_total", analysis["spec"]["metrics"][0]["provider"]["prometheus"]["query"])
         self.assertFalse(any(o["kind"] == "Deployment" for o in objects))
+
+    def test_production_postgres_is_a_cloudnativepg_cluster_with_backups(self):
+        objects = load("production")
+        [cluster] = [o for o in objects if o["kind"] == "Cluster"]
+        name, spec = cluster["metadata"]["name"], cluster["spec"]
+        self.assertEqual(cluster["apiVersion"], "postgresql.cnpg.io/v1")
+        self.assertEqual(spec["instances"], 3)
+        self.assertIs(spec["affinity"]["enablePodAntiAffinity"], True)
+        self.assertNotIn("barmanObjectStore", spec.get("backup", {}), "backups go through the Barman Cloud plugin")
+        [archiver] = [p for p in spec["plugins"] if p.get("isWALArchiver")]
+        self.assertEqual(archiver["name"], "barman-cloud.cloudnative-pg.io")
+        [store] = [o for o in objects if o["kind"] == "ObjectStore"]
+        self.assertEqual(store["apiVersion"], "barmancloud.cnpg.io/v1")
+        self.assertEqual(archiver["parameters"]["barmanObjectName"], store["metadata"]["name"])
+        self.assertRegex(store["spec"]["retentionPolicy"], r"^[1-9][0-9]*[dwm]$")
+        configuration = store["spec"]["configuration"]
+        self.assertRegex(configuration["destinationPath"], r"^s3://[^/]+/")
+        # Credentials only as references to an existing Secret: each a {name, key} and nothing else.
+        self.assertEqual(set(configuration["s3Credentials"]), {"accessKeyId", "secretAccessKey"})
+        for ref in configuration["s3Credentials"].values():
+            self.assertEqual(set(ref), {"name", "key"})
+        self.assertEqual(len({ref["name"] for ref in configuration["s3Credentials"].values()}), 1)
+        [backup] = [o for o in objects if o["kind"] == "ScheduledBackup"]
+        self.assertEqual(backup["spec"]["cluster"]["name"], name)
+        self.assertEqual((backup["spec"]["method"], backup["spec"]["pluginConfiguration"]["name"]), ("plugin", archiver["name"]))
+        self.assertEqual(len(backup["spec"]["schedule"].split()), 6, "CNPG's cron has a seconds field")
+        self.assertFalse(any(o["kind"] == "StatefulSet" for o in objects), "no second PostgreSQL")
+        text = "".join(yaml.safe_dump(o) for o in objects)
+        self.assertIsNone(re.search(r"AKIA[0-9A-Z]{16}|ACCESS_SECRET_KEY: |aws_secret", text), "no credentials in the manifests")
+
+    def test_production_server_connects_to_the_cloudnativepg_primary(self):
+        objects = load("production")
+        [cluster] = [o for o in objects if o["kind"] == "Cluster"]
+        name = cluster["metadata"]["name"]
+        config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "mcp-server-config")["data"]
+        self.assertEqual(config["DB_HOST"], f"{name}-rw")
+        self.assertEqual(config["DB_NAME"], cluster["spec"]["bootstrap"]["initdb"]["database"])
+        servers = [t for w, t in pods(objects) if w["metadata"]["labels"]["app.kubernetes.io/component"] == "server"]
+        self.assertTrue(servers)
+        for template in servers:
+            spec = template["spec"]
+            for c in spec["initContainers"] + spec["containers"]:
+                env = {e["name"]: e for e in c["env"]}
+                for variable, key in [("DB_USER", "username"), ("DB_PASSWORD", "password")]:
+                    self.assertNotIn("value", env[variable], c["name"])
+                    self.assertEqual(env[variable]["valueFrom"]["secretKeyRef"], {"name": f"{name}-app", "key": key}, c["name"])
+        policy = next(o for o in objects if o["kind"] == "NetworkPolicy")
+        [rule] = [r for r in policy["spec"]["egress"] if {"port": 5432, "protocol": "TCP"} in r["ports"]]
+        self.assertEqual(rule["to"], [{"podSelector": {"matchLabels": {"cnpg.io/cluster": name}}}])
+
+    def test_staging_keeps_its_in_cluster_postgres(self):
+        for environment in ["staging", "staging-blue-green"]:
+            objects = load(environment)
+            self.assertFalse(any(o["apiVersion"].endswith("cnpg.io/v1") for o in objects), environment)
+            self.assertTrue(any(o["kind"] == "StatefulSet" and o["metadata"]["name"] == "postgres" for o in objects), environment)
+            config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "mcp-server-config")["data"]
+            self.assertEqual(config["DB_HOST"], "postgres", environment)
 
 
 if __name__ == "__main__":
