@@ -217,3 +217,24 @@ async fn one_tenant_at_its_session_share_leaves_room_for_others() {
     assert_eq!(refused.status(), 429, "a tenant past MAX_SESSIONS_PER_TENANT");
     assert_eq!(as_tenant("tenant-b").send().await.unwrap().status(), 200);
 }
+
+/// Calls arriving together on a replica that has to restore their session from Redis: each waits
+/// for the restore's initialize replay (one that reached the new worker first made it quit, 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_calls_on_another_replica_all_succeed() {
+    let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let shared = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/shared.db", shared.path().display());
+    let a = replica(&db_url, &redis).await;
+    let b = replica(&db_url, &redis).await;
+    for round in 0..5 {
+        let session = open(&a).await;
+        let calls = (0..16).map(|i| {
+            let message = json!({ "jsonrpc": "2.0", "id": i + 2, "method": "tools/call",
+                "params": { "name": "search_nodes", "arguments": { "query": "anything" } } });
+            send(&b, Some(&session), message)
+        });
+        let statuses: Vec<u16> = futures::future::join_all(calls).await.into_iter().map(|(s, _, _)| s).collect();
+        assert!(statuses.iter().all(|&s| s == 200), "round {round}: {statuses:?}");
+    }
+}

@@ -5,7 +5,7 @@
 //! and SSE streams.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -14,8 +14,8 @@ use std::{
 use futures::{Stream, StreamExt, future};
 use rmcp::{
     model::{
-        ClientJsonRpcMessage, ResourceUpdatedNotification, ResourceUpdatedNotificationParam, ServerJsonRpcMessage,
-        ServerNotification,
+        ClientJsonRpcMessage, ClientNotification, JsonRpcMessage, ResourceUpdatedNotification,
+        ResourceUpdatedNotificationParam, ServerJsonRpcMessage, ServerNotification,
     },
     transport::streamable_http_server::{
         SessionId, SessionManager,
@@ -38,6 +38,10 @@ pub struct SharedSessionManager {
     pub quota: Arc<Quota>,
     /// The slot of each session held, given back when the session closes.
     slots: Mutex<HashMap<SessionId, Slot>>,
+    /// Sessions restored from the store whose initialize replay has not finished. rmcp makes
+    /// concurrent requests wait for a restore only while `has_session` is false, so these read as
+    /// absent: a request that reached the new worker before its replay made it quit (HTTP 500).
+    restoring: Mutex<HashSet<SessionId>>,
 }
 
 impl SharedSessionManager {
@@ -52,7 +56,7 @@ impl SharedSessionManager {
                 }
             });
         }
-        SharedSessionManager { inner, updates, quota, slots: Mutex::default() }
+        SharedSessionManager { inner, updates, quota, slots: Mutex::default(), restoring: Mutex::default() }
     }
 
     /// Binds a slot taken for a request that created (or restored) session `id`. Inserted before
@@ -122,15 +126,23 @@ impl SessionManager for SharedSessionManager {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        self.inner.initialize_session(id, message).await
+        let initialized = self.inner.initialize_session(id, message).await;
+        if initialized.is_err() {
+            self.restoring.lock().expect("restoring sessions").remove(id);
+        }
+        initialized
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        if self.restoring.lock().expect("restoring sessions").contains(id) {
+            return Ok(false);
+        }
         self.inner.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         let closed = self.inner.close_session(id).await;
+        self.restoring.lock().expect("restoring sessions").remove(id);
         self.slots.lock().expect("session slots").remove(id);
         closed?;
         // This runs for a client's DELETE and also when this replica's copy of a session stops
@@ -151,7 +163,13 @@ impl SessionManager for SharedSessionManager {
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
-        self.inner.accept_message(id, message).await
+        // The replay ends with `notifications/initialized`, queued before any later request.
+        let initialized = matches!(&message, JsonRpcMessage::Notification(n) if matches!(n.notification, ClientNotification::InitializedNotification(_)));
+        let accepted = self.inner.accept_message(id, message).await;
+        if initialized {
+            self.restoring.lock().expect("restoring sessions").remove(id);
+        }
+        accepted
     }
 
     async fn create_standalone_stream(
@@ -194,7 +212,13 @@ impl SessionManager for SharedSessionManager {
     }
 
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.inner.restore_session(id).await
+        // Marked before the worker exists, so no request sees it present before its replay.
+        self.restoring.lock().expect("restoring sessions").insert(id.clone());
+        let outcome = self.inner.restore_session(id.clone()).await;
+        if !matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
+            self.restoring.lock().expect("restoring sessions").remove(&id);
+        }
+        outcome
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
