@@ -132,7 +132,7 @@ async fn write_backup(
                 sqlite::finish_copy(&temp, tenant.as_deref(), meta)
             })
             .await
-            .map_err(|e| StorageError::Database(sqlx::Error::Protocol(format!("backup thread: {e}"))))?;
+            .map_err(|e| StorageError::Internal(format!("backup thread: {e}")))?;
             let (meta, _) = finished.map_err(StorageError::from)?;
             Ok(meta.counts.unwrap_or_default())
         }
@@ -179,7 +179,7 @@ pub async fn restore(store: &Store, src: &Path, tenant: Option<&str>, replace: b
     let path = src.to_path_buf();
     let mut graph = tokio::task::spawn_blocking(move || read(&path))
         .await
-        .map_err(|e| StorageError::Database(sqlx::Error::Protocol(format!("restore thread: {e}"))))??;
+        .map_err(|e| StorageError::Internal(format!("restore thread: {e}")))??;
     if let Some(tenant) = tenant {
         let Some(rows) = graph.remove(tenant) else {
             let held = graph.keys().cloned().collect();

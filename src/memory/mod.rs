@@ -183,9 +183,8 @@ impl Memory {
     /// The cache's write and load order, waited for at most as long as for a connection: under
     /// overload a request fails fast as unavailable.
     async fn cache_order<'a>(&self, cache: &'a GraphCache) -> Result<tokio::sync::MutexGuard<'a, ()>> {
-        tokio::time::timeout(self.store.acquire_timeout(), cache.order())
-            .await
-            .map_err(|_| StorageError::Database(sqlx::Error::PoolTimedOut).into())
+        let timeout = self.store.acquire_timeout();
+        tokio::time::timeout(timeout, cache.order()).await.map_err(|_| StorageError::TimedOut(timeout).into())
     }
 
     fn check(&self) -> Check {

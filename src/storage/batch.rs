@@ -92,7 +92,7 @@ async fn run(
             _ => tagged.push((tag, row)),
         }
     }
-    let missing = || sqlx::Error::Protocol("a write batch returned no graph version".into());
+    let missing = || StorageError::Internal("a write batch returned no graph version".into());
     Ok((tagged, Versions { before: before.ok_or_else(missing)?, after: after.ok_or_else(missing)? }))
 }
 

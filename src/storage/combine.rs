@@ -73,7 +73,7 @@ impl CreateCombiner {
             // statement with it.
             tokio::spawn(self.clone().flush(pool.clone(), deadline.clone()));
         }
-        outcome.await.unwrap_or(Err(StorageError::Database(sqlx::Error::PoolClosed)))
+        outcome.await.unwrap_or(Err(StorageError::Closed))
     }
 
     async fn flush(self: Arc<Self>, pool: AnyPool, deadline: Deadline) {

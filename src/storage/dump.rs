@@ -160,7 +160,7 @@ impl Store {
     /// stepwise backup restarts whenever another connection writes), and the copy is compacted.
     pub async fn vacuum_into(&self, dest: &Path) -> Result<(), StorageError> {
         let (Some(file), Some(dest)) = (self.sqlite_file.clone(), dest.to_str().map(str::to_owned)) else {
-            return Err(sqlx::Error::Configuration("backup needs a SQLite file and a UTF-8 destination path".into()))?;
+            return Err(StorageError::Unsupported("backup needs a SQLite file and a UTF-8 destination path"));
         };
         let timeout = self.acquire_timeout();
         tokio::task::spawn_blocking(move || {
@@ -171,7 +171,7 @@ impl Store {
             Ok::<_, StorageError>(())
         })
         .await
-        .map_err(|e| sqlx::Error::Protocol(format!("backup thread: {e}")))?
+        .map_err(|e| StorageError::Internal(format!("backup thread: {e}")))?
     }
 
     /// PostgreSQL: every row of `tenant` (all tenants without one) in one `REPEATABLE READ READ

@@ -28,8 +28,7 @@ impl StorageError {
             StorageError::Database(sqlx::Error::Database(e)) => {
                 matches!(e.code().as_deref(), Some(SQLITE_FULL | POSTGRES_DISK_FULL))
             }
-            // As `shared` passes it on to the callers that waited on the same statement.
-            StorageError::Database(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
+            StorageError::Full(_) => true,
             StorageError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
             _ => false,
         }
@@ -51,7 +50,7 @@ impl Store {
             let written = tokio::fs::write(&probe, vec![0; SPACE_PROBE_BYTES]).await;
             let _ = tokio::fs::remove_file(&probe).await;
             if let Err(e) = written {
-                return Err(StorageError::Database(sqlx::Error::Io(e)));
+                return Err(StorageError::Full(format!("cannot write beside the database: {e}")));
             }
         }
         let done = sqlx::query(STORAGE_PROBE).execute(&self.write).await.map(drop).map_err(StorageError::from);

@@ -90,6 +90,21 @@ pub enum StorageError {
     BreakingMigration { version: i64, replicas: String },
     #[error("tenant {0:?} already has a graph")]
     NotEmpty(String),
+    /// Another caller's failure passed on to those that waited on the same statement.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage full: {0}")]
+    Full(String),
+    /// The store was closed (shutting down), or a task it relies on is gone.
+    #[error("the store is closed")]
+    Closed,
+    #[error("cannot start the SQLite writer: {0}")]
+    Writer(std::io::Error),
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// A broken invariant or a failed helper thread: a bug, not the database's answer.
+    #[error("internal storage error: {0}")]
+    Internal(String),
 }
 
 impl StorageError {
@@ -105,7 +120,7 @@ impl StorageError {
                 e,
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
             ),
-            StorageError::TimedOut(_) => true,
+            StorageError::TimedOut(_) | StorageError::Unavailable(_) | StorageError::Closed => true,
             StorageError::Sqlite(e) => {
                 matches!(
                     e.sqlite_error_code(),
@@ -121,13 +136,13 @@ impl StorageError {
     /// message.
     pub(super) fn shared(&self) -> StorageError {
         let message = self.to_string();
-        StorageError::Database(if self.is_unavailable() {
-            sqlx::Error::Io(std::io::Error::other(message))
+        if self.is_unavailable() {
+            StorageError::Unavailable(message)
         } else if self.is_storage_full() {
-            sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, message))
+            StorageError::Full(message)
         } else {
-            sqlx::Error::Protocol(message)
-        })
+            StorageError::Internal(message)
+        }
     }
 }
 
@@ -261,10 +276,9 @@ impl Store {
                         Some(Arc::new(SnapshotReader::new(&file, config.timeout))),
                     ),
                 };
-                let sqlite_writer =
-                    Some(Arc::new(SqliteWriter::new(&file, config.timeout, config.wal_max_bytes).map_err(|e| {
-                        sqlx::Error::Configuration(format!("cannot start the SQLite writer: {e}").into())
-                    })?));
+                let sqlite_writer = Some(Arc::new(
+                    SqliteWriter::new(&file, config.timeout, config.wal_max_bytes).map_err(StorageError::Writer)?,
+                ));
                 Ok(Self {
                     backend: Backend::Sqlite,
                     read,

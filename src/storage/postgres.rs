@@ -59,7 +59,7 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
             _ => missing = Some(row.try_get(1)?),
         }
     }
-    let versions = versions.ok_or_else(|| sqlx::Error::Protocol("add_observations: no version row".into()))?;
+    let versions = versions.ok_or_else(|| StorageError::Internal("add_observations: no version row".into()))?;
     Ok((missing.map_or(Added::Inserted(inserted), Added::Missing), versions))
 }
 

@@ -56,7 +56,7 @@ impl VersionReads {
             // with it.
             tokio::spawn(self.clone().query(pool.clone(), deadline.clone(), tenant.to_owned()));
         }
-        version.await.unwrap_or(Err(StorageError::Database(sqlx::Error::PoolClosed)))
+        version.await.unwrap_or(Err(StorageError::Closed))
     }
 
     async fn query(self: Arc<Self>, pool: AnyPool, deadline: Deadline, tenant: String) {

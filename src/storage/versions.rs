@@ -54,7 +54,7 @@ impl super::Store {
             return Ok((graph, rest));
         }
         let Some(reader) = self.snapshots.clone() else {
-            return Err(sqlx::Error::Configuration("whole-graph loads need a SQLite database file".into()).into());
+            return Err(StorageError::Unsupported("whole-graph loads need a SQLite database file"));
         };
         let tenant = tenant.to_owned();
         let loading = tokio::task::spawn_blocking(move || {
@@ -65,7 +65,7 @@ impl super::Store {
             Ok(loaded) => loaded,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // The runtime is shutting down.
-            Err(_) => Err(StorageError::Database(sqlx::Error::PoolClosed)),
+            Err(_) => Err(StorageError::Closed),
         }
     }
 

@@ -147,12 +147,12 @@ impl SqliteWriter {
         let sent = self.jobs.lock().expect("writer queue").as_ref().map(|jobs| jobs.send(Work::Write(job)));
         if !matches!(sent, Some(Ok(()))) {
             self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(sqlx::Error::PoolClosed.into()); // closed, or the thread is gone
+            return Err(StorageError::Closed); // closed, or the thread is gone
         }
         match answer.await {
             Ok(Outcome::Rows(rows)) => Ok(rows?),
-            Ok(Outcome::TimedOut) => Err(sqlx::Error::PoolTimedOut.into()),
-            Err(_) => Err(sqlx::Error::PoolClosed.into()),
+            Ok(Outcome::TimedOut) => Err(StorageError::TimedOut(self.timeout)),
+            Err(_) => Err(StorageError::Closed),
         }
     }
 
