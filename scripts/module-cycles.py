@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Lower rank = lower layer; a module may only use modules of a strictly lower rank (or its own
 # subtree). This is lib.rs's promise: http → mcp → memory → storage, config at the bottom with
-# no imports of ours, and the composition root (cli) above everything it wires together.
+# no imports of ours, and the composition root (app) above everything it wires together, the command line above it.
 LAYERS = {
     "config": 0,
     "telemetry": 1,
@@ -29,7 +29,8 @@ LAYERS = {
     "transfer": 4,
     "mcp": 5,
     "http": 6,
-    "cli": 7,
+    "app": 7,
+    "cli": 8,
 }
 
 # Pairs a lower layer would allow but the design forbids: http reaches the database only through

@@ -12,11 +12,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::{
+    app::Application,
     config::{ConfigError, Settings, redact},
-    http::{AppState, serve},
-    mcp::MemoryServer,
-    memory::{Limits, Memory, Tenant},
-    storage::{Backend, DatabaseConfig, StorageError, Store},
+    memory::Tenant,
+    storage::{DatabaseConfig, StorageError, Store},
     telemetry, transfer,
 };
 
@@ -127,8 +126,8 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let telemetry = telemetry::init(&cli.settings);
-    // A stdio server answers one client: on two workers each call woke both (~6 context switches
-    // a call), and the 1,000 mixed calls of the stdio benchmark took 8% longer.
+    // A stdio server answers one client: on two workers each call woke both, a few context
+    // switches a call for nothing.
     let mut builder = match cli.command {
         Some(Command::Stdio { .. }) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
@@ -164,14 +163,8 @@ fn validate(settings: &Settings, secrets_present: bool) -> Result<(), ConfigErro
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let memory = open_memory(&settings, settings.migrate_on_start).await?;
-            serve(AppState::new(memory, settings)?).await?;
-        }
-        Command::Stdio { tenant } => {
-            let memory = open_memory(&settings, false).await?;
-            run_stdio(&settings, memory, Tenant::new(tenant)).await?;
-        }
+        Command::Serve => Application::build(settings).await?.serve().await?,
+        Command::Stdio { tenant } => Application::build(one_shot(settings)).await?.stdio(Tenant::new(tenant)).await?,
         Command::Migrate { force } => {
             let db = DatabaseConfig::from_settings(&settings)?;
             let store = Store::connect(&db).await.context("connecting to the database")?;
@@ -189,23 +182,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(healthcheck(&url).await);
         }
         Command::Import { file, tenant } => {
-            let memory = open_memory(&settings, false).await?;
+            let app = Application::build(one_shot(settings)).await?;
+            let memory = app.memory();
             let reader = BufReader::new(File::open(&file).with_context(|| format!("opening {}", file.display()))?);
             let (entities, relations) =
                 transfer::parse(reader).with_context(|| format!("reading {}", file.display()))?;
             let bar = indicatif::ProgressBar::new((entities.len() + relations.len()) as u64);
             let summary =
-                transfer::import(&memory, &Tenant::new(tenant), entities, relations, |n| bar.inc(n as u64)).await?;
+                transfer::import(memory, &Tenant::new(tenant), entities, relations, |n| bar.inc(n as u64)).await?;
             bar.finish_and_clear();
             eprintln!("imported {} new entities and {} new relations", summary.entities, summary.relations);
         }
         Command::Export { file, tenant } => {
-            let memory = open_memory(&settings, false).await?;
+            let app = Application::build(one_shot(settings)).await?;
             let out: Box<dyn Write> = match &file {
                 Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
                 None => Box::new(std::io::stdout().lock()),
             };
-            let summary = transfer::export(&memory, &Tenant::new(tenant), BufWriter::new(out)).await?;
+            let summary = transfer::export(app.memory(), &Tenant::new(tenant), BufWriter::new(out)).await?;
             eprintln!("exported {} entities and {} relations", summary.entities, summary.relations);
         }
         Command::Backup { dest, tenant } => {
@@ -232,39 +226,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Connects, migrates where that is the rule (SQLite always; PostgreSQL when asked), and
-/// refuses a schema this binary cannot serve (pending migrations, or newer ones that break it).
-async fn open_memory(settings: &Settings, migrate_postgres: bool) -> anyhow::Result<Memory> {
-    let db = DatabaseConfig::from_settings(settings)?;
-    let store =
-        Store::connect(&db).await.with_context(|| format!("connecting to the database at {}", redact(&db.url)))?;
-    if db.backend == Backend::Sqlite || migrate_postgres {
-        store.migrate().await.context("migrating the database")?;
-    }
-    store.require_servable_schema().await?;
-    Ok(Memory::new(store, Limits::from_settings(settings)))
-}
-
-/// One client on stdin/stdout. With Redis configured it also hears of writes made by the HTTP
-/// replicas (and they of its writes), so its resource subscriptions see every change.
-async fn run_stdio(settings: &Settings, memory: Memory, tenant: Tenant) -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
-    let redis = crate::redis::connect(&settings.redis)?;
-    let updates = crate::sessions::ResourceUpdates::new(
-        redis,
-        crate::sessions::UPDATES_PREFIX,
-        settings.session_ttl,
-        settings.redis.redis_timeout,
-    );
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(updates.clone().run(stop.clone()));
-    let server = MemoryServer::with_tenant(memory, tenant).with_resource_updates(updates);
-    // Clients spawn stdio servers on pipes: read and written on the IO reactor (rmcp's pipe
-    // handles), where `stdio()` hands every read and write to a blocking thread.
-    let service = server.serve(crate::mcp::stdio::stdio()).await?;
-    service.waiting().await?;
-    stop.cancel();
-    Ok(())
+/// MIGRATE_ON_START is `serve`'s: a desktop client's `stdio` or an `import` never migrates
+/// PostgreSQL under running replicas (`migrate` does, refusing what would break them).
+fn one_shot(mut settings: Settings) -> Settings {
+    settings.migrate_on_start = false;
+    settings
 }
 
 fn token(settings: &Settings, tenant: &str, scope: &str, ttl: Duration, force: bool) -> anyhow::Result<ExitCode> {

@@ -1,11 +1,13 @@
 //! mcp-server: a multi-tenant knowledge-graph memory served over the Model Context Protocol.
 //!
 //! Layers depend one way only: `http` → `mcp` → `memory` → `storage`, and `http` reaches the
-//! database only through `Memory`. `config` is at the bottom and imports nothing of ours; `cli`
-//! is the composition root that builds each layer's settings from it and wires them together.
+//! database only through `Memory`. `config` is at the bottom and imports nothing of ours; `app`
+//! is the composition root that builds each layer from the settings and wires them together, for
+//! `cli` and for the tests alike.
 //! `scripts/module-cycles.py` (run by `.ci/checks/module-cycles.sh`) enforces the order and
 //! that no modules, top-level or siblings within one, import each other in a circle.
 
+pub mod app;
 pub mod auth;
 pub mod backup;
 pub mod cli;

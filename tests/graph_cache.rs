@@ -4,18 +4,12 @@
 mod common;
 
 use common::{Db, TestDb};
-use mcp_server::{
-    memory::{Entity, Limits, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant},
-    storage::{DatabaseConfig, Store},
-};
+use mcp_server::memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant};
 use serde_json::{Value, json};
 
 async fn memory(url: &str, cache_entities: &str) -> Memory {
     mcp_server::http::metrics::handle(); // the recorder, before the first count
-    let settings = common::settings(url, &["--graph-cache-entities", cache_entities]);
-    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
-    store.migrate().await.unwrap();
-    Memory::new(store, Limits::from_settings(&settings))
+    common::memory(url, &["--graph-cache-entities", cache_entities]).await
 }
 
 /// A series' value so far in this process (nextest runs each test alone).

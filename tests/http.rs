@@ -301,14 +301,8 @@ async fn a_request_after_the_drain_began_is_refused_with_503_and_close() {
     // The router as the server runs it, after shutdown stopped the MCP service: a request
     // still arriving on an open keep-alive connection must be told to go elsewhere.
     let db = common::TestDb::new(Db::Sqlite).await.unwrap();
-    let settings = common::settings(&db.url, &[]);
-    let store =
-        mcp_server::storage::Store::connect(&mcp_server::storage::DatabaseConfig::from_settings(&settings).unwrap())
-            .await
-            .unwrap();
-    store.migrate().await.unwrap();
-    let memory = mcp_server::memory::Memory::new(store, mcp_server::memory::Limits::from_settings(&settings));
-    let state = mcp_server::AppState::new(memory, settings).unwrap();
+    let app = mcp_server::app::Application::build(common::settings(&db.url, &[])).await.unwrap();
+    let state = app.state().unwrap();
     let router = mcp_server::app(state.clone());
     state.shutdown.cancel();
     let request = axum::http::Request::post("/mcp")

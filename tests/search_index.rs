@@ -7,10 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Db, TestDb};
-use mcp_server::{
-    memory::{Entity, Limits, Memory, ObservationAddition, ObservationDeletion, PageRequest, Tenant},
-    storage::{DatabaseConfig, Store},
-};
+use mcp_server::memory::{Entity, ObservationAddition, ObservationDeletion, PageRequest, Tenant};
 use sqlx::Connection;
 
 /// The graph as written, in creation order, to compute what a search must return.
@@ -45,10 +42,7 @@ async fn marks(url: &str) -> (i64, i64) {
 async fn search_finds_rows_on_both_sides_of_the_index_mark() {
     let db = TestDb::new(Db::Sqlite).await.unwrap();
     // No graph cache: every search runs the SQL (FTS5 plus the unindexed tail).
-    let settings = common::settings(&db.url, &["--graph-cache-entities", "0"]);
-    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
-    store.migrate().await.unwrap();
-    let memory = Memory::new(store, Limits::from_settings(&settings));
+    let memory = common::memory(&db.url, &["--graph-cache-entities", "0"]).await;
     let tenant = Tenant::default();
     let mut model = Model::default();
     let queries = ["node-1", "ODE-29", "topic-3", "kind-2", "note 2", "seen twice", "zzz"];

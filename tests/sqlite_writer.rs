@@ -7,17 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::{Db, TestDb};
-use mcp_server::{
-    memory::{Entity, Limits, Memory, PageRequest, Tenant},
-    storage::{DatabaseConfig, Store},
-};
+use mcp_server::memory::{Entity, Memory, PageRequest, Tenant};
 use sqlx::Connection;
 
 async fn memory(url: &str) -> Memory {
-    let settings = common::settings(url, &[]);
-    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
-    store.migrate().await.unwrap();
-    Memory::new(store, Limits::from_settings(&settings))
+    common::memory(url, &[]).await
 }
 
 fn entity(name: String, observation: &str) -> Entity {
@@ -124,10 +118,7 @@ fn overlapping_readers(
 async fn the_wal_stays_bounded_under_writes_while_readers_overlap() {
     let db = TestDb::new(Db::Sqlite).await.unwrap();
     let bound = 1024 * 1024;
-    let settings = common::settings(&db.url, &["--sqlite-wal-max-bytes", &bound.to_string()]);
-    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.unwrap();
-    store.migrate().await.unwrap();
-    let memory = Memory::new(store, Limits::from_settings(&settings));
+    let memory = common::memory(&db.url, &["--sqlite-wal-max-bytes", &bound.to_string()]).await;
     let path = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
     let wal = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
     let tenant = Tenant::default();

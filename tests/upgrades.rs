@@ -17,9 +17,8 @@ use common::{
     serve_process, spawn_app,
 };
 use mcp_server::{
-    AppState,
+    app::Application,
     http::RunningServer,
-    memory::{Limits, Memory},
     storage::{DatabaseConfig, SchemaStatus, StorageError, Store},
 };
 use serde_json::{Value, json};
@@ -224,8 +223,7 @@ async fn next_release_replica(port: u16, db_url: &str, redis: &str) -> RunningSe
     let settings = common::settings(db_url, &[&flags[..], &["--shutdown-timeout", "10s"]].concat());
     let store = next_release(db_url, Db::Postgres, "additive").await;
     assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Current, "the next release knows it");
-    let memory = Memory::new(store, Limits::from_settings(&settings));
-    RunningServer::start(AppState::new(memory, settings).unwrap()).await.unwrap()
+    Application::with_store(settings, store).await.unwrap().start().await.unwrap()
 }
 
 /// A rolling update whose release adds an additive migration, and its `kubectl rollout undo`,

@@ -8,11 +8,10 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 use mcp_server::{
-    AppState,
+    app::Application,
     cli::Cli,
     http::RunningServer,
-    memory::{Limits, Memory, Tenant},
-    storage::{DatabaseConfig, Store},
+    memory::{Memory, Tenant},
 };
 use rmcp::{
     RoleClient, ServiceExt,
@@ -90,6 +89,11 @@ impl Drop for TestDb {
     }
 }
 
+/// The memory as every command builds it, without a server.
+pub async fn memory(db_url: &str, extra: &[&str]) -> Memory {
+    Application::build(settings(db_url, extra)).await.expect("the application builds").memory().clone()
+}
+
 /// Settings as the CLI would parse them, from flags only (the test's environment is ignored
 /// for everything set here).
 pub fn settings(db_url: &str, extra: &[&str]) -> mcp_server::config::Settings {
@@ -100,6 +104,8 @@ pub fn settings(db_url: &str, extra: &[&str]) -> mcp_server::config::Settings {
         ("--shutdown-delay", "0s"),
         ("--shutdown-timeout", "5s"),
         ("--log-level", "warn"),
+        // A fresh PostgreSQL database is migrated as SQLite always is.
+        ("--migrate-on-start", "true"),
     ];
     let mut args = vec!["mcp-server"];
     for (flag, value) in defaults {
@@ -129,12 +135,9 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
 
 pub async fn spawn_app_with(db: Db, extra: &[&str]) -> Option<TestApp> {
     let test_db = TestDb::new(db).await?;
-    let settings = settings(&test_db.url, extra);
-    let store = Store::connect(&DatabaseConfig::from_settings(&settings).unwrap()).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    let memory = Memory::new(store, Limits::from_settings(&settings));
-    let server =
-        RunningServer::start(AppState::new(memory.clone(), settings).expect("app state")).await.expect("server starts");
+    let app = Application::build(settings(&test_db.url, extra)).await.expect("the application builds");
+    let memory = app.memory().clone();
+    let server = app.start().await.expect("server starts");
     Some(TestApp { addr: server.addr, metrics_addr: server.metrics_addr, memory, db: test_db, server: Some(server) })
 }
 
