@@ -1,7 +1,7 @@
 //! `mcp-server backup` and `restore` as operators run them: the binary against a serving
 //! server's database, the graphs checked through MCP on the restored database.
 
-mod common;
+use crate::common;
 
 use std::{
     path::Path,

@@ -1,6 +1,6 @@
 //! The binary as operators use it: configuration errors, migrate, import/export, stdio.
 
-mod common;
+use crate::common;
 
 use std::{
     io::Write,
@@ -186,15 +186,7 @@ async fn import_export_round_trip(db: Db) {
     assert!(out.stdout.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn import_export_round_trip_sqlite() {
-    import_export_round_trip(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn import_export_round_trip_postgres() {
-    import_export_round_trip(Db::Postgres).await;
-}
+both_backends!(import_export_round_trip, import_export_round_trip);
 
 async fn stdio_client(db_url: &str, tenant: &str) -> common::Client {
     let mut cmd = tokio::process::Command::new(BIN);

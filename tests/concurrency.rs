@@ -1,6 +1,6 @@
 //! Many writers at once lose nothing; shutdown drains instead of dropping requests.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

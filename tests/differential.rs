@@ -2,7 +2,7 @@
 //! `@modelcontextprotocol/server-memory` and `mcp-server stdio`; every result must match.
 //! MCP_REFERENCE_SERVER names the reference's `dist/index.js` (scripts/test installs it with npm).
 
-mod common;
+use crate::common;
 
 use common::{Db, TestDb};
 
@@ -120,15 +120,7 @@ async fn script(db: Db) {
     eprintln!("differential (script.json, {db:?}): {compared} calls compared, all identical");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn same_results_as_the_reference_server() {
-    script(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn same_results_as_the_reference_server_on_postgres() {
-    script(Db::Postgres).await;
-}
+both_backends!(same_results_as_the_reference_server, script);
 
 /// The 95 calls recorded in tests/fixtures (docs/reference-behaviour.md), replayed live.
 async fn fixtures(db: Db) {
@@ -138,12 +130,4 @@ async fn fixtures(db: Db) {
     eprintln!("differential (fixtures, {db:?}): {compared} calls compared, all identical");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn same_results_on_the_recorded_fixture_script() {
-    fixtures(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn same_results_on_the_recorded_fixture_script_on_postgres() {
-    fixtures(Db::Postgres).await;
-}
+both_backends!(same_results_on_the_recorded_fixture_script, fixtures);

@@ -1,7 +1,7 @@
 //! JSON-RPC errors as a client sees them on stdio: every line gets an answer, with the request's
 //! id when it was usable. (The same over HTTP: tests/http.rs.)
 
-mod common;
+use crate::common;
 
 use std::{process::Stdio, time::Duration};
 

@@ -3,7 +3,7 @@
 //! recovers by itself when the database returns. A full disk under SQLite (a small tmpfs): writes
 //! fail with a retryable error and readiness says so, until space returns.
 
-mod common;
+use crate::common;
 
 use std::{
     path::{Path, PathBuf},

@@ -3,7 +3,7 @@
 //! are public (JSON-RPC rejection, tool argument validation, JSONL import/export); a few cases go
 //! through HTTP as a client sends them. Cursor decoding: src/memory/cursor.rs.
 
-mod common;
+use crate::common;
 
 use common::{Db, TOOLS, spawn_app};
 use mcp_server::{

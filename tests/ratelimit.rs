@@ -1,6 +1,6 @@
 //! Rate limits shared by replicas through Redis, and the per-replica fallback when Redis dies.
 
-mod common;
+use crate::common;
 
 use std::{
     process::{Child, Command, Stdio},

@@ -2,7 +2,7 @@
 //! proxy that behaves like a Kubernetes Service: every request goes to the next replica, and a
 //! replica whose port is closed or whose readiness is 503 gets no traffic.
 
-mod common;
+use crate::common;
 
 use std::{
     process::Command,

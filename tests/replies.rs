@@ -1,7 +1,7 @@
 //! The reply budget (MAX_REPLY_BYTES): a graph read larger than it comes in pages within it,
 //! whose cursors reach everything exactly once; the graph resource, which cannot page, refuses.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

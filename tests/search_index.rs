@@ -2,7 +2,7 @@
 //! find every row, whether the FTS5 index holds it yet or it waits above its table's mark, and
 //! must stop finding rows once they are deleted or changed, on either side of the mark.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

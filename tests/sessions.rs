@@ -1,7 +1,7 @@
 //! Sessions shared through Redis: a 2025-11-25 session created on one replica continues on
 //! another, survives its replica, and is gone everywhere once deleted.
 
-mod common;
+use crate::common;
 
 use common::{Db, TestApp, spawn_app_with};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! part-way, or whose request is dropped while it runs, leaves nothing behind, a write that meets
 //! another connection's lock waits for it, and the writes after them work.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

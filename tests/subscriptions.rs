@@ -2,7 +2,7 @@
 //! another, through Redis: `subscriptions/listen` (2026-07-28, no session) and
 //! `resources/subscribe` in a 2025-11-25 session (delivered on its GET stream).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Every tool through an MCP client over Streamable HTTP, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{Db, call, ok, spawn_app, text};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! linked HTTP request → tool → database and continuing the caller's `traceparent` (header or
 //! MCP `_meta`), and JSON log lines that carry the trace id.
 
-mod common;
+use crate::common;
 
 use std::{
     io::{BufRead, BufReader},

@@ -3,7 +3,7 @@
 //! (`Store::with_migrations_from`: what a build with the file in migrations/ would know);
 //! "today's binary" is the mcp-server binary as built, which does not know it.
 
-mod common;
+use crate::common;
 
 use std::{
     path::PathBuf,
