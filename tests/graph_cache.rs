@@ -205,13 +205,11 @@ async fn changes_made_elsewhere_are_seen_by_the_next_read() {
     here.delete_entities(&tenant, vec!["a".into()]).await.unwrap();
     assert_eq!(search(&elsewhere).await, ["b"]);
     // A write that is not the server's at all (the sqlite3 shell, an older release).
-    sqlx::query("UPDATE observations SET content = 'gone', content_lc = 'gone'")
-        .execute(here.store().writer())
-        .await
-        .unwrap();
+    let shell = common::sql(&db.url).await;
+    sqlx::query("UPDATE observations SET content = 'gone', content_lc = 'gone'").execute(&shell).await.unwrap();
     assert!(search(&here).await.is_empty());
     assert!(search(&elsewhere).await.is_empty());
-    sqlx::query("DELETE FROM entities").execute(here.store().writer()).await.unwrap();
+    sqlx::query("DELETE FROM entities").execute(&shell).await.unwrap();
     let all = here.read_graph(&tenant, &PageRequest::default()).await.unwrap();
     assert!(all.graph.entities.is_empty());
     // A load at each memory's first read and after each change it did not make: here 4 (first,

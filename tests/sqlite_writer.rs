@@ -33,7 +33,7 @@ async fn a_write_that_fails_part_way_writes_nothing() {
         "CREATE TRIGGER refuse AFTER INSERT ON observations WHEN new.content = 'boom' \
          BEGIN SELECT RAISE(ABORT, 'refused'); END",
     )
-    .execute(memory.store().writer())
+    .execute(&common::sql(&db.url).await)
     .await
     .unwrap();
     let batch = vec![entity("first".into(), "fine"), entity("second".into(), "boom")];
@@ -142,6 +142,6 @@ async fn the_wal_stays_bounded_under_writes_while_readers_overlap() {
     assert!(largest <= 12 * bound, "the WAL reached {largest} bytes (bound {bound})");
     assert!(after <= bound, "the WAL stayed at {after} bytes after the writes (bound {bound})");
     let stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM entities").fetch_one(memory.store().reader()).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM entities").fetch_one(&common::sql(&db.url).await).await.unwrap();
     assert_eq!(stored, 48 * 250);
 }

@@ -147,7 +147,7 @@ both_backends!(a_newer_breaking_schema_is_refused_by_name, |db: Db| async move {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_waits_for_the_replicas_a_breaking_migration_breaks() {
     let Some(app) = spawn_app(Db::Postgres).await else { return };
-    wait_for_replicas(app.memory.store(), 1).await;
+    wait_for_replicas(&app.db.url, 1).await;
     let next = next_release(&app.db.url, Db::Postgres, "breaking").await;
     let refused = next.migrate().await.expect_err("refused while today's replica runs");
     assert!(matches!(refused, StorageError::BreakingMigration { version: BREAKING, .. }), "{refused}");
@@ -163,10 +163,11 @@ async fn migrate_waits_for_the_replicas_a_breaking_migration_breaks() {
     assert_eq!(today.schema_status().await.unwrap(), SchemaStatus::Incompatible { versions: vec![BREAKING] });
 }
 
-async fn wait_for_replicas(store: &Store, n: i64) {
+async fn wait_for_replicas(db_url: &str, n: i64) {
     let deadline = Instant::now() + WAIT;
     let count = "SELECT count(*) FROM mcp_replicas";
-    while sqlx::query_scalar::<_, i64>(count).fetch_one(store.reader()).await.unwrap() != n {
+    let psql = common::sql(db_url).await;
+    while sqlx::query_scalar::<_, i64>(count).fetch_one(&psql).await.unwrap() != n {
         assert!(Instant::now() < deadline, "not {n} replica heartbeat(s)");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -177,14 +178,14 @@ async fn wait_for_replicas(store: &Store, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contract_step_waits_only_for_replicas_without_its_expand() {
     let Some(app) = spawn_app(Db::Postgres).await else { return };
-    wait_for_replicas(app.memory.store(), 1).await;
+    wait_for_replicas(&app.db.url, 1).await;
     let n2 = next_release(&app.db.url, Db::Postgres, "contract").await;
     let refused = n2.migrate().await.expect_err("refused while a replica without the expand runs");
     assert!(matches!(refused, StorageError::BreakingMigration { version: CONTRACT, .. }), "{refused}");
     // The expand went in; N+1 knows it.
     let redis = std::env::var("MCP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n1 = next_release_replica(free_port(), &app.db.url, &redis).await;
-    wait_for_replicas(app.memory.store(), 2).await;
+    wait_for_replicas(&app.db.url, 2).await;
     let url = app.db.url.clone();
     let mut app = app;
     app.stop().await;
@@ -200,8 +201,8 @@ async fn a_contract_step_waits_only_for_replicas_without_its_expand() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_heartbeat_fails_no_request() {
     let Some(app) = spawn_app(Db::Postgres).await else { return };
-    wait_for_replicas(app.memory.store(), 1).await;
-    sqlx::query("DROP TABLE mcp_replicas").execute(app.memory.store().writer()).await.unwrap();
+    wait_for_replicas(&app.db.url, 1).await;
+    sqlx::query("DROP TABLE mcp_replicas").execute(&common::sql(&app.db.url).await).await.unwrap();
     let failures = || async {
         let body = reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap();
         let line = body.lines().find(|l| l.starts_with("db_heartbeat_failures_total ")).map(str::to_string);

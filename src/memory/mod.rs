@@ -16,7 +16,7 @@ pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
 
-use crate::storage::{self, EntityRow, RelationRow, StorageError, Store};
+use crate::storage::{EntityRow, RelationRow, StorageError, Store};
 use cache::{Cached, GraphCache, TenantGraph};
 use limits::{Check, storable};
 
@@ -126,11 +126,11 @@ impl Memory {
         let (entities, relations) = match self.cached(tenant).await? {
             Some(cached) => cached.with(|graph| graph.named(&names)),
             None => {
-                let mut tx = self.store.begin_read().await?;
-                let entities = storage::entities_named(&mut tx, tenant.as_str(), &names).await?;
+                let mut read = self.store.snapshot().await?;
+                let entities = read.entities_named(tenant.as_str(), &names).await?;
                 let found: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
-                let relations = storage::relations_touching_any(&mut tx, tenant.as_str(), &found).await?;
-                tx.commit().await?;
+                let relations = read.relations_touching_any(tenant.as_str(), &found).await?;
+                read.finish().await?;
                 (entities, relations)
             }
         };
@@ -144,10 +144,10 @@ impl Memory {
         if !storable(name) {
             return Ok(None);
         }
-        let mut tx = self.store.begin_read().await?;
-        let mut found = storage::entities_named(&mut tx, tenant.as_str(), &[name.to_string()]).await?;
-        let relations = storage::relations_touching(&mut tx, tenant.as_str(), name).await?;
-        tx.commit().await?;
+        let mut read = self.store.snapshot().await?;
+        let mut found = read.entities_named(tenant.as_str(), &[name.to_string()]).await?;
+        let relations = read.relations_touching(tenant.as_str(), name).await?;
+        read.finish().await?;
         Ok(found.pop().map(|e| (e.into(), relations.into_iter().map(Relation::from).collect())))
     }
 

@@ -9,9 +9,8 @@ use super::{
     GraphPage, Memory, MemoryError, PageRequest, Result, Tenant, Timed, budget, budget::Fill, cursor::Cursor, graph_of,
     limits::storable,
 };
-use sqlx::AnyConnection;
 
-use crate::storage::{self, EntityRow, RelationRow};
+use crate::storage::{EntityRow, Read, RelationRow};
 
 fn entity_cost(e: &EntityRow) -> usize {
     budget::entity(&e.name, &e.entity_type, e.observations.iter().map(String::as_str))
@@ -68,12 +67,12 @@ impl Memory {
         }
         let mut permit = None;
         let mut fill = Fill::new(max, limit);
-        let mut tx = self.store.begin_read().await?;
+        let mut tx = self.store.snapshot().await?;
         let (mut entities, mut after, mut more_e, mut full) = (Vec::new(), after_e, false, false);
         'entities: loop {
             self.replies.when_large(&mut permit, fill.spent()).await;
             let want = fill.chunk();
-            let rows = storage::entities_page(&mut tx, tenant.as_str(), after, Some(want as i64 + 1)).await?;
+            let rows = tx.entities_page(tenant.as_str(), after, Some(want as i64 + 1)).await?;
             let got = rows.len();
             for row in rows.into_iter().take(want) {
                 if !fill.take(entity_cost(&row)) {
@@ -99,7 +98,7 @@ impl Memory {
             }
             self.replies.when_large(&mut permit, fill.spent()).await;
             let want = fill.chunk();
-            let rows = storage::relations_page(&mut tx, tenant.as_str(), after, Some(want as i64 + 1)).await?;
+            let rows = tx.relations_page(tenant.as_str(), after, Some(want as i64 + 1)).await?;
             let got = rows.len();
             for row in rows.into_iter().take(want) {
                 if !fill.take(relation_cost(&row)) {
@@ -117,7 +116,7 @@ impl Memory {
                 break;
             }
         }
-        tx.commit().await?;
+        tx.finish().await?;
         let next_cursor = (more_e || more_r).then(|| {
             // A kind with nothing on this page continues where it was, or is done.
             let e = entities.last().map_or(if more_e { after_e } else { i64::MAX }, |e| e.id);
@@ -166,14 +165,14 @@ impl Memory {
                 // One statement answers most searches: no transaction needed. One that needs more
                 // chunks starts again in a read transaction, so that its chunks share a snapshot.
                 let search = Search { tenant, query, ranked, offset };
-                let mut conn = self.store.reader().acquire().await.map_err(storage::StorageError::from)?;
-                match self.search_database(&mut conn, &search, &mut Fill::new(max, limit), true).await? {
+                let mut read = self.store.read().await?;
+                match self.search_database(&mut read, &search, &mut Fill::new(max, limit), true).await? {
                     Some(found) => found,
                     None => {
-                        drop(conn);
-                        let mut tx = self.store.begin_read().await?;
+                        drop(read);
+                        let mut tx = self.store.snapshot().await?;
                         let found = self.search_database(&mut tx, &search, &mut Fill::new(max, limit), false).await?;
-                        tx.commit().await?;
+                        tx.finish().await?;
                         found.expect("without a chunk limit the search completes")
                     }
                 }
@@ -190,20 +189,18 @@ impl Memory {
     /// relations touching the entities on it; `None` when `once` and one chunk did not finish it.
     async fn search_database(
         &self,
-        conn: &mut AnyConnection,
+        read: &mut Read,
         search: &Search<'_>,
         fill: &mut Fill,
         once: bool,
     ) -> Result<Option<(Vec<EntityRow>, Vec<RelationRow>, bool)>> {
         let Search { tenant, query, ranked, offset } = *search;
-        let backend = self.store.backend();
         let (mut entities, mut relations, mut more, mut permit) = (Vec::new(), BTreeMap::new(), false, None);
         'chunks: loop {
             self.replies.when_large(&mut permit, fill.spent()).await;
             let want = fill.chunk();
             let at = offset + entities.len() as i64;
-            let (rows, touching) =
-                storage::search_graph(conn, backend, tenant.as_str(), query, ranked, at, Some(want as i64 + 1)).await?;
+            let (rows, touching) = read.search(tenant.as_str(), query, ranked, at, Some(want as i64 + 1)).await?;
             let got = rows.len();
             let mut by_name: HashMap<&str, Vec<&RelationRow>> = HashMap::new();
             for r in &touching {

@@ -1,8 +1,7 @@
 //! PostgreSQL's creates, combined. Every statement ends in a commit, and a commit waits for the WAL
-//! to reach the disk (~1 ms on the benchmark machine). PostgreSQL flushes the commits that arrive
-//! together at once, but a request spends most of its time in this server, so few arrive together:
-//! two creates per flush at c=16, against five for pgbench's bare inserts, and the database sat
-//! idle waiting on its WAL. So a create that finds another in flight queues, and the creates that
+//! to reach the disk. PostgreSQL flushes the commits that arrive together at once, but a request
+//! spends most of its time in this server, so few arrive together (far fewer than pgbench's bare
+//! inserts), and the database sat idle waiting on its WAL. So a create that finds another in flight queues, and the creates that
 //! queued meanwhile go to the database as one statement: alone a create is sent at once, under
 //! load creates share a commit.
 //!
@@ -129,7 +128,7 @@ impl CreateCombiner {
 /// [[content, content_lc], …]], …]`.
 ///
 /// MATERIALIZED: inlined, each entity row took its fields from the whole JSON text, parsed again
-/// per row (a 1,000-entity create: 820 ms, against 94 ms). Ids follow `ord`, so the observations'
+/// per row (a large create took several times as long). Ids follow `ord`, so the observations'
 /// order by entity id is the calls' order.
 pub const CREATE: &str = "WITH input AS MATERIALIZED ( \
            SELECT e.ord, e.value->>0 AS tenant, e.value->>1 AS name, e.value->>2 AS entity_type, \
@@ -152,8 +151,8 @@ pub const CREATE: &str = "WITH input AS MATERIALIZED ( \
 /// The statement is kept lean, as every part of it is paid on each execution whatever its rows
 /// (a Sort node alone sets up its own memory): duplicate names are settled here (the first call
 /// wins), each created name is matched to its call here, and the versions' bumps are counted here
-/// from what was created, as the triggers count them. Against the earlier statement that did all
-/// of it in SQL, ~0.1 ms less a statement (pgbench, c=1: 0.61 → 0.52 ms for one create).
+/// from what was created, as the triggers count them: cheaper than a statement doing all of it in
+/// SQL.
 async fn run(pool: &AnyPool, calls: &[Call]) -> Result<Vec<(HashSet<String>, Option<Versions>)>, StorageError> {
     // Who gets each name, and whether its entity brings observations.
     let mut owners = HashMap::<(&str, &str), (usize, bool)>::new();

@@ -19,7 +19,7 @@ use sqlx::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, StorageError, Store};
+use super::{Backend, Engine, StorageError, Store};
 
 /// How often a PostgreSQL replica says it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -112,7 +112,7 @@ impl Store {
     /// running (one heard of within three heartbeats that does not know what it needs).
     pub async fn migrate_with(&self, force: bool) -> Result<(), StorageError> {
         let mut conn = self.write.acquire().await?;
-        if self.backend == Backend::Sqlite {
+        if self.backend() == Backend::Sqlite {
             return self.migrate_on(&mut conn, force).await;
         }
         // An index build or the wait for another process's migration lock may take longer than a
@@ -161,7 +161,7 @@ impl Store {
         for migration in migrations {
             record(conn, migration.version, Compat::of(&migration.sql)).await?;
         }
-        if self.backend == Backend::Postgres {
+        if self.backend() == Backend::Postgres {
             // Rows of replicas killed without a clean shutdown.
             let forget = "DELETE FROM mcp_replicas WHERE last_seen < now() - interval '1 day'";
             match sqlx::query(forget).execute(&mut *conn).await {
@@ -179,7 +179,7 @@ impl Store {
         compat: Compat,
     ) -> Result<(), StorageError> {
         let needs = match compat {
-            _ if self.backend != Backend::Postgres => return Ok(()),
+            _ if self.backend() != Backend::Postgres => return Ok(()),
             Compat::Additive => return Ok(()),
             Compat::ContractOf(expand) => expand,
             Compat::Breaking => migration.version,
@@ -248,7 +248,8 @@ impl Store {
     /// it knows, until `stop`; then removes its row. A failed beat is logged and counted, never
     /// more: requests do not wait on it.
     pub async fn heartbeat(self, stop: CancellationToken) {
-        let Some(pool) = &self.heartbeat else { return };
+        let Engine::Postgres(postgres) = &self.engine else { return };
+        let pool = &postgres.heartbeat;
         let upsert = "INSERT INTO mcp_replicas (id, newest_known_version, last_seen) VALUES ($1, $2, now()) \
                       ON CONFLICT (id) DO UPDATE SET newest_known_version = excluded.newest_known_version, last_seen = now()";
         let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);

@@ -9,7 +9,9 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use super::{Backend, EntityRow, POSTGRES_MIGRATIONS, RelationRow, SQLITE_MIGRATIONS, StorageError, Store, batch};
+use super::{
+    Backend, Engine, EntityRow, POSTGRES_MIGRATIONS, RelationRow, SQLITE_MIGRATIONS, StorageError, Store, batch,
+};
 
 /// One tenant's graph as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,7 +161,8 @@ impl Store {
     /// transaction, so in WAL mode it neither blocks the writer nor restarts under write load (a
     /// stepwise backup restarts whenever another connection writes), and the copy is compacted.
     pub async fn vacuum_into(&self, dest: &Path) -> Result<(), StorageError> {
-        let (Some(file), Some(dest)) = (self.sqlite_file.clone(), dest.to_str().map(str::to_owned)) else {
+        let (Some(file), Some(dest)) = (self.sqlite_file().map(Path::to_path_buf), dest.to_str().map(str::to_owned))
+        else {
             return Err(StorageError::Unsupported("backup needs a SQLite file and a UTF-8 destination path"));
         };
         let timeout = self.acquire_timeout();
@@ -221,8 +224,8 @@ impl Store {
     /// `StorageError::NotEmpty` and nothing written), or with `replace` in place of its graph.
     pub async fn restore_tenant(&self, tenant: &str, rows: &TenantRows, replace: bool) -> Result<(), StorageError> {
         let input = restore_input(rows);
-        if let Some(writer) = self.sqlite_writer() {
-            return batch::restore(writer, tenant, &input, replace).await;
+        if let Engine::Sqlite(sqlite) = &self.engine {
+            return batch::restore(&sqlite.writer, tenant, &input, replace).await;
         }
         let mut tx = self.begin_write().await?;
         sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;

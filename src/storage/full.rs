@@ -44,7 +44,7 @@ impl Store {
 
     /// A write that needs space (`STORAGE_PROBE`), noted as writes are.
     pub async fn probe_storage(&self) -> Result<(), StorageError> {
-        if let Some(file) = &self.sqlite_file {
+        if let Some(file) = self.sqlite_file() {
             let mut probe = file.as_os_str().to_owned();
             probe.push("-space-probe");
             let written = tokio::fs::write(&probe, vec![0; SPACE_PROBE_BYTES]).await;

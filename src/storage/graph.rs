@@ -264,8 +264,8 @@ pub async fn relations_touching_any(
 
 impl Store {
     /// A read transaction: one consistent snapshot for the several statements of a read.
-    pub async fn begin_read(&self) -> std::result::Result<super::WriteTx, super::StorageError> {
-        let tx = match self.backend {
+    pub(super) async fn begin_read(&self) -> std::result::Result<super::WriteTx, super::StorageError> {
+        let tx = match self.backend() {
             Backend::Postgres => self.read.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?,
             Backend::Sqlite => self.read.begin().await?,
         };

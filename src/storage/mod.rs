@@ -1,8 +1,7 @@
-//! Storage: one sqlx `Any` code path over PostgreSQL and the embedded SQLite file.
-//!
-//! SQLite's writes go through one writer connection beside a reader pool (`writer`: a small write
-//! runs in place when the connection is free, the rest queue in order for its thread instead of
-//! spinning on `SQLITE_BUSY`); PostgreSQL uses one pool for both.
+//! Storage: PostgreSQL or the embedded SQLite file. Reads share one sqlx `Any` code path; each
+//! backend has parts of its own (`Engine`): SQLite's one writer, version probe and snapshot
+//! reader (`sqlite`); PostgreSQL's combined creates, shared version reads and heartbeat
+//! (`postgres`). A store dispatches on its engine once per operation.
 
 mod batch;
 mod combine;
@@ -16,8 +15,10 @@ mod loaded;
 mod outcome;
 mod postgres;
 mod probe;
+mod read;
 mod search;
 mod snapshot;
+mod sqlite;
 mod version_reads;
 mod versions;
 mod wal;
@@ -25,16 +26,14 @@ mod writer;
 pub mod writes;
 
 use std::{
-    collections::HashSet,
     path::Path,
-    str::FromStr,
     sync::{Arc, Once},
     time::Duration,
 };
 
 use secrecy::ExposeSecret;
 use sqlx::{
-    Any, AnyPool, Connection, Executor, Transaction,
+    Any, AnyPool, Connection, Transaction,
     any::AnyPoolOptions,
     migrate::{MigrateError, Migration, Migrator},
 };
@@ -42,29 +41,22 @@ use sqlx::{
 pub use compat::{Compat, HEARTBEAT_INTERVAL, SchemaStatus};
 pub use database::{Backend, DatabaseConfig};
 pub use dump::{GraphRows, TenantRows, newest_migration, read_sqlite};
-pub use graph::*;
+pub use graph::{EntityRow, RelationRow};
+// The queries, for storage's own modules; outside it reads go through `Read`.
+use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
 /// pgbench (bench/dbfloor.rs): not an interface.
 #[doc(hidden)]
 pub mod statements {
-    pub use super::{
-        combine::CREATE,
-        postgres::{ADD_OBSERVATIONS, VERSION},
-    };
+    pub use super::{combine::CREATE, postgres::ADD_OBSERVATIONS, version_reads::VERSION};
 }
 pub use loaded::{LoadedGraph, StoredEntity};
 pub use outcome::{Added, Versions};
-pub use search::search_graph;
+pub use read::Read;
 pub use versions::graph_version;
 pub use writes::NewEntity;
 
-use combine::CreateCombiner;
 use deadline::{Abandoned, Deadline};
-use postgres::VersionRows;
-use probe::VersionProbe;
-use snapshot::SnapshotReader;
-use version_reads::VersionReads;
-use writer::SqliteWriter;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -149,39 +141,33 @@ impl StorageError {
 /// How long a pooled connection may sit unused before it is pinged on its way out of the pool.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
+/// A store on one of the two backends: what both have, and the parts of its own (`Engine`).
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    /// PostgreSQL: one pool for reads and writes. SQLite: the reader pool.
     read: AnyPool,
-    /// PostgreSQL: the read pool. SQLite: one connection, for migrations and tools.
+    /// PostgreSQL: the same pool. SQLite: one connection, for migrations and tools (writes go
+    /// through its writer).
     write: AnyPool,
-    sqlite_writer: Option<Arc<SqliteWriter>>,
-    probe: Option<Arc<VersionProbe>>,
-    /// SQLite in a file: whole-graph loads.
-    snapshots: Option<Arc<SnapshotReader>>,
-    /// PostgreSQL's creates (SQLite's go through its writer).
-    creates: Arc<CreateCombiner>,
-    /// PostgreSQL's graph-version rows.
-    version_rows: Arc<VersionRows>,
-    /// PostgreSQL's graph-version reads, shared by the reads that arrive together.
-    version_reads: Arc<VersionReads>,
+    engine: Engine,
     /// Longest a call's database work may take: DB_TIMEOUT for a connection, then
     /// DB_STATEMENT_TIMEOUT.
     deadline: Deadline,
     /// The last write failed for lack of space (and none has succeeded since).
     storage_full: Arc<std::sync::atomic::AtomicBool>,
-    /// SQLite in a file: the database file (the storage-full probe writes beside it).
-    sqlite_file: Option<std::path::PathBuf>,
     /// The migrations this binary knows.
     migrations: Arc<[Migration]>,
     /// This process's row in `mcp_replicas` (PostgreSQL).
     replica: Arc<str>,
-    /// PostgreSQL: one connection of its own for the heartbeat, so it never takes or breaks a
-    /// request's connection.
-    heartbeat: Option<AnyPool>,
 }
 
-pub type WriteTx = Transaction<'static, Any>;
+#[derive(Clone)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+type WriteTx = Transaction<'static, Any>;
 
 impl Store {
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StorageError> {
@@ -210,94 +196,25 @@ impl Store {
                     })
                 })
         };
-        match config.backend {
+        let (read, write, engine, migrations) = match config.backend {
             Backend::Postgres => {
-                // JIT compiles a plan whose estimated cost passes a threshold, and PostgreSQL guesses
-                // 100 rows for every JSON array this server sends, so a one-entity write was costed
-                // like a bulk load and spent ~20 ms compiling a plan that runs in 0.5 ms. The
-                // timeouts are `deadline`'s.
-                let session = Arc::new(deadline::session_settings(config.statement_timeout));
-                let pool = options(config.pool_max)
-                    .after_connect(move |conn, _| {
-                        let session = session.clone();
-                        Box::pin(async move { conn.execute(session.as_str()).await.map(drop) })
-                    })
-                    .after_release(deadline::after_release(abandoned, config.timeout))
-                    .connect_lazy(url)?;
-                Ok(Self {
-                    backend: Backend::Postgres,
-                    read: pool.clone(),
-                    write: pool,
-                    sqlite_writer: None,
-                    probe: None,
-                    snapshots: None,
-                    creates: Arc::default(),
-                    version_rows: Arc::default(),
-                    version_reads: Arc::default(),
-                    deadline,
-                    storage_full: Arc::default(),
-                    sqlite_file: None,
-                    migrations: POSTGRES_MIGRATIONS.iter().cloned().collect(),
-                    replica: compat::replica_id().into(),
-                    heartbeat: Some(
-                        AnyPoolOptions::new()
-                            .max_connections(1)
-                            .min_connections(0)
-                            .acquire_timeout(config.timeout)
-                            .connect_lazy(url)?,
-                    ),
-                })
+                let (pool, parts) = postgres::connect(config, options, url, abandoned)?;
+                (pool.clone(), pool, Engine::Postgres(parts), &POSTGRES_MIGRATIONS)
             }
             Backend::Sqlite => {
-                let url = sqlite_url(url)?;
-                let pragmas = |max: u32| {
-                    options(max).after_connect(|conn, _| {
-                        Box::pin(async move {
-                            for pragma in writer::PRAGMAS {
-                                sqlx::query(pragma).execute(&mut *conn).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                };
-                // Connected first: it creates the database file.
-                let write = pragmas(1).connect(&url).await?;
-                let read = pragmas(config.pool_max.max(2)).connect_lazy(&url)?;
-                let file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf();
-                // In memory, each connection of ours would see a database of its own: no probe,
-                // no graph loads (and so no graph cache).
-                let (probe, snapshots) = match file.to_str() {
-                    Some(":memory:") | Some("") => (None, None),
-                    _ => (
-                        VersionProbe::open(&file)
-                            .inspect_err(|error| tracing::warn!(%error, "graph-version probe unavailable; asking sqlx"))
-                            .ok()
-                            .map(Arc::new),
-                        Some(Arc::new(SnapshotReader::new(&file, config.timeout))),
-                    ),
-                };
-                let sqlite_writer = Some(Arc::new(
-                    SqliteWriter::new(&file, config.timeout, config.wal_max_bytes).map_err(StorageError::Writer)?,
-                ));
-                Ok(Self {
-                    backend: Backend::Sqlite,
-                    read,
-                    write,
-                    sqlite_writer,
-                    probe,
-                    sqlite_file: snapshots.is_some().then(|| file.clone()),
-                    snapshots,
-                    creates: Arc::default(),
-                    version_rows: Arc::default(),
-                    version_reads: Arc::default(),
-                    deadline,
-                    storage_full: Arc::default(),
-                    migrations: SQLITE_MIGRATIONS.iter().cloned().collect(),
-                    replica: compat::replica_id().into(),
-                    heartbeat: None,
-                })
+                let (read, write, parts) = sqlite::connect(config, options, &sqlite::url(url)?).await?;
+                (read, write, Engine::Sqlite(parts), &SQLITE_MIGRATIONS)
             }
-        }
+        };
+        Ok(Self {
+            read,
+            write,
+            engine,
+            deadline,
+            storage_full: Arc::default(),
+            migrations: migrations.iter().cloned().collect(),
+            replica: compat::replica_id().into(),
+        })
     }
 
     /// Runs a call's database work within DB_TIMEOUT + DB_STATEMENT_TIMEOUT; past that it fails
@@ -310,7 +227,18 @@ impl Store {
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.engine {
+            Engine::Sqlite(_) => Backend::Sqlite,
+            Engine::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// SQLite in a file: the database file.
+    fn sqlite_file(&self) -> Option<&Path> {
+        match &self.engine {
+            Engine::Sqlite(sqlite) => sqlite.file.as_ref().map(|file| file.path.as_path()),
+            Engine::Postgres(_) => None,
+        }
     }
 
     /// Also knows the migrations in `dir`, as a build with them compiled in would: tests of
@@ -330,36 +258,18 @@ impl Store {
         Ok(())
     }
 
-    /// A PostgreSQL write transaction (SQLite's writes are batches: `sqlite_writer`).
+    /// A PostgreSQL write transaction (SQLite's writes are batches run by its writer).
     async fn begin_write(&self) -> Result<WriteTx, StorageError> {
-        debug_assert_eq!(self.backend, Backend::Postgres);
         Ok(self.write.begin().await?)
     }
 
-    fn sqlite_writer(&self) -> Option<&SqliteWriter> {
-        self.sqlite_writer.as_deref()
-    }
-
-    /// PostgreSQL's create_entities (`combine`): the names created, and the graph versions
-    /// around the call when it can be replayed.
-    async fn pg_create(
-        &self,
-        tenant: &str,
-        entities: serde_json::Value,
-    ) -> Result<(HashSet<String>, Option<Versions>), StorageError> {
-        self.creates.create(&self.write, &self.deadline, tenant, entities).await
-    }
-
     /// Folds the tenant's graph-version rows of PostgreSQL backends that are gone (the server
-    /// does it as they pile up); returns how many rows were folded.
+    /// does it as they pile up); returns how many rows were folded (SQLite has one row a tenant).
     pub async fn fold_version_rows(&self, tenant: &str) -> Result<u64, StorageError> {
-        debug_assert_eq!(self.backend, Backend::Postgres);
-        postgres::fold_version_rows(&self.write, tenant).await
-    }
-
-    /// The pool for single-statement writes (autocommit) and migrations.
-    pub fn writer(&self) -> &AnyPool {
-        &self.write
+        match self.engine {
+            Engine::Postgres(_) => postgres::fold_version_rows(&self.write, tenant).await,
+            Engine::Sqlite(_) => Ok(0),
+        }
     }
 
     /// How long a request waits for a connection before it fails as unavailable (DB_TIMEOUT).
@@ -367,7 +277,7 @@ impl Store {
         self.write.options().get_acquire_timeout()
     }
 
-    pub fn reader(&self) -> &AnyPool {
+    fn reader(&self) -> &AnyPool {
         &self.read
     }
 
@@ -376,31 +286,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(writer) = &self.sqlite_writer {
-            writer.close().await;
+        match &self.engine {
+            Engine::Sqlite(sqlite) => sqlite.writer.close().await,
+            Engine::Postgres(postgres) => postgres.heartbeat.close().await,
         }
         self.write.close().await;
         self.read.close().await;
-        if let Some(heartbeat) = &self.heartbeat {
-            heartbeat.close().await;
-        }
     }
-}
-
-/// Makes sure the SQLite file can be created: `mode=rwc` and an existing parent directory.
-fn sqlite_url(url: &str) -> Result<String, StorageError> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let file = path.split('?').next().unwrap_or_default();
-    if let Some(dir) = Path::new(file).parent().filter(|d| file != ":memory:" && !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
-    }
-    let _ = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-    Ok(if url.contains("mode=") {
-        url.to_string()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
-    })
 }

@@ -5,19 +5,61 @@
 
 use std::{
     collections::HashSet,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use futures::TryStreamExt;
 use serde_json::Value;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyPool, Row};
 
 use super::{
-    Added, StorageError, Store, Versions,
+    Added, DatabaseConfig, StorageError, Store, Versions,
+    combine::CreateCombiner,
+    deadline::{self, Abandoned},
     loaded::{Entities, LoadedGraph, StoredEntity},
     relations_page,
+    version_reads::{VersionReads, graph_version},
 };
+
+/// PostgreSQL's own parts of a store: creates combined across calls, version reads shared across
+/// the reads that arrive together, the version rows' folding, and the heartbeat's connection.
+#[derive(Clone)]
+pub(super) struct Postgres {
+    pub creates: Arc<CreateCombiner>,
+    pub version_reads: Arc<VersionReads>,
+    pub version_rows: Arc<VersionRows>,
+    /// One connection of its own, so a heartbeat never takes or breaks a request's connection.
+    pub heartbeat: AnyPool,
+}
+
+/// One pool for reads and writes, and PostgreSQL's parts.
+pub(super) fn connect(
+    config: &DatabaseConfig,
+    options: impl Fn(u32) -> sqlx::any::AnyPoolOptions,
+    url: &str,
+    abandoned: Arc<Abandoned>,
+) -> Result<(AnyPool, Postgres), StorageError> {
+    // PostgreSQL guesses 100 rows for every JSON array this server sends, so without `jit = off`
+    // a one-entity write was costed like a bulk load and JIT-compiled. The timeouts are
+    // `deadline`'s.
+    let session = Arc::new(deadline::session_settings(config.statement_timeout));
+    let pool = options(config.pool_max)
+        .after_connect(move |conn, _| {
+            let session = session.clone();
+            Box::pin(async move { sqlx::Executor::execute(conn, session.as_str()).await.map(drop) })
+        })
+        .after_release(deadline::after_release(abandoned, config.timeout))
+        .connect_lazy(url)?;
+    let heartbeat = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(config.timeout)
+        .connect_lazy(url)?;
+    let parts =
+        Postgres { creates: Arc::default(), version_reads: Arc::default(), version_rows: Arc::default(), heartbeat };
+    Ok((pool, parts))
+}
 
 /// add_observations: `$1` the tenant, `$2` its items, `[[entity name, [[content, content_lc], …]], …]`.
 pub const ADD_OBSERVATIONS: &str = "WITH items AS MATERIALIZED ( \
@@ -43,11 +85,11 @@ pub const ADD_OBSERVATIONS: &str = "WITH items AS MATERIALIZED ( \
 /// missing. Every part of the statement sees the observations as they were before it, so repeats
 /// within an item are both added (the reference's rule). The lookups are scalar subqueries, one
 /// index probe a row: as `NOT EXISTS` joins the planner, which guesses 100 rows for every JSON
-/// array, hashed the tenant's entities and all observations (10k entities: 15 ms, against 0.5).
+/// array, hashed the tenant's entities and all observations (time growing with the graph).
 /// Returns what it did and the tenant's graph versions around it: the version its snapshot saw,
 /// and that plus the one its change adds (the observations trigger's).
 pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Result<(Added, Versions), StorageError> {
-    let rows = sqlx::query(ADD_OBSERVATIONS).bind(tenant).bind(input.to_string()).fetch_all(store.writer()).await?;
+    let rows = sqlx::query(ADD_OBSERVATIONS).bind(tenant).bind(input.to_string()).fetch_all(&store.write).await?;
     let (mut inserted, mut missing, mut versions) = (HashSet::new(), None, None);
     for row in rows {
         match row.try_get::<String, _>(0)?.as_str() {
@@ -61,17 +103,6 @@ pub async fn add_observations(store: &Store, tenant: &str, input: &Value) -> Res
     }
     let versions = versions.ok_or_else(|| StorageError::Internal("add_observations: no version row".into()))?;
     Ok((missing.map_or(Added::Inserted(inserted), Added::Missing), versions))
-}
-
-/// A tenant's graph version: the sum of its rows, one per backend that wrote to it (see the
-/// migration `graph_versions`), with its entity count and how many rows there are.
-pub const VERSION: &str = "SELECT COALESCE(sum(version), 0)::int8, COALESCE(sum(entities), 0)::int8, count(*)::int8 \
-     FROM graph_versions WHERE tenant = $1";
-
-/// The tenant's graph version, entity count and version rows; (0, 0, 0) for one that never wrote.
-pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i64, i64, i64), StorageError> {
-    let row = sqlx::query(VERSION).bind(tenant).fetch_one(conn).await?;
-    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
 /// One row per observation (one for an entity without any), grouped by entity.
@@ -139,7 +170,7 @@ impl VersionRows {
             }
             *last = Some(Instant::now());
         }
-        let (pool, tenant, deadline) = (store.writer().clone(), tenant.to_owned(), store.deadline.clone());
+        let (pool, tenant, deadline) = (store.write.clone(), tenant.to_owned(), store.deadline.clone());
         tokio::spawn(async move {
             match deadline.run(fold_version_rows(&pool, &tenant)).await {
                 Ok(folded) => tracing::debug!(folded, "graph-version rows folded"),

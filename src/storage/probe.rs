@@ -1,7 +1,7 @@
 //! The graph-version probe (SQLite): every read the graph cache serves first asks the database
-//! for the tenant's graph version, a primary-key read of ~2 µs. Through sqlx it is a trip to the
-//! connection's thread and back (~100 µs on the benchmark machine, and a third of a cached
-//! search's time); the probe runs it in place, on the caller's thread, with its own connections.
+//! for the tenant's graph version, a primary-key read. Through sqlx it is a trip to the
+//! connection's thread and back, which cost far more than the read (a third of a cached search's
+//! time); the probe runs it in place, on the caller's thread, with its own connections.
 //!
 //! It never waits: a connection in use, a busy database (SQLite's locks during WAL recovery or a
 //! checkpoint that restarts the log) or any error makes it answer `None`, and the caller asks

@@ -44,7 +44,7 @@ fn like_escape(needle: &str) -> String {
 ///
 /// One statement returns the whole answer as JSON: a statement is one consistent snapshot, and
 /// each statement is a round trip to the database (for SQLite, to sqlx's connection thread),
-/// which the benchmark showed to be most of a search's time when it took five.
+/// which was most of a search's time when it took five.
 pub async fn search_graph(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -60,7 +60,7 @@ pub async fn search_graph(
     let contains = format!("%{}%", like_escape(&needle));
     // The matching ids are collected first, each branch from its own trigram index, and the
     // entities fetched by id: filtering the tenant's entities against the match sets instead
-    // scans all of them (40 ms on SQLite, 300 ms on PostgreSQL at 100k entities).
+    // scans all of them.
     let matches = if backend == Backend::Sqlite && needle.chars().count() >= 3 {
         // FTS5's trigram index answers substring queries of three characters or more, for the rows
         // it holds; the newest rows, above the marks, wait to be indexed and are matched with
@@ -81,7 +81,7 @@ pub async fn search_graph(
         )
     } else if backend == Backend::Postgres {
         // A branch per column: with `name_lc LIKE … OR type_lc LIKE …` the planner scanned the
-        // table until statistics caught up with a bulk load (10k entities: 4.6 ms, against 1.5).
+        // table until statistics caught up with a bulk load.
         let like = st.arg(Arg::Text(contains.clone()));
         format!(
             "e.tenant = {tenant} AND e.id IN (SELECT id FROM entities WHERE name_lc LIKE {like} ESCAPE '\\' \

@@ -1,7 +1,6 @@
 //! Whole-graph loads (SQLite), read through rusqlite on a blocking thread. Through sqlx each row
 //! was a trip from the connection's thread to the runtime's with every value copied into an
-//! `AnyRow`: the first search on a 10k-entity graph, which loads it, took 160-320 ms on the
-//! benchmark machine, and 40-65 ms this way (40k entities: 0.7-0.8 s, now 0.17-0.21 s).
+//! `AnyRow`, four times slower than this way.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,7 +17,7 @@ use super::{
 
 /// One row per observation (one for an entity without any), grouped by entity. In name order, the
 /// order of the (tenant, name) index SQLite walks: `ORDER BY e.id` sorted the rows in a temporary
-/// B-tree, ~10 ms of a 10k-entity load.
+/// B-tree, a large part of a load.
 const ENTITY_ROWS: &str = "SELECT e.id, e.name, e.entity_type, e.name_lc, e.type_lc, o.content, o.content_lc \
      FROM entities e LEFT JOIN observations o ON o.entity_id = e.id WHERE e.tenant = $1 ORDER BY e.name, o.id";
 

@@ -11,12 +11,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::oneshot;
 
-use super::{StorageError, deadline::Deadline, postgres};
+use super::{StorageError, deadline::Deadline};
 
-/// The tenant's version, entity count and version rows (`postgres::graph_version`).
+/// The tenant's version, entity count and version rows (`graph_version`).
 type Version = (i64, i64, i64);
 type Waiter = oneshot::Sender<Result<Version, StorageError>>;
 
@@ -85,7 +85,7 @@ impl VersionReads {
             let outcome = deadline
                 .run(async {
                     let mut conn = pool.acquire().await?;
-                    postgres::graph_version(&mut conn, &tenant).await
+                    graph_version(&mut conn, &tenant).await
                 })
                 .await;
             match outcome {
@@ -102,4 +102,15 @@ impl VersionReads {
             }
         }
     }
+}
+
+/// A tenant's graph version: the sum of its rows, one per backend that wrote to it (see the
+/// migration `graph_versions`), with its entity count and how many rows there are.
+pub const VERSION: &str = "SELECT COALESCE(sum(version), 0)::int8, COALESCE(sum(entities), 0)::int8, count(*)::int8 \
+     FROM graph_versions WHERE tenant = $1";
+
+/// The tenant's graph version, entity count and version rows; (0, 0, 0) for one that never wrote.
+pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i64, i64, i64), StorageError> {
+    let row = sqlx::query(VERSION).bind(tenant).fetch_one(conn).await?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }

@@ -2,11 +2,11 @@
 //! every change to its rows, whoever makes it, so a reader can tell with one small read whether a
 //! copy of the graph it holds is current, and load the whole graph as one snapshot when it is not.
 //! SQLite keeps one row per tenant; PostgreSQL one per tenant and writing backend, summed
-//! (`postgres::graph_version`).
+//! (`version_reads::graph_version`).
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, LoadedGraph, StorageError, StoredEntity, postgres};
+use super::{Engine, LoadedGraph, StorageError, StoredEntity, postgres};
 
 /// The tenant's graph version and entity count (SQLite); (0, 0) for a tenant that never wrote.
 pub async fn graph_version(conn: &mut AnyConnection, tenant: &str) -> Result<(i64, i64), StorageError> {
@@ -22,14 +22,18 @@ impl super::Store {
     /// at once, else from the read pool; on PostgreSQL from a query shared with the reads of the
     /// tenant that arrive with this one (`version_reads`).
     pub async fn graph_version(&self, tenant: &str) -> Result<(i64, i64), StorageError> {
-        if let Some(found) = self.probe.as_ref().and_then(|probe| probe.version(tenant)) {
-            return Ok(found);
-        }
-        match self.backend {
-            Backend::Sqlite => graph_version(&mut *self.reader().acquire().await?, tenant).await,
-            Backend::Postgres => {
-                let (version, entities, rows) = self.version_reads.read(self.reader(), &self.deadline, tenant).await?;
-                self.version_rows.fold_if_many(self, tenant, rows);
+        match &self.engine {
+            Engine::Sqlite(sqlite) => {
+                let probe = sqlite.file.as_ref().and_then(|file| file.probe.as_ref());
+                if let Some(found) = probe.and_then(|probe| probe.version(tenant)) {
+                    return Ok(found);
+                }
+                graph_version(&mut *self.reader().acquire().await?, tenant).await
+            }
+            Engine::Postgres(postgres) => {
+                let (version, entities, rows) =
+                    postgres.version_reads.read(self.reader(), &self.deadline, tenant).await?;
+                postgres.version_rows.fold_if_many(self, tenant, rows);
                 Ok((version, entities))
             }
         }
@@ -40,25 +44,27 @@ impl super::Store {
 pub(super) const VERSION: &str = "SELECT version, entities FROM graph_versions WHERE tenant = $1";
 impl super::Store {
     /// The tenant's whole graph as one snapshot: each entity, with its observations, goes to
-    /// `each_entity` as its rows arrive, so the graph is never held twice (collected first,
-    /// loading a 47k-entity graph took the server's peak ~6 MiB higher). PostgreSQL, or SQLite in
-    /// a file (`loads_graphs`).
+    /// `each_entity` as its rows arrive, so the graph is never held twice (collected first, a
+    /// load raised the server's peak memory). PostgreSQL, or SQLite in a file (`loads_graphs`).
     pub async fn load_graph<G: Send + 'static>(
         &self,
         tenant: &str,
         mut graph: G,
         each_entity: fn(&mut G, StoredEntity),
     ) -> Result<(G, LoadedGraph), StorageError> {
-        if self.backend == Backend::Postgres {
-            let rest = postgres::load_graph(self, tenant, &mut graph, each_entity).await?;
-            return Ok((graph, rest));
-        }
-        let Some(reader) = self.snapshots.clone() else {
+        let file = match &self.engine {
+            Engine::Postgres(_) => {
+                let rest = postgres::load_graph(self, tenant, &mut graph, each_entity).await?;
+                return Ok((graph, rest));
+            }
+            Engine::Sqlite(sqlite) => sqlite.file.clone(),
+        };
+        let Some(file) = file else {
             return Err(StorageError::Unsupported("whole-graph loads need a SQLite database file"));
         };
         let tenant = tenant.to_owned();
         let loading = tokio::task::spawn_blocking(move || {
-            let rest = reader.load(&tenant, &mut graph, each_entity)?;
+            let rest = file.snapshots.load(&tenant, &mut graph, each_entity)?;
             Ok((graph, rest))
         });
         match loading.await {
@@ -72,7 +78,10 @@ impl super::Store {
     /// Whether `load_graph` can load a tenant's graph: PostgreSQL, or SQLite in a file (in
     /// memory, every connection of ours would see a database of its own).
     pub fn loads_graphs(&self) -> bool {
-        self.backend == Backend::Postgres || self.snapshots.is_some()
+        match &self.engine {
+            Engine::Sqlite(sqlite) => sqlite.file.is_some(),
+            Engine::Postgres(_) => true,
+        }
     }
 
     /// Whether one writer orders every write (SQLite): each reports the graph versions around
@@ -80,6 +89,6 @@ impl super::Store {
     /// concurrently across replicas; only its creates and observation additions report the
     /// version they started from.
     pub fn single_writer(&self) -> bool {
-        self.sqlite_writer.is_some()
+        matches!(self.engine, Engine::Sqlite(_))
     }
 }

@@ -3,8 +3,7 @@
 //! rusqlite with its statements prepared once.
 //!
 //! A small write runs in place, on the caller's thread, when the connection is free and no write
-//! is queued: it costs SQLite ~40 µs, less than handing it to another thread and back (two
-//! wake-ups, ~50 µs each on the benchmark machines). The rest queue, in order, for the writer
+//! is queued: it costs SQLite less than handing it to another thread and back (two wake-ups). The rest queue, in order, for the writer
 //! thread: large writes (so no async worker is held for milliseconds), writes that find the
 //! connection taken, and writes that find the database locked by another process (in place a
 //! write never waits for a lock; the thread waits up to the busy timeout).
@@ -46,7 +45,7 @@ pub(super) const PRAGMAS: &[&str] = &[
 /// As `PRAGMAS` sets it, for the writer thread.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Inputs up to this size run in place: a few dozen entities, at most ~1 ms of SQLite's time.
+/// Inputs up to this size run in place: a few dozen entities, short enough for an async worker.
 const IN_PLACE_INPUT_MAX: usize = 2048;
 
 /// Every statement of every batch stays prepared (the six batches share eight; ~20 in all).

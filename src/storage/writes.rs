@@ -10,8 +10,10 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::{
-    Added, StorageError, Store, Versions, batch, delete_entity, delete_observation, delete_relation, entity_id,
-    insert_relation, postgres,
+    Added, Engine, StorageError, Store, Versions, batch,
+    graph::{delete_entity, delete_observation, delete_relation, entity_id, insert_relation},
+    postgres,
+    sqlite::Sqlite,
 };
 
 type Result<T> = std::result::Result<(T, Option<Versions>), StorageError>;
@@ -57,9 +59,11 @@ fn relations_input(relations: &[(&str, &str, &str)]) -> Value {
 pub async fn create_entities(store: &Store, tenant: &str, entities: &[NewEntity<'_>]) -> Result<HashSet<String>> {
     let done: Result<HashSet<String>> = async {
         let input = entities_input(entities);
-        Ok(match store.sqlite_writer() {
-            Some(writer) => batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?,
-            None => store.pg_create(tenant, input).await?,
+        Ok(match &store.engine {
+            Engine::Sqlite(Sqlite { writer, .. }) => {
+                batch::create_entities(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)))?
+            }
+            Engine::Postgres(postgres) => postgres.creates.create(&store.write, &store.deadline, tenant, input).await?,
         })
     }
     .await;
@@ -73,7 +77,7 @@ pub async fn create_relations(
     relations: &[(&str, &str, &str)],
 ) -> Result<HashSet<(String, String, String)>> {
     let done: Result<HashSet<(String, String, String)>> = async {
-        if let Some(writer) = store.sqlite_writer() {
+        if let Engine::Sqlite(Sqlite { writer, .. }) = &store.engine {
             let input = relations_input(relations);
             return batch::create_relations(writer, tenant, &input).await.map(|(c, v)| (c, Some(v)));
         }
@@ -96,9 +100,13 @@ pub async fn create_relations(
 pub async fn add_observations(store: &Store, tenant: &str, items: &[(&str, Vec<&str>)]) -> Result<Added> {
     let done: Result<Added> = async {
         let input = additions_input(items);
-        Ok(match store.sqlite_writer() {
-            Some(writer) => batch::add_observations(writer, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
-            None => postgres::add_observations(store, tenant, &input).await.map(|(a, v)| (a, Some(v)))?,
+        Ok(match &store.engine {
+            Engine::Sqlite(Sqlite { writer, .. }) => {
+                batch::add_observations(writer, tenant, &input).await.map(|(a, v)| (a, Some(v)))?
+            }
+            Engine::Postgres(_) => {
+                postgres::add_observations(store, tenant, &input).await.map(|(a, v)| (a, Some(v)))?
+            }
         })
     }
     .await;
@@ -109,7 +117,7 @@ pub async fn add_observations(store: &Store, tenant: &str, items: &[(&str, Vec<&
 /// end of the relations deleted.
 pub async fn delete_entities(store: &Store, tenant: &str, names: &[String]) -> Result<Vec<String>> {
     let done: Result<Vec<String>> = async {
-        if let Some(writer) = store.sqlite_writer() {
+        if let Engine::Sqlite(Sqlite { writer, .. }) = &store.engine {
             return batch::delete_entities(writer, tenant, names).await.map(|(e, v)| (e, Some(v)));
         }
         let mut tx = store.begin_write().await?;
@@ -127,7 +135,7 @@ pub async fn delete_entities(store: &Store, tenant: &str, names: &[String]) -> R
 /// Deletes each item's observations equal to one of its contents; a missing entity is skipped.
 pub async fn delete_observations(store: &Store, tenant: &str, items: &[(&str, &[String])]) -> Result<()> {
     let done: Result<()> = async {
-        if let Some(writer) = store.sqlite_writer() {
+        if let Engine::Sqlite(Sqlite { writer, .. }) = &store.engine {
             return Ok(((), Some(batch::delete_observations(writer, tenant, items).await?)));
         }
         let mut tx = store.begin_write().await?;
@@ -147,7 +155,7 @@ pub async fn delete_observations(store: &Store, tenant: &str, items: &[(&str, &[
 
 pub async fn delete_relations(store: &Store, tenant: &str, relations: &[(&str, &str, &str)]) -> Result<()> {
     let done: Result<()> = async {
-        if let Some(writer) = store.sqlite_writer() {
+        if let Engine::Sqlite(Sqlite { writer, .. }) = &store.engine {
             return Ok(((), Some(batch::delete_relations(writer, tenant, &relations_input(relations)).await?)));
         }
         let mut tx = store.begin_write().await?;

@@ -94,6 +94,13 @@ pub async fn memory(db_url: &str, extra: &[&str]) -> Memory {
     Application::build(settings(db_url, extra)).await.expect("the application builds").memory().clone()
 }
 
+/// A plain pool on a test's database, for what a test does behind the server's back (as psql or
+/// the sqlite3 shell would).
+pub async fn sql(db_url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new().max_connections(1).connect(db_url).await.expect("connect to the test database")
+}
+
 /// Settings as the CLI would parse them, from flags only (the test's environment is ignored
 /// for everything set here).
 pub fn settings(db_url: &str, extra: &[&str]) -> mcp_server::config::Settings {

@@ -48,7 +48,8 @@ async fn changes_made_by_other_replicas_and_by_sql_are_seen_by_the_next_read_pos
     assert_eq!(five_reads(&here, "seen", &["b"]).await, STALE);
     assert_eq!(five_reads(&elsewhere, "x", &["b"]).await, STALE);
     // Writes that are not a server's at all (psql, an older release).
-    let sql = async |statement: &str| sqlx::query(statement).execute(here.store().writer()).await.unwrap();
+    let psql = common::sql(&db.url).await;
+    let sql = async |statement: &str| sqlx::query(statement).execute(&psql).await.unwrap();
     sql("UPDATE observations SET content = 'gone', content_lc = 'gone'").await;
     assert_eq!(five_reads(&here, "seen", &[]).await, STALE);
     assert_eq!(five_reads(&elsewhere, "gone", &["b"]).await, STALE);
@@ -154,12 +155,9 @@ async fn version_rows_of_backends_gone_are_folded_and_the_version_kept_postgres(
         passing.store().close().await;
     }
     memory.create_entities(&tenant, vec![entity("stays", "v")]).await.unwrap();
-    let rows = async || {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM graph_versions")
-            .fetch_one(memory.store().reader())
-            .await
-            .unwrap()
-    };
+    let psql = common::sql(&db.url).await;
+    let rows =
+        async || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM graph_versions").fetch_one(&psql).await.unwrap();
     assert_eq!(rows().await, 6);
     let everyone = ["gone-0", "gone-1", "gone-2", "gone-3", "gone-4", "stays"];
     assert_eq!(five_reads(&memory, "v", &everyone).await, FRESH);
