@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-// glibc's malloc and free were ~29% of a search's CPU under load (bench/results/2026-11-25-2.md,
-// "Limits now"); mimalloc's per-thread heaps made search at c=64 32% faster.
+// Under concurrent load glibc's malloc and free took a large share of a search's CPU; mimalloc's
+// per-thread heaps avoid their arena locks (docs/architecture.md, "Measured choices").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -29,8 +29,8 @@ pub fn handle() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             // The recorder keeps every histogram sample until upkeep folds it into the buckets; a
-            // scrape does that too, but a replica nobody scrapes grew without bound (47 MiB over
-            // the benchmark's two-minute SQLite run). A thread, not a task: tests run many runtimes.
+            // scrape does that too, but a replica nobody scrapes would grow without bound. A
+            // thread, not a task: tests run many runtimes.
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())

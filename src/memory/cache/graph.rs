@@ -15,9 +15,7 @@ use crate::{
 };
 
 /// A text and its lowercased copy (the one search matches against), which is kept only when it
-/// differs: most text is lowercase already. With the boxed nodes below, a cached entity of the
-/// benchmark's went from ~710 to ~590 bytes, and loading a 47k-entity graph took the server's
-/// peak from 88 to 80 MiB.
+/// differs: most text is lowercase already, and a cached graph's size is most of the server's.
 struct Lowered {
     text: String,
     lowercase: Option<Box<str>>,

@@ -1,6 +1,6 @@
-//! Tenants' graphs held in memory, so reads skip the database's search: the benchmark found 63%
-//! of a search's CPU in SQLite's statement and its thread hop, and on PostgreSQL a search of
-//! 1,000 entities answered ~650 times a second where a copy answers thousands.
+//! Tenants' graphs held in memory, so reads skip the database's search: on SQLite most of a
+//! search's CPU went to the statement and its thread hop, and on PostgreSQL to the round trip and
+//! the query (docs/architecture.md, "Measured choices").
 //!
 //! A copy is used only while it is current: every read first reads the tenant's graph version
 //! (triggers bump it on every change, whoever makes it) and serves from memory only a copy at that
