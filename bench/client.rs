@@ -39,13 +39,24 @@ struct Content<'a> {
     text: Option<Cow<'a, str>>,
 }
 
-/// Sends one tools/call and checks the reply is our JSON-RPC result and not a tool error.
-/// Returns the entities a search found (from structuredContent, else the text), if it says.
-pub async fn call(client: &reqwest::Client, url: &str, id: u64, name: &str, arguments: Value) -> Result<Option<usize>> {
+/// Sends one tools/call (with a tenant's bearer token, on a server that checks them) and checks the
+/// reply is our JSON-RPC result and not a tool error. Returns the entities a search found (from
+/// structuredContent, else the text), if it says.
+pub async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    id: u64,
+    name: &str,
+    arguments: Value,
+) -> Result<Option<usize>> {
     let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": { "name": name, "arguments": arguments } });
-    let response = client
-        .post(url)
+    let mut request = client.post(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")

@@ -66,7 +66,7 @@ pub fn seed_entity(i: usize) -> Value {
 async fn seed(client: &reqwest::Client, args: &Args) -> Result<()> {
     for (batch, start) in (0..args.seed).step_by(500).enumerate() {
         let entities: Vec<Value> = (start..(start + 500).min(args.seed)).map(seed_entity).collect();
-        call(client, &args.url, batch as u64 + 1, "create_entities", json!({ "entities": entities })).await?;
+        call(client, &args.url, None, batch as u64 + 1, "create_entities", json!({ "entities": entities })).await?;
     }
     println!("{}", json!({ "seeded": args.seed }));
     Ok(())
@@ -93,7 +93,7 @@ async fn worker(
             }
         };
         let started = Instant::now();
-        let outcome = call(&client, &args.url, i, &args.tool, arguments).await.and_then(|found| {
+        let outcome = call(&client, &args.url, None, i, &args.tool, arguments).await.and_then(|found| {
             ensure!(
                 args.tool != "search_nodes" || found == expected,
                 "search found {found:?} entities, not {expected:?}"
@@ -120,7 +120,7 @@ async fn main() -> Result<()> {
     }
     // One warm-up search per connection, so connection setup is not measured.
     let warm_up = (0..args.concurrency as u64)
-        .map(|i| call(&client, &args.url, i, "search_nodes", json!({ "query": args.query })));
+        .map(|i| call(&client, &args.url, None, i, "search_nodes", json!({ "query": args.query })));
     let mut found = Vec::new();
     for outcome in futures::future::join_all(warm_up).await {
         found.push(outcome.context("warm-up")?);

@@ -62,7 +62,7 @@ async fn worker(client: reqwest::Client, url: Arc<str>, worker: usize, deadline:
             _ => ("search_nodes", json!({ "query": tag(target) }), true),
         };
         let started = Instant::now();
-        let outcome = call(&client, &url, id, name, arguments).await.and_then(|found| {
+        let outcome = call(&client, &url, None, id, name, arguments).await.and_then(|found| {
             ensure!(!search || found == Some(1), "search for {} found {found:?} entities, not 1", tag(target));
             Ok(())
         });

@@ -6,3 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench/run --smoke
 bench/soak.sh --smoke
+bench/wrk.sh --smoke
+bench/tenants.sh --smoke

@@ -19,5 +19,5 @@ for version in 1.32.0 1.33.0; do
 done
 python3 tests/policy/test_policy.py || status=1
 python3 tests/deploy/test_deploy.py || status=1
-shellcheck nix/*.sh scripts/test scripts/lib.sh bench/run .ci/run .ci/checks/*.sh || status=1
+shellcheck -x nix/*.sh scripts/test scripts/lib.sh bench/run bench/*.sh .ci/run .ci/checks/*.sh || status=1
 exit $status

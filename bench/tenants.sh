@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Many tenants over HTTP: TENANTS (10,000) tenants of ENTITIES (100) entities, on SQLite and on
+# PostgreSQL, each store seeded once and then measured with the graph cache at each budget in
+# BUDGETS ("50000 2000000": the default, and one that holds every tenant): one-hit and broad
+# search and one-entity writes on random tenants (bench-tenants, bench/tenants.rs), the server's
+# RSS. Writes bench/results/<date>-tenants.{md,jsonl}.
+#
+#   bench/tenants.sh           the full run
+#   bench/tenants.sh --smoke   40 tenants on a debug build; checks every call (CI could run it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+source bench/lib.sh
+
+smoke=false
+[[ ${1:-} == --smoke ]] && smoke=true
+pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+if $smoke; then
+  profile=dev dir=debug tenants=40 entities=20 calls=200 budgets=(100 100000)
+else
+  profile=${BENCH_PROFILE:-soak} dir=${BENCH_PROFILE:-soak} tenants=${TENANTS:-10000} entities=${ENTITIES:-100}
+  calls=${CALLS:-20000}
+  read -ra budgets <<<"${BUDGETS:-50000 2000000}"
+fi
+concurrency=${CONCURRENCY:-8}
+
+log "build ($profile)"
+cargo build --locked --profile "$profile" --bin mcp-server
+cargo build --locked --profile "$profile" --example bench-tenants
+bin=$PWD/target/$dir
+
+work=$(mktemp -d)
+results=$work/results.jsonl
+db=mcp_bench_tenants_$$
+cleanup() {
+  jobs -p | xargs -r kill 2>/dev/null || true
+  wait 2>/dev/null || true
+  psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# A secret for this run only: never printed, gone with the run.
+JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+export JWT_SECRET
+
+# One port for every start: the audience a token names is the server's URL.
+port=$(free_port)
+serve() { # BACKEND BUDGET: our server on that store; sets pid and url
+  if [[ $1 == sqlite ]]; then
+    DATA_DIR=$work/sqlite GRAPH_CACHE_ENTITIES=$2 PORT=$port METRICS_PORT=$(free_port) LOG_LEVEL=warn \
+      "$bin/mcp-server" serve >>"$work/server.log" 2>&1 &
+  else
+    DATABASE_URL=$pg/$db GRAPH_CACHE_ENTITIES=$2 PORT=$port METRICS_PORT=$(free_port) LOG_LEVEL=warn \
+      "$bin/mcp-server" serve >>"$work/server.log" 2>&1 &
+  fi
+  pid=$!
+  url=http://127.0.0.1:$port/mcp
+  wait_ready "http://127.0.0.1:$port/health/ready" "$pid"
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
+# The issuer and audience the server checks, read off a token it mints.
+claims=$(DATA_DIR=$work/probe PORT=$port "$bin/mcp-server" token --tenant probe | cut -d. -f2 |
+  python3 -c 'import base64,json,sys; t=sys.stdin.read().strip(); c=json.loads(base64.urlsafe_b64decode(t+"="*(-len(t)%4))); print(c["iss"], c["aud"])')
+read -r issuer audience <<<"$claims"
+tool() { "$bin/examples/bench-tenants" --url "$url" --issuer "$issuer" --audience "$audience" \
+  --tenants "$tenants" --entities "$entities" --concurrency "$concurrency" --calls "$calls" "$@"; }
+record() { # BACKEND BUDGET JSON
+  local line
+  line="{\"backend\":\"$1\",\"budget\":$2,\"rss_kib\":$(rss_kib "$pid" VmRSS),\"peak_rss_kib\":$(rss_kib "$pid" VmHWM),${3#\{}"
+  echo "  $line"
+  echo "$line" >>"$results"
+}
+
+mkdir -p "$work/sqlite"
+psql -q "$pg/postgres" -c "create database $db"
+DATABASE_URL=$pg/$db "$bin/mcp-server" migrate >/dev/null
+for backend in sqlite postgres; do
+  log "$backend: seed $tenants tenants × $entities entities"
+  serve "$backend" "${budgets[0]}"
+  line=$(tool --seed --phases '')
+  record "$backend" "${budgets[0]}" "$line"
+  stop
+  for budget in "${budgets[@]}"; do
+    log "$backend: GRAPH_CACHE_ENTITIES=$budget"
+    serve "$backend" "$budget"
+    tool | while read -r line; do record "$backend" "$budget" "$line"; done
+    stop
+  done
+done
+
+log "report"
+report() {
+  python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| backend | GRAPH_CACHE_ENTITIES | phase | calls | seconds | req/s | p50 ms | p99 ms | RSS after MiB | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    calls = r.get("calls", r.get("tenants"))
+    rate = r.get("rps", r.get("entities_per_s"))
+    rate_s = f"{rate:.0f}" + (" entities/s" if r["phase"] == "seed" else "")
+    p50 = f"{r['p50_ms']:.2f}" if "p50_ms" in r else ""
+    p99 = f"{r['p99_ms']:.2f}" if "p99_ms" in r else ""
+    print(f"| {r['backend']} | {r['budget']:,} | {r['phase']} | {calls:,} | {r['seconds']:.1f} | {rate_s} | {p50} | {p99} | "
+          f"{r['rss_kib'] / 1024:.0f} | {r['peak_rss_kib'] / 1024:.0f} |")
+PY
+}
+if $smoke; then
+  report >/dev/null
+  echo "smoke run: every call valid"
+else
+  day=$(date -u +%F) name=$day-tenants n=1
+  while [[ -e bench/results/$name.md ]]; do n=$((n + 1)) name=$day-tenants-$n; done
+  cp "$results" "bench/results/$name.jsonl"
+  {
+    echo "# $tenants tenants × $entities entities over HTTP, $day"
+    echo
+    echo "Machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME");"
+    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), profile $profile. bench-tenants at"
+    echo "$concurrency connections, every call on a random tenant with its own token; RSS of the server process"
+    echo "after the phase and its peak since start (each budget is a fresh start on the seeded store)."
+    echo
+    report
+  } >"bench/results/$name.md"
+  echo "wrote bench/results/$name.md"
+fi
