@@ -61,6 +61,16 @@ fn bad_configuration_exits_2_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for MAX_REPLY_BYTES"));
 
+    // An entity cap for a cache GRAPH_CACHE_BYTES=0 turns off.
+    let out = mcp_server()
+        .args(["check-config"])
+        .env("GRAPH_CACHE_BYTES", "0")
+        .env("GRAPH_CACHE_ENTITIES", "1000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value for GRAPH_CACHE_ENTITIES"));
+
     let out = mcp_server().args(["check-config"]).output().unwrap();
     assert!(out.status.success());
 }
@@ -90,6 +100,7 @@ fn help_lists_every_variable_with_its_default() {
         "MAX_BODY_BYTES",
         "DB_STATEMENT_TIMEOUT",
         "MAX_REPLY_BYTES",
+        "GRAPH_CACHE_BYTES",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help lacks {var}:\n{help}");
     }

@@ -7,6 +7,7 @@ use common::{Db, TestDb};
 use mcp_server::memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant};
 use serde_json::{Value, json};
 
+mod bytes;
 mod postgres;
 
 async fn memory(url: &str, cache_entities: &str) -> Memory {

@@ -132,10 +132,15 @@ pub struct Settings {
     /// Most items in one tool call (entities, relations, observations or names)
     #[arg(long, env = "MAX_BATCH", default_value_t = 1_000, global = true)]
     pub max_batch: usize,
-    /// Most entities (all tenants together) kept in memory to answer reads without a query;
-    /// least recently used graphs go first, 0 turns it off
-    #[arg(long, env = "GRAPH_CACHE_ENTITIES", default_value_t = 50_000, global = true)]
-    pub graph_cache_entities: usize,
+    /// Memory (all tenants together) for graphs kept to answer reads without a query, in bytes:
+    /// least recently used graphs go first, a graph larger than this is read from the database,
+    /// 0 turns the cache off
+    #[arg(long, env = "GRAPH_CACHE_BYTES", default_value_t = 256 * 1024 * 1024, global = true)]
+    pub graph_cache_bytes: u64,
+    /// Most entities (all tenants together) in the graph cache, besides its bytes (no cap unless
+    /// given); 0 turns the cache off
+    #[arg(long, env = "GRAPH_CACHE_ENTITIES", global = true)]
+    pub graph_cache_entities: Option<usize>,
     /// Largest reply of read_graph, search_nodes or the graph resource, in bytes (at least 65536):
     /// a larger result comes as the first page that fits, with `nextCursor`
     #[arg(long, env = "MAX_REPLY_BYTES", default_value_t = 4_194_304, global = true)]
@@ -222,6 +227,12 @@ impl Settings {
         }
         if self.max_observation_bytes == 0 {
             return Err(ConfigError::new("MAX_OBSERVATION_BYTES", "must be at least 1"));
+        }
+        if self.graph_cache_bytes == 0 && self.graph_cache_entities.is_some_and(|n| n > 0) {
+            return Err(ConfigError::new(
+                "GRAPH_CACHE_ENTITIES",
+                "is set, but GRAPH_CACHE_BYTES=0 turns the graph cache off: unset one of them",
+            ));
         }
         if self.sqlite_wal_max_bytes < 1024 * 1024 {
             return Err(ConfigError::new("SQLITE_WAL_MAX_BYTES", "must be at least 1048576 (1 MiB)"));

@@ -60,6 +60,10 @@ pub fn handle() -> PrometheusHandle {
                 "PostgreSQL replica heartbeats (mcp_replicas) that failed; a stale one lets a breaking migration through"
             );
             metrics::describe_gauge!("graph_cache_entities", "Entities the graph cache holds, all tenants");
+            metrics::describe_gauge!(
+                "graph_cache_bytes",
+                "Memory the graph cache holds (estimated), all tenants; at most GRAPH_CACHE_BYTES"
+            );
             metrics::describe_counter!(
                 "graph_cache_replays_skipped_total",
                 "PostgreSQL writes not replayed: the copy was at another version than the write started from"

@@ -9,7 +9,9 @@ pub struct Limits {
     pub max_name_bytes: usize,
     pub max_observation_bytes: usize,
     pub max_batch: usize,
-    /// Most entities kept in memory across tenants; 0 reads everything from the database.
+    /// Most memory (bytes, estimated) and entities the graph cache holds across tenants; either
+    /// 0 reads everything from the database.
+    pub graph_cache_bytes: usize,
     pub graph_cache_entities: usize,
     /// Largest reply of a graph read (read_graph, search_nodes, the graph resource), in bytes.
     pub max_reply_bytes: usize,
@@ -21,7 +23,8 @@ impl Default for Limits {
             max_name_bytes: 512,
             max_observation_bytes: 16_384,
             max_batch: 1_000,
-            graph_cache_entities: 50_000,
+            graph_cache_bytes: 256 * 1024 * 1024,
+            graph_cache_entities: usize::MAX,
             max_reply_bytes: 4 * 1024 * 1024,
         }
     }
@@ -33,7 +36,8 @@ impl Limits {
             max_name_bytes: settings.max_name_bytes,
             max_observation_bytes: settings.max_observation_bytes,
             max_batch: settings.max_batch,
-            graph_cache_entities: settings.graph_cache_entities,
+            graph_cache_bytes: usize::try_from(settings.graph_cache_bytes).unwrap_or(usize::MAX),
+            graph_cache_entities: settings.graph_cache_entities.unwrap_or(usize::MAX),
             max_reply_bytes: settings.max_reply_bytes,
         }
     }

@@ -91,8 +91,9 @@ pub struct Memory {
 
 impl Memory {
     pub fn new(store: Store, limits: Limits) -> Self {
-        let cache = (store.loads_graphs() && limits.graph_cache_entities > 0)
-            .then(|| Arc::new(GraphCache::new(limits.graph_cache_entities, store.single_writer())));
+        let budget = cache::Budget { bytes: limits.graph_cache_bytes, entities: limits.graph_cache_entities };
+        let cache = (store.loads_graphs() && budget.bytes > 0 && budget.entities > 0)
+            .then(|| Arc::new(GraphCache::new(budget, store.single_writer())));
         Memory { store, limits, cache, replies: budget::Replies::default() }
     }
 
@@ -160,7 +161,7 @@ impl Memory {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
             return Ok(Some(cached));
         }
-        if usize::try_from(entities).unwrap_or(usize::MAX) > cache.max_entities() {
+        if !cache.may_fit(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
             metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
             return Ok(None);
         }
@@ -176,8 +177,16 @@ impl Memory {
         }
         let (graph, rest) =
             self.store.load_graph(tenant.as_str(), TenantGraph::default(), TenantGraph::load_entity).await?;
-        metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
-        Ok(Some(cache.insert(tenant.as_str(), graph.loaded(rest))))
+        match cache.insert(tenant.as_str(), graph.loaded(rest)) {
+            Ok(held) => {
+                metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
+                Ok(Some(held))
+            }
+            Err(too_large) => {
+                metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
+                Ok(Some(too_large))
+            }
+        }
     }
 
     /// The cache's write and load order, waited for at most as long as for a connection: under

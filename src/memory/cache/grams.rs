@@ -8,6 +8,8 @@
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
+use super::size;
+
 /// One to three bytes of text and their count, packed.
 type Gram = u32;
 
@@ -28,6 +30,8 @@ pub struct GramIndex {
     ids: Vec<i64>,
     slots: FxHashMap<i64, u32>,
     free: Vec<u32>,
+    /// Entity ids in all postings together (`size::POSTING` each).
+    entries: usize,
 }
 
 /// The distinct grams of `fields`, sorted.
@@ -87,14 +91,19 @@ impl GramIndex {
 
     fn add(&mut self, slot: u32, grams: &[Gram]) {
         for &t in grams {
-            self.postings.entry(t).or_default().insert(slot);
+            self.entries += usize::from(self.postings.entry(t).or_default().insert(slot));
         }
+    }
+
+    /// The postings' estimated memory (`size`).
+    pub fn bytes(&self) -> usize {
+        self.postings.len() * size::GRAM + self.entries * size::POSTING
     }
 
     fn drop_postings(&mut self, slot: u32, grams: &[Gram]) {
         for t in grams {
             if let Some(posting) = self.postings.get_mut(t) {
-                posting.remove(slot);
+                self.entries -= usize::from(posting.remove(slot));
                 if posting.is_empty() {
                     self.postings.remove(t);
                 }

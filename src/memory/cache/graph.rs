@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use memchr::memmem::Finder;
 
-use super::grams::{Candidates, GramIndex, grams};
+use super::{
+    grams::{Candidates, GramIndex, grams},
+    size,
+};
 use crate::{
     memory::{
         Entity, Relation,
@@ -33,6 +36,10 @@ impl Lowered {
 
     fn lowercase(&self) -> &str {
         self.lowercase.as_deref().unwrap_or(&self.text)
+    }
+
+    fn bytes(&self) -> usize {
+        size::STRING + self.text.len() + self.lowercase.as_ref().map_or(0, |l| size::STRING + l.len())
     }
 }
 
@@ -69,6 +76,12 @@ impl Node {
         }
     }
 
+    /// Memory it takes (`size`), the name-map's copy of its name included.
+    fn bytes(&self) -> usize {
+        let observations: usize = self.observations.iter().map(|o| size::OBSERVATION + o.bytes()).sum();
+        size::ENTITY + size::STRING + self.name.text.len() + self.name.bytes() + self.entity_type.bytes() + observations
+    }
+
     /// Bytes it takes in a reply (`budget::entity`).
     fn cost(&self) -> usize {
         budget::entity(&self.name.text, &self.entity_type.text, self.observations.iter().map(|o| o.text.as_str()))
@@ -98,6 +111,8 @@ pub struct TenantGraph {
     /// Relation ids by the entity name at either end.
     touching: HashMap<String, BTreeSet<i64>>,
     text: GramIndex,
+    /// Estimated memory of the entities and relations (`size`); the index keeps its own.
+    bytes: usize,
 }
 
 impl Default for TenantGraph {
@@ -111,6 +126,7 @@ impl Default for TenantGraph {
             relation_ids: HashMap::new(),
             touching: HashMap::new(),
             text: GramIndex::default(),
+            bytes: 0,
         }
     }
 }
@@ -118,6 +134,11 @@ impl Default for TenantGraph {
 impl TenantGraph {
     pub fn len(&self) -> usize {
         self.entities.len()
+    }
+
+    /// Estimated memory it takes, search index included.
+    pub fn bytes(&self) -> usize {
+        self.bytes + self.text.bytes()
     }
 
     /// Loading: an entity as stored (in any order).
@@ -140,6 +161,7 @@ impl TenantGraph {
     }
 
     fn insert_node(&mut self, id: i64, node: Node) {
+        self.bytes += node.bytes();
         self.text.insert(id, node.fields());
         self.ids.insert(node.name.text.clone(), id);
         self.entities.insert(id, Box::new(node));
@@ -150,6 +172,7 @@ impl TenantGraph {
         for end in [&relation.from, &relation.to] {
             self.touching.entry(end.clone()).or_default().insert(id);
         }
+        self.bytes += relation_bytes(&relation);
         self.relation_ids.insert(relation.clone(), id);
         self.relations.insert(id, relation);
         self.next_id = self.next_id.max(id + 1);
@@ -157,6 +180,7 @@ impl TenantGraph {
 
     fn remove_relation(&mut self, relation: &Relation) {
         let Some(id) = self.relation_ids.remove(relation) else { return };
+        self.bytes -= relation_bytes(relation);
         self.relations.remove(&id);
         for end in [&relation.from, &relation.to] {
             if let Some(ids) = self.touching.get_mut(end) {
@@ -188,8 +212,9 @@ impl TenantGraph {
     pub fn add_observations(&mut self, entity: &str, added: &[String]) {
         let Some(&id) = self.ids.get(entity) else { return };
         if let Some(node) = self.entities.get_mut(&id) {
-            let old = node.observations.len();
+            let (old, before) = (node.observations.len(), node.bytes());
             node.observations.extend(added.iter().map(|o| Lowered::of(o)));
+            self.bytes = self.bytes - before + node.bytes();
             self.text.extend(id, node.observations[old..].iter().map(Lowered::lowercase));
         }
     }
@@ -206,6 +231,7 @@ impl TenantGraph {
         if let Some(id) = self.ids.remove(name)
             && let Some(node) = self.entities.remove(&id)
         {
+            self.bytes -= node.bytes();
             self.text.remove(id, node.fields());
         }
     }
@@ -214,8 +240,9 @@ impl TenantGraph {
     pub fn delete_observations(&mut self, entity: &str, contents: &[String]) {
         let Some(&id) = self.ids.get(entity) else { return };
         if let Some(node) = self.entities.get_mut(&id) {
-            let (before, count) = (grams(node.fields()), node.observations.len());
+            let (before, count, bytes) = (grams(node.fields()), node.observations.len(), node.bytes());
             node.observations.retain(|o| !contents.contains(&o.text));
+            self.bytes = self.bytes - bytes + node.bytes();
             if node.observations.len() != count {
                 self.text.replace(id, &before, node.fields());
             }
@@ -310,6 +337,47 @@ impl TenantGraph {
     }
 }
 
+fn relation_bytes(r: &Relation) -> usize {
+    size::RELATION + 2 * (3 * size::STRING + r.from.len() + r.to.len() + r.relation_type.len())
+}
+
 fn relation_row(id: i64, r: &Relation) -> RelationRow {
     RelationRow { id, from: r.from.clone(), to: r.to.clone(), relation_type: r.relation_type.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(name: &str, observations: &[&str]) -> Entity {
+        Entity {
+            name: name.into(),
+            entity_type: "Person".into(),
+            observations: observations.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn its_size_follows_every_change() {
+        let knows = Relation { from: "Alice".into(), to: "bob".into(), relation_type: "knows".into() };
+        let mut changed = TenantGraph::default();
+        changed.create_entity(&entity("Alice", &["likes tea"]));
+        changed.create_entity(&entity("bob", &[]));
+        changed.create_relation(&knows);
+        changed.add_observations("bob", &["Drinks Coffee".into(), "x".into()]);
+        changed.delete_observations("Alice", &["likes tea".into()]);
+        changed.create_entity(&entity("carol", &["gone soon"]));
+        changed.delete_entity("carol");
+
+        let mut fresh = TenantGraph::default();
+        fresh.create_entity(&entity("Alice", &[]));
+        fresh.create_entity(&entity("bob", &["Drinks Coffee", "x"]));
+        fresh.create_relation(&knows);
+        assert_eq!(changed.bytes(), fresh.bytes());
+        assert!(fresh.bytes() > 2 * size::ENTITY + size::RELATION);
+
+        changed.delete_entity("bob"); // and its relation
+        changed.delete_entity("Alice");
+        assert_eq!(changed.bytes(), 0);
+    }
 }

@@ -17,11 +17,12 @@
 //!   version, then loads the graph (`settled`): a graph other replicas write between most reads
 //!   would otherwise be loaded for nothing.
 //!
-//! At most `max_entities` entities are held, least recently used tenants evicted first; a larger
-//! graph is read from the database as before.
+//! The copies held stay within a budget of memory (estimated, `size`) and of entities, least
+//! recently used tenants evicted first; a graph larger than the budget is read from the database.
 
 mod grams;
 mod graph;
+mod size;
 
 use std::{
     collections::HashMap,
@@ -33,8 +34,28 @@ use std::{
 
 pub use graph::TenantGraph;
 
+/// The most the cache holds, all tenants together (`GRAPH_CACHE_BYTES`, `GRAPH_CACHE_ENTITIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub bytes: usize,
+    pub entities: usize,
+}
+
+impl Budget {
+    fn holds(&self, held: Held) -> bool {
+        held.bytes <= self.bytes && held.entities <= self.entities
+    }
+}
+
+/// What copies hold: entities and estimated bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    entities: usize,
+    bytes: usize,
+}
+
 pub struct GraphCache {
-    max_entities: usize,
+    budget: Budget,
     /// Every write is replayed, in `order` (SQLite).
     ordered: bool,
     tenants: Mutex<Tenants>,
@@ -74,15 +95,16 @@ impl Cached {
         read(&self.read())
     }
 
-    fn len(&self) -> usize {
-        self.read().len()
+    fn held(&self) -> Held {
+        let graph = self.read();
+        Held { entities: graph.len(), bytes: graph.bytes() }
     }
 }
 
 impl GraphCache {
-    pub fn new(max_entities: usize, ordered: bool) -> Self {
+    pub fn new(budget: Budget, ordered: bool) -> Self {
         GraphCache {
-            max_entities,
+            budget,
             ordered,
             tenants: Mutex::default(),
             order: tokio::sync::Mutex::default(),
@@ -90,8 +112,12 @@ impl GraphCache {
         }
     }
 
-    pub fn max_entities(&self) -> usize {
-        self.max_entities
+    /// Whether a graph of `entities` may fit: within the entity budget, and within the byte
+    /// budget at the least an entity takes, or (when the tenant's graph was found too large
+    /// before) at its bytes per entity then, so a graph too large is not loaded on every read.
+    pub fn may_fit(&self, tenant: &str, entities: usize) -> bool {
+        let per_entity = self.tenants().too_large.get(tenant).copied().unwrap_or(size::LEAST_ENTITY);
+        entities <= self.budget.entities && per_entity.saturating_mul(entities) <= self.budget.bytes
     }
 
     fn tenants(&self) -> std::sync::MutexGuard<'_, Tenants> {
@@ -149,19 +175,29 @@ impl GraphCache {
     }
 
     /// Holds a freshly loaded graph unless a copy at least as new is already here; evicts the
-    /// least recently used tenants to stay within `max_entities`.
-    pub fn insert(&self, tenant: &str, graph: TenantGraph) -> Arc<Cached> {
+    /// least recently used tenants to stay within the budget. A graph over the whole budget is
+    /// not held (the read it was loaded for still uses it): `Err` carries it.
+    pub fn insert(&self, tenant: &str, graph: TenantGraph) -> Result<Arc<Cached>, Arc<Cached>> {
         let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
+        let size = Held { entities: graph.len(), bytes: graph.bytes() };
         let fresh = Arc::new(Cached { graph: RwLock::new(graph), used, unread_writes: AtomicU64::new(0) });
         let mut tenants = self.tenants();
+        if !self.budget.holds(size) {
+            if tenants.too_large.len() >= 4096 {
+                tenants.too_large.clear(); // the sizes are hints; counting starts again
+            }
+            tenants.too_large.insert(tenant.to_string(), size.bytes.div_ceil(size.entities.max(1)));
+            return Err(fresh);
+        }
+        tenants.too_large.remove(tenant);
         if let Some(held) = tenants.copies.get(tenant)
             && held.read().version >= fresh.read().version
         {
-            return held.clone();
+            return Ok(held.clone());
         }
         tenants.insert(tenant, fresh.clone());
-        tenants.evict(self.max_entities);
-        fresh
+        tenants.evict(self.budget);
+        Ok(fresh)
     }
 
     /// Replays a committed write on the tenant's copy when the copy is at the version the write
@@ -197,10 +233,11 @@ impl GraphCache {
         };
         match dropped {
             None => {
-                let len_before = graph.len();
+                let before = Held { entities: graph.len(), bytes: graph.bytes() };
                 replay(&mut graph);
                 graph.version = after;
-                tenants.held = tenants.held - len_before + graph.len();
+                tenants.held.entities = tenants.held.entities - before.entities + graph.len();
+                tenants.held.bytes = tenants.held.bytes - before.bytes + graph.bytes();
                 // Before evicting: the copy may be the one to go, and its size is read under its
                 // own lock (held here, the worker would wait on itself, and every request on it).
                 drop(graph);
@@ -211,16 +248,18 @@ impl GraphCache {
                 tenants.remove(tenant);
             }
         }
-        tenants.evict(self.max_entities);
+        tenants.evict(self.budget);
     }
 }
 
-/// The copies held, and how many entities they hold together (kept as copies come, go and
-/// change: summing them on every write would walk every tenant's copy).
+/// The copies held, and what they hold together (kept as copies come, go and change: summing
+/// them on every write would walk every tenant's copy).
 #[derive(Default)]
 struct Tenants {
     copies: HashMap<String, Arc<Cached>>,
-    held: usize,
+    held: Held,
+    /// Tenants whose graph was over the budget when loaded: its bytes per entity then.
+    too_large: HashMap<String, usize>,
     /// Unordered: the version the last reads of a tenant with a stale copy found, and how many
     /// reads in a row found it (`settled`).
     reads_at: HashMap<String, (i64, u32)>,
@@ -228,23 +267,30 @@ struct Tenants {
 
 impl Tenants {
     fn insert(&mut self, tenant: &str, cached: Arc<Cached>) {
-        self.held += cached.len();
+        let added = cached.held();
+        self.held.entities += added.entities;
+        self.held.bytes += added.bytes;
         if let Some(replaced) = self.copies.insert(tenant.to_string(), cached) {
-            self.held = self.held.saturating_sub(replaced.len());
+            self.release(replaced.held());
         }
     }
 
     fn remove(&mut self, tenant: &str) {
         if let Some(removed) = self.copies.remove(tenant) {
-            // Saturating: a copy poisoned by a panicking replay may have changed size unaccounted.
-            self.held = self.held.saturating_sub(removed.len());
+            self.release(removed.held());
         }
     }
 
-    /// Drops least recently used copies until the held entities fit in `max_entities`, and
-    /// reports what is held (`graph_cache_entities`).
-    fn evict(&mut self, max_entities: usize) {
-        while self.held > max_entities {
+    /// Saturating: a copy poisoned by a panicking replay may have changed size unaccounted.
+    fn release(&mut self, gone: Held) {
+        self.held.entities = self.held.entities.saturating_sub(gone.entities);
+        self.held.bytes = self.held.bytes.saturating_sub(gone.bytes);
+    }
+
+    /// Drops least recently used copies until what is held fits the budget, and reports what is
+    /// held (`graph_cache_entities`, `graph_cache_bytes`).
+    fn evict(&mut self, budget: Budget) {
+        while !budget.holds(self.held) {
             let Some(oldest) =
                 self.copies.iter().min_by_key(|(_, c)| c.used.load(Ordering::Relaxed)).map(|(t, _)| t.clone())
             else {
@@ -252,6 +298,7 @@ impl Tenants {
             };
             self.remove(&oldest);
         }
-        metrics::gauge!("graph_cache_entities").set(self.held as f64);
+        metrics::gauge!("graph_cache_entities").set(self.held.entities as f64);
+        metrics::gauge!("graph_cache_bytes").set(self.held.bytes as f64);
     }
 }
