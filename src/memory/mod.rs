@@ -17,7 +17,7 @@ pub use limits::Limits;
 pub use model::*;
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};
-use cache::{Cached, GraphCache, TenantGraph};
+use cache::{Admission, Cached, GraphCache, TenantGraph};
 use limits::{Check, storable};
 
 #[derive(Debug, thiserror::Error)]
@@ -161,9 +161,16 @@ impl Memory {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
             return Ok(Some(cached));
         }
-        if !cache.may_fit(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
-            metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
-            return Ok(None);
+        match cache.admits(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
+            Admission::Load => {}
+            Admission::TooLarge => {
+                metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
+                return Ok(None);
+            }
+            Admission::Cold => {
+                metrics::counter!("graph_cache_reads_total", "result" => "cold").increment(1);
+                return Ok(None);
+            }
         }
         if !cache.settled(tenant.as_str(), version) {
             metrics::counter!("graph_cache_reads_total", "result" => "changing").increment(1);

@@ -20,6 +20,7 @@
 //! The copies held stay within a budget of memory (estimated, `size`) and of entities, least
 //! recently used tenants evicted first; a graph larger than the budget is read from the database.
 
+mod frequency;
 mod grams;
 mod graph;
 mod size;
@@ -45,6 +46,16 @@ impl Budget {
     fn holds(&self, held: Held) -> bool {
         held.bytes <= self.bytes && held.entities <= self.entities
     }
+}
+
+/// What to do for a read of a graph no current copy holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Load,
+    /// Larger than the whole budget.
+    TooLarge,
+    /// Read no more often lately than the copy it would evict.
+    Cold,
 }
 
 /// What copies hold: entities and estimated bytes.
@@ -112,12 +123,32 @@ impl GraphCache {
         }
     }
 
-    /// Whether a graph of `entities` may fit: within the entity budget, and within the byte
-    /// budget at the least an entity takes, or (when the tenant's graph was found too large
-    /// before) at its bytes per entity then, so a graph too large is not loaded on every read.
-    pub fn may_fit(&self, tenant: &str, entities: usize) -> bool {
-        let per_entity = self.tenants().too_large.get(tenant).copied().unwrap_or(size::LEAST_ENTITY);
-        entities <= self.budget.entities && per_entity.saturating_mul(entities) <= self.budget.bytes
+    /// Whether to load the tenant's graph of `entities`, which no current copy holds. It must
+    /// fit the budget at the least an entity takes (or, found too large before, at its bytes per
+    /// entity then: a graph too large is not loaded on every read). A tenant without a copy that
+    /// would take another's place must have been read more often lately (`frequency`).
+    pub fn admits(&self, tenant: &str, entities: usize) -> Admission {
+        let mut tenants = self.tenants();
+        tenants.frequency.read(tenant);
+        let least = tenants.too_large.get(tenant).copied().unwrap_or(size::LEAST_ENTITY);
+        if entities > self.budget.entities || least.saturating_mul(entities) > self.budget.bytes {
+            return Admission::TooLarge;
+        }
+        if tenants.copies.contains_key(tenant) {
+            return Admission::Load; // a stale copy, replaced
+        }
+        let held = tenants.held;
+        let per_entity = held.bytes.checked_div(held.entities).unwrap_or(0).max(least);
+        let with = Held { entities: held.entities + entities, bytes: held.bytes + per_entity.saturating_mul(entities) };
+        let victim = tenants.copies.iter().min_by_key(|(_, c)| c.used.load(Ordering::Relaxed)).map(|(t, _)| t);
+        match victim {
+            Some(victim)
+                if !self.budget.holds(with) && tenants.frequency.of(tenant) <= tenants.frequency.of(victim) =>
+            {
+                Admission::Cold
+            }
+            _ => Admission::Load,
+        }
     }
 
     fn tenants(&self) -> std::sync::MutexGuard<'_, Tenants> {
@@ -132,9 +163,14 @@ impl GraphCache {
         self.tenants().copies.contains_key(tenant)
     }
 
-    /// The tenant's copy if it is at `version` or later.
+    /// The tenant's copy if it is at `version` or later (a read of it, for `frequency`).
     pub fn current(&self, tenant: &str, version: i64) -> Option<Arc<Cached>> {
-        let cached = self.tenants().copies.get(tenant).cloned()?;
+        let cached = {
+            let mut tenants = self.tenants();
+            let cached = tenants.copies.get(tenant).cloned()?;
+            tenants.frequency.read(tenant);
+            cached
+        };
         if cached.graph.is_poisoned() {
             // A replay panicked half-way: the copy cannot be trusted.
             self.tenants().remove(tenant);
@@ -260,6 +296,7 @@ struct Tenants {
     held: Held,
     /// Tenants whose graph was over the budget when loaded: its bytes per entity then.
     too_large: HashMap<String, usize>,
+    frequency: frequency::Frequency,
     /// Unordered: the version the last reads of a tenant with a stale copy found, and how many
     /// reads in a row found it (`settled`).
     reads_at: HashMap<String, (i64, u32)>,
