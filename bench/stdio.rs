@@ -3,7 +3,9 @@
 //! runs 1,000 mixed calls (create_entities, search_nodes, add_observations, search_nodes, …).
 //! Stops early when the run exceeds `--cap` seconds and says so. Prints one JSON object per size.
 //!
-//! usage: bench-stdio --label L --sizes 1000,10000 [--mixed 1000] [--cap 120] -- PROGRAM ARGS…
+//! usage: bench-stdio --label L --sizes 1000,10000 [--mixed 1000] [--cap 120] [--after-load SH] -- PROGRAM ARGS…
+//! `--after-load` runs a shell command between the load and the mixed calls (bench/scale.sh
+//! analyzes PostgreSQL's tables there, as autovacuum would have).
 //! `{size}` in the command is replaced by the graph size, so each size gets a fresh store.
 
 use std::io::{BufRead, BufReader, Write};
@@ -89,7 +91,7 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn run(command: &[String], size: usize, mixed: usize, cap: Duration) -> Result<Value> {
+fn run(command: &[String], size: usize, mixed: usize, cap: Duration, after_load: Option<&str>) -> Result<Value> {
     let started = Instant::now();
     let mut server = Server::spawn(command, size)?;
     let over = |phase: &str, done: usize| json!({ "gave_up": format!("{phase} after {done} calls"), "seconds": started.elapsed().as_secs_f64() });
@@ -101,6 +103,9 @@ fn run(command: &[String], size: usize, mixed: usize, cap: Duration) -> Result<V
         server.tool("create_entities", json!({ "entities": batch }))?;
     }
     let load_seconds = started.elapsed().as_secs_f64();
+    if let Some(sh) = after_load {
+        ensure!(Command::new("sh").args(["-c", sh]).status()?.success(), "--after-load failed: {sh}");
+    }
     let (mut searches, mut writes) = (Vec::new(), Vec::new());
     let (mut rng, mixed_started) = (0x9e37_79b9_7f4a_7c15u64, Instant::now());
     for i in 0..mixed {
@@ -141,7 +146,8 @@ fn main() -> Result<()> {
     let split = args.iter().position(|a| a == "--").context("usage: bench-stdio FLAGS -- PROGRAM ARGS…")?;
     let (flags, command) = (&args[..split], &args[split + 1..]);
     ensure!(!command.is_empty(), "no server command after --");
-    let (mut label, mut sizes, mut mixed, mut cap) = (String::from("server"), vec![1000], 1000, 120.0);
+    let (mut label, mut sizes, mut mixed, mut cap, mut after_load) =
+        (String::from("server"), vec![1000], 1000, 120.0, None);
     for pair in flags.chunks(2) {
         let value = pair.get(1).with_context(|| format!("{} needs a value", pair[0]))?;
         match pair[0].as_str() {
@@ -149,11 +155,12 @@ fn main() -> Result<()> {
             "--sizes" => sizes = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--mixed" => mixed = value.parse()?,
             "--cap" => cap = value.parse()?,
+            "--after-load" => after_load = Some(value.clone()),
             other => bail!("unknown flag {other}"),
         }
     }
     for size in sizes {
-        let mut figures = run(command, size, mixed, Duration::from_secs_f64(cap))?;
+        let mut figures = run(command, size, mixed, Duration::from_secs_f64(cap), after_load.as_deref())?;
         figures["server"] = json!(label);
         figures["size"] = json!(size);
         figures["mixed_calls"] = json!(mixed);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP measured with an external load generator (wrk): mcp-server on SQLite and on PostgreSQL
-# against the ceiling (bench/ceiling.rs, bare axum answering with our exact result bytes), for a
-# search reply of 110, 10 and 1 entities, in one run. Writes bench/results/<date>-wrk.{md,jsonl}.
+# against the ceiling (bench/ceiling.rs, bare axum answering with our exact result bytes) and the
+# rmcp floor (bench/rmcp_floor.rs, rmcp's Streamable HTTP service answering with that result: what
+# the SDK costs before any server logic), for a search reply of 110, 10 and 1 entities, in one run. Writes bench/results/<date>-wrk.{md,jsonl}.
 #
 #   bench/wrk.sh           WRK_SECONDS (20) per measurement at WRK_CONNECTIONS ("16 64")
 #   bench/wrk.sh --smoke   1 s per measurement on a debug build; checks every reply is valid
@@ -27,7 +28,7 @@ command -v wrk >/dev/null || { echo "bench/wrk.sh needs wrk (Debian: apt-get ins
 
 log "build ($profile)"
 cargo build --locked --profile "$profile" --bin mcp-server
-cargo build --locked --profile "$profile" --example bench-loadgen --example bench-ceiling
+cargo build --locked --profile "$profile" --example bench-loadgen --example bench-ceiling --example bench-rmcp-floor
 bin=$PWD/target/$dir
 
 work=$(mktemp -d)
@@ -69,9 +70,11 @@ for query in "${queries[@]}"; do
   # Every valid reply names the last entity found (the ceiling's reply is ours, byte for byte).
   expect=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["structuredContent"]["entities"][-1]["name"])' "$work/result.json")
   start ceiling "$bin/examples/bench-ceiling" "{port}" "$work/result.json"
+  start rmcp-floor "$bin/examples/bench-rmcp-floor" "{port}" "$work/result.json"
   wait_ready "http://127.0.0.1:${ports[ceiling]}/" "${pids[ceiling]}"
+  wait_ready "http://127.0.0.1:${ports[rmcp-floor]}/" "${pids[rmcp-floor]}"
   for c in "${connections[@]}"; do
-    for label in ceiling sqlite postgres; do
+    for label in ceiling rmcp-floor sqlite postgres; do
       pid=${pids[$label]}
       echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
       cpu=$(cpu_seconds "$pid")
@@ -82,8 +85,8 @@ for query in "${queries[@]}"; do
       echo "{\"target\":\"$label\",\"query\":\"$query\",\"connections\":$c,\"server_cpu_s\":$cpu,\"peak_rss_kib\":$(rss_kib "$pid" VmHWM),${line#\{}" >>"$results"
     done
   done
-  kill "${pids[ceiling]}"
-  wait "${pids[ceiling]}" 2>/dev/null || true
+  kill "${pids[ceiling]}" "${pids[rmcp-floor]}"
+  wait "${pids[ceiling]}" "${pids[rmcp-floor]}" 2>/dev/null || true
 done
 
 log "report"
@@ -104,7 +107,7 @@ for r in rows:
     us = r["server_cpu_s"] * 1e6 / r["requests"]
     print(f"| `{r['query']}` | {r['reply_bytes']} | {r['connections']} | {r['target']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
           f"{r['p99_ms']:.2f} | {ratio:.2f}× | {p99:.2f}× | {us:.0f} | {r['peak_rss_kib'] / 1024:.1f} |")
-    if r["target"] != "ceiling" and r["connections"] == max(x["connections"] for x in rows):
+    if r["target"] in ("sqlite", "postgres") and r["connections"] == max(x["connections"] for x in rows):
         targets.append(f"- {r['target']} `{r['query']}` c={r['connections']}: req/s {ratio:.2f}× the ceiling "
                        f"({'met' if ratio >= 0.35 else 'missed'}: ≥ 0.35×), p99 {p99:.2f}× ({'met' if p99 <= 2 else 'missed'}: ≤ 2×)")
 print(f"\n{len(rows)} measurements of {sys.argv[2]} s, every reply checked (status 200 and the last entity found).\n")

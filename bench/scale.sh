@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# One tenant of SCALE_SIZE (1,000,000) entities over stdio (bench-stdio, bench/stdio.rs), on
+# SQLite and on PostgreSQL, with the graph cache at each budget in BUDGETS (GRAPH_CACHE_BYTES:
+# "268435456 2147483648": the default, which such a graph exceeds so the database answers, and one
+# that holds it): load time, one-hit search and write p50/p99 over SCALE_MIXED (2,000) mixed calls,
+# and the server's peak RSS (VmHWM, polled). Writes bench/results/<date>-scale.{md,jsonl}.
+#
+#   bench/scale.sh           the full run (~30 min on 2 cores)
+#   bench/scale.sh --smoke   2,000 entities on a debug build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+smoke=false
+[[ ${1:-} == --smoke ]] && smoke=true
+pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+if $smoke; then
+  profile=dev dir=debug size=2000 mixed=40 budgets=(100000 10000000)
+else
+  profile=${BENCH_PROFILE:-soak} dir=${BENCH_PROFILE:-soak} size=${SCALE_SIZE:-1000000} mixed=${SCALE_MIXED:-2000}
+  read -ra budgets <<<"${BUDGETS:-268435456 2147483648}"
+fi
+
+log "build ($profile)"
+cargo build --locked --profile "$profile" --bin mcp-server
+cargo build --locked --profile "$profile" --example bench-stdio
+bin=$PWD/target/$dir
+
+work=$(mktemp -d)
+results=$work/results.jsonl
+db=mcp_bench_scale_$$
+cleanup() {
+  jobs -p | xargs -r kill 2>/dev/null || true
+  wait 2>/dev/null || true
+  psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The largest VmHWM of the process whose command line matches PATTERN, until stopped.
+peak_rss() { # PATTERN OUT
+  local peak=0 pid hwm
+  while :; do
+    pid=$(pgrep -f -- "$1" | head -1 || true)
+    if [[ -n $pid ]]; then
+      hwm=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+      ((${hwm:-0} > peak)) && peak=$hwm && echo "$peak" >"$2"
+    fi
+    sleep 0.2
+  done
+}
+
+for backend in sqlite postgres; do
+  for budget in "${budgets[@]}"; do
+    log "$backend, GRAPH_CACHE_BYTES=$budget: $size entities"
+    # The tenant names the server's process for peak_rss.
+    tenant=bench-$$-$backend-$budget rss=$work/$backend-$budget.rss
+    if [[ $backend == sqlite ]]; then
+      store=(DATA_DIR="$work/$backend-$budget")
+      mkdir -p "$work/$backend-$budget"
+    else
+      psql -q "$pg/postgres" -c "drop database if exists $db with (force)" -c "create database $db"
+      DATABASE_URL=$pg/$db "$bin/mcp-server" migrate >/dev/null
+      store=(DATABASE_URL="$pg/$db")
+    fi
+    # The machine's PostgreSQL runs without autovacuum; a server's would analyze after the load.
+    after_load=true
+    [[ $backend == sqlite ]] || after_load="psql -q '$pg/$db' -c analyze"
+    echo 0 >"$rss"
+    peak_rss "^$bin/mcp-server stdio --tenant $tenant\$" "$rss" &
+    poller=$!
+    line=$("$bin/examples/bench-stdio" --label "mcp-server-$backend" --sizes "$size" --mixed "$mixed" --cap 3600 --after-load "$after_load" -- \
+      env "${store[@]}" GRAPH_CACHE_BYTES="$budget" LOG_LEVEL=warn "$bin/mcp-server" stdio --tenant "$tenant")
+    kill "$poller"
+    wait "$poller" 2>/dev/null || true
+    line="{\"backend\":\"$backend\",\"budget\":$budget,\"peak_rss_kib\":$(cat "$rss"),${line#\{}"
+    echo "  $line"
+    echo "$line" >>"$results"
+  done
+done
+
+report() {
+  python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+bad = [r for r in rows if "gave_up" in r]
+if bad:
+    sys.exit(f"runs gave up: {bad}")
+print("| backend | GRAPH_CACHE_BYTES | entities | load s | search p50 ms | search p99 ms | write p50 ms | write p99 ms | mixed s | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print(f"| {r['backend']} | {r['budget']:,} | {r['size']:,} | {r['load_seconds']:.0f} | {r['search_p50_ms']:.2f} | {r['search_p99_ms']:.2f} | "
+          f"{r['write_p50_ms']:.2f} | {r['write_p99_ms']:.2f} | {r['mixed_seconds']:.1f} | {r['peak_rss_kib'] / 1024:.0f} |")
+PY
+}
+if $smoke; then
+  report >/dev/null
+  echo "smoke run: every run valid"
+else
+  day=$(date -u +%F) name=$day-scale n=1
+  while [[ -e bench/results/$name.md ]]; do n=$((n + 1)) name=$day-scale-$n; done
+  cp "$results" "bench/results/$name.jsonl"
+  {
+    echo "# One tenant of $size entities over stdio, $day"
+    echo
+    echo "Machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME");"
+    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), profile $profile. bench-stdio: load $size entities"
+    echo "(create_entities, 1,000 a call), then $mixed mixed calls (create, one-hit search, add_observations, search); the"
+    echo "first search of a graph the budget holds loads it (its time is in \"mixed s\" and the search p99)."
+    echo
+    report
+  } >"bench/results/$name.md"
+  echo "wrote bench/results/$name.md"
+fi
