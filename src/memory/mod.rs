@@ -155,43 +155,49 @@ impl Memory {
     /// The tenant's graph from memory when the cache holds it (or can load it) at the version the
     /// database has now; `None` means read from the database.
     async fn cached(&self, tenant: &Tenant) -> Result<Option<Arc<Cached>>> {
-        let Some(cache) = &self.cache else { return Ok(None) };
+        Ok(self.cached_or_size(tenant).await?.0)
+    }
+
+    /// As `cached`, with the tenant's entity count when it was read (the cache reads it with the
+    /// graph version), for a search from the database to pick its plan.
+    async fn cached_or_size(&self, tenant: &Tenant) -> Result<(Option<Arc<Cached>>, Option<i64>)> {
+        let Some(cache) = &self.cache else { return Ok((None, None)) };
         let (version, entities) = self.store.graph_version(tenant.as_str()).await?;
         if let Some(cached) = cache.current(tenant.as_str(), version) {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
-            return Ok(Some(cached));
+            return Ok((Some(cached), Some(entities)));
         }
         match cache.admits(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
             Admission::Load => {}
             Admission::TooLarge => {
                 metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
-                return Ok(None);
+                return Ok((None, Some(entities)));
             }
             Admission::Cold => {
                 metrics::counter!("graph_cache_reads_total", "result" => "cold").increment(1);
-                return Ok(None);
+                return Ok((None, Some(entities)));
             }
         }
         if !cache.settled(tenant.as_str(), version) {
             metrics::counter!("graph_cache_reads_total", "result" => "changing").increment(1);
-            return Ok(None);
+            return Ok((None, Some(entities)));
         }
         // Writes in flight replay (or another request loads) while this one waits.
         let _order = self.cache_order(cache).await?;
         if let Some(cached) = cache.current(tenant.as_str(), version) {
             metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
-            return Ok(Some(cached));
+            return Ok((Some(cached), Some(entities)));
         }
         let (graph, rest) =
             self.store.load_graph(tenant.as_str(), TenantGraph::default(), TenantGraph::load_entity).await?;
         match cache.insert(tenant.as_str(), graph.loaded(rest)) {
             Ok(held) => {
                 metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
-                Ok(Some(held))
+                Ok((Some(held), Some(entities)))
             }
             Err(too_large) => {
                 metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
-                Ok(Some(too_large))
+                Ok((Some(too_large), Some(entities)))
             }
         }
     }

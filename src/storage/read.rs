@@ -77,16 +77,17 @@ impl Read {
     }
 
     /// search_nodes' matches from `offset` (`search::search_graph`), with the relations touching
-    /// them.
+    /// them; `scan` reads the tenant's rows instead of the trigram indexes.
     pub async fn search(
         &mut self,
         tenant: &str,
         query: &str,
         ranked: bool,
+        scan: bool,
         offset: i64,
         limit: Option<i64>,
     ) -> Result<(Vec<EntityRow>, Vec<RelationRow>)> {
         let backend = self.backend;
-        search::search_graph(self.conn(), backend, tenant, query, ranked, offset, limit).await
+        search::search_graph(self.conn(), backend, tenant, query, search::Plan { ranked, scan }, offset, limit).await
     }
 }

@@ -30,6 +30,14 @@ impl Statement {
     }
 }
 
+/// How to search: ranked (else in insertion order), and by scanning the tenant's rows (a small
+/// tenant's; else through the trigram indexes, which hold every tenant's text).
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub ranked: bool,
+    pub scan: bool,
+}
+
 /// Escapes LIKE wildcards so a user's `%` or `_` matches itself.
 fn like_escape(needle: &str) -> String {
     needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
@@ -50,7 +58,7 @@ pub async fn search_graph(
     backend: Backend,
     tenant: &str,
     query: &str,
-    ranked: bool,
+    Plan { ranked, scan }: Plan,
     offset: i64,
     limit: Option<i64>,
 ) -> Result<(Vec<EntityRow>, Vec<RelationRow>), StorageError> {
@@ -58,42 +66,48 @@ pub async fn search_graph(
     let mut st = Statement::default();
     let tenant = st.arg(Arg::Text(tenant.into()));
     let contains = format!("%{}%", like_escape(&needle));
-    // The matching ids are collected first, each branch from its own trigram index, and the
-    // entities fetched by id: filtering the tenant's entities against the match sets instead
-    // scans all of them.
-    let matches = if backend == Backend::Sqlite && needle.chars().count() >= 3 {
-        // FTS5's trigram index answers substring queries of three characters or more, for the rows
-        // it holds; the newest rows, above the marks, wait to be indexed and are matched with
-        // LIKE (a range of at most ~128 rows a table). `+` keeps SQLite from driving the query
-        // by the tenant index.
-        let phrase = st.arg(Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
-        let like = st.arg(Arg::Text(contains.clone()));
-        let mark = |table: &str| format!("(SELECT indexed_to FROM search_index_marks WHERE name = '{table}')");
-        format!(
-            "+e.tenant = {tenant} AND e.id IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH {phrase} \
-             UNION SELECT o.entity_id FROM observations o WHERE o.id IN \
-               (SELECT rowid FROM observations_fts WHERE observations_fts MATCH {phrase}) \
-             UNION SELECT id FROM entities WHERE id > {} \
-               AND (name_lc LIKE {like} ESCAPE '\\' OR type_lc LIKE {like} ESCAPE '\\') \
-             UNION SELECT entity_id FROM observations WHERE id > {} AND content_lc LIKE {like} ESCAPE '\\')",
-            mark("entities"),
-            mark("observations"),
-        )
-    } else if backend == Backend::Postgres {
-        // A branch per column: with `name_lc LIKE … OR type_lc LIKE …` the planner scanned the
-        // table until statistics caught up with a bulk load.
-        let like = st.arg(Arg::Text(contains.clone()));
-        format!(
-            "e.tenant = {tenant} AND e.id IN (SELECT id FROM entities WHERE name_lc LIKE {like} ESCAPE '\\' \
-             UNION SELECT id FROM entities WHERE type_lc LIKE {like} ESCAPE '\\' \
-             UNION SELECT entity_id FROM observations WHERE content_lc LIKE {like} ESCAPE '\\')"
-        )
-    } else {
-        let like = st.arg(Arg::Text(contains.clone()));
-        format!(
-            "e.tenant = {tenant} AND (e.name_lc LIKE {like} ESCAPE '\\' OR e.type_lc LIKE {like} ESCAPE '\\' \
-             OR EXISTS (SELECT 1 FROM observations o WHERE o.entity_id = e.id AND o.content_lc LIKE {like} ESCAPE '\\'))"
-        )
+    // Through the trigram indexes, the matching ids are collected first, each branch from its own
+    // index, and the entities fetched by id (filtering the tenant's entities against the match
+    // sets scans all of them). A scan, for a small tenant (and on SQLite a query shorter than a
+    // trigram), matches the tenant's rows with LIKE.
+    let indexed = !scan && (backend == Backend::Postgres || needle.chars().count() >= 3);
+    let matches = match (indexed, backend) {
+        (true, Backend::Sqlite) => {
+            // FTS5's trigram index answers substring queries of three characters or more, for the rows
+            // it holds; the newest rows, above the marks, wait to be indexed and are matched with
+            // LIKE (a range of at most ~128 rows a table). `+` keeps SQLite from driving the query
+            // by the tenant index.
+            let phrase = st.arg(Arg::Text(format!("\"{}\"", needle.replace('"', "\"\""))));
+            let like = st.arg(Arg::Text(contains.clone()));
+            let mark = |table: &str| format!("(SELECT indexed_to FROM search_index_marks WHERE name = '{table}')");
+            format!(
+                "+e.tenant = {tenant} AND e.id IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH {phrase} \
+                 UNION SELECT o.entity_id FROM observations o WHERE o.id IN \
+                   (SELECT rowid FROM observations_fts WHERE observations_fts MATCH {phrase}) \
+                 UNION SELECT id FROM entities WHERE id > {} \
+                   AND (name_lc LIKE {like} ESCAPE '\\' OR type_lc LIKE {like} ESCAPE '\\') \
+                 UNION SELECT entity_id FROM observations WHERE id > {} AND content_lc LIKE {like} ESCAPE '\\')",
+                mark("entities"),
+                mark("observations"),
+            )
+        }
+        (true, Backend::Postgres) => {
+            // A branch per column: with `name_lc LIKE … OR type_lc LIKE …` the planner scanned the
+            // table until statistics caught up with a bulk load.
+            let like = st.arg(Arg::Text(contains.clone()));
+            format!(
+                "e.tenant = {tenant} AND e.id IN (SELECT id FROM entities WHERE name_lc LIKE {like} ESCAPE '\\' \
+                 UNION SELECT id FROM entities WHERE type_lc LIKE {like} ESCAPE '\\' \
+                 UNION SELECT entity_id FROM observations WHERE content_lc LIKE {like} ESCAPE '\\')"
+            )
+        }
+        (false, _) => {
+            let like = st.arg(Arg::Text(contains.clone()));
+            format!(
+                "e.tenant = {tenant} AND (e.name_lc LIKE {like} ESCAPE '\\' OR e.type_lc LIKE {like} ESCAPE '\\' \
+                 OR EXISTS (SELECT 1 FROM observations o WHERE o.entity_id = e.id AND o.content_lc LIKE {like} ESCAPE '\\'))"
+            )
+        }
     };
     let order = if ranked {
         let exact = st.arg(Arg::Text(needle.clone()));
