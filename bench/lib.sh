@@ -20,3 +20,38 @@ tool_call_body() { # TOOL ARGUMENTS_JSON
 # shellcheck disable=SC2034 # used by the scripts that source this
 mcp_headers=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream'
   -H 'mcp-protocol-version: 2025-11-25')
+
+# bench_workspace NAME: $work (a temporary directory), $results in it, and $db (a PostgreSQL
+# database name for this run, at $pg); at exit, jobs still running stop and both are removed.
+bench_workspace() {
+  work=$(mktemp -d) db=mcp_bench_$1_$$
+  results=$work/results.jsonl
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  jobs -p | xargs -r kill 2>/dev/null || true
+  wait 2>/dev/null || true
+  # shellcheck disable=SC2154 # $pg is the sourcing script's
+  psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
+  rm -rf "$work"
+}
+
+# bench_publish KIND TITLE DESCRIPTION: the run as bench/results/<date>-KIND.{jsonl,md} (a later
+# run the same day gets -2, -3, …): the title, machine, commit and $profile, the description,
+# then what the sourcing script's `report` prints.
+bench_publish() {
+  local day name n=1
+  day=$(date -u +%F) name=$day-$1
+  while [[ -e bench/results/$name.md ]]; do n=$((n + 1)) name=$day-$1-$n; done
+  cp "$results" "bench/results/$name.jsonl"
+  {
+    echo "# $2, $day"
+    echo
+    echo "Machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME");"
+    # shellcheck disable=SC2154 # $profile is the sourcing script's
+    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), profile $profile. $3"
+    echo
+    report
+  } >"bench/results/$name.md"
+  echo "wrote bench/results/$name.md"
+}

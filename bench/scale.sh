@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+source bench/lib.sh
 
 smoke=false
 [[ ${1:-} == --smoke ]] && smoke=true
@@ -26,16 +27,7 @@ cargo build --locked --profile "$profile" --bin mcp-server
 cargo build --locked --profile "$profile" --example bench-stdio
 bin=$PWD/target/$dir
 
-work=$(mktemp -d)
-results=$work/results.jsonl
-db=mcp_bench_scale_$$
-cleanup() {
-  jobs -p | xargs -r kill 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workspace scale
 
 # The largest VmHWM of the process whose command line matches PATTERN, until stopped.
 peak_rss() { # PATTERN OUT
@@ -97,18 +89,6 @@ if $smoke; then
   report >/dev/null
   echo "smoke run: every run valid"
 else
-  day=$(date -u +%F) name=$day-scale n=1
-  while [[ -e bench/results/$name.md ]]; do n=$((n + 1)) name=$day-scale-$n; done
-  cp "$results" "bench/results/$name.jsonl"
-  {
-    echo "# One tenant of $size entities over stdio, $day"
-    echo
-    echo "Machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME");"
-    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), profile $profile. bench-stdio: load $size entities"
-    echo "(create_entities, 1,000 a call), then $mixed mixed calls (create, one-hit search, add_observations, search); the"
-    echo "first search of a graph the budget holds loads it (its time is in \"mixed s\" and the search p99)."
-    echo
-    report
-  } >"bench/results/$name.md"
-  echo "wrote bench/results/$name.md"
+  bench_publish scale "One tenant of $size entities over stdio" \
+    "bench-stdio: load $size entities (create_entities, 1,000 a call), then $mixed mixed calls (create, one-hit search, add_observations, search); the first search of a graph the budget holds loads it (its time is in \"mixed s\", not in the p99: one search of 1,000)."
 fi

@@ -30,16 +30,7 @@ cargo build --locked --profile "$profile" --bin mcp-server
 cargo build --locked --profile "$profile" --example bench-tenants
 bin=$PWD/target/$dir
 
-work=$(mktemp -d)
-results=$work/results.jsonl
-db=mcp_bench_tenants_$$
-cleanup() {
-  jobs -p | xargs -r kill 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workspace tenants
 # A secret for this run only: never printed, gone with the run.
 JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export JWT_SECRET
@@ -114,18 +105,6 @@ if $smoke; then
   report >/dev/null
   echo "smoke run: every call valid"
 else
-  day=$(date -u +%F) name=$day-tenants n=1
-  while [[ -e bench/results/$name.md ]]; do n=$((n + 1)) name=$day-tenants-$n; done
-  cp "$results" "bench/results/$name.jsonl"
-  {
-    echo "# $tenants tenants × $entities entities over HTTP, $day"
-    echo
-    echo "Machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME");"
-    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), profile $profile. bench-tenants at"
-    echo "$concurrency connections, every call on a random tenant with its own token; RSS of the server process"
-    echo "after the phase and its peak since start (each budget is a fresh start on the seeded store)."
-    echo
-    report
-  } >"bench/results/$name.md"
-  echo "wrote bench/results/$name.md"
+  bench_publish tenants "$tenants tenants × $entities entities over HTTP" \
+    "bench-tenants at $concurrency connections, every call on a random tenant with its own token; RSS of the server process after the phase and its peak since start (each budget is a fresh start on the seeded store)."
 fi

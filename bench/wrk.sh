@@ -31,16 +31,7 @@ cargo build --locked --profile "$profile" --bin mcp-server
 cargo build --locked --profile "$profile" --example bench-loadgen --example bench-ceiling --example bench-rmcp-floor
 bin=$PWD/target/$dir
 
-work=$(mktemp -d)
-results=$work/results.jsonl
-db=mcp_bench_wrk_$$
-cleanup() {
-  jobs -p | xargs -r kill 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workspace wrk
 
 declare -A pids ports
 start() { # LABEL COMMAND...: start a target on a free port (PORT, and any argument "{port}")
@@ -119,17 +110,6 @@ if $smoke; then
   report >/dev/null
   echo "smoke run: every measurement valid"
 else
-  day=$(date -u +%F) name=$day-wrk n=1
-  while [[ -e bench/results/$name.md ]]; do n=$((n + 1)) name=$day-wrk-$n; done
-  cp "$results" "bench/results/$name.jsonl"
-  {
-    echo "# HTTP with wrk: mcp-server against the bare axum ceiling, $day"
-    echo
-    echo "Machine: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME");"
-    echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), profile $profile; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), 2 threads,"
-    echo "on the same two cores as the servers. Graph: 1,000 entities (bench-loadgen --seed). Default settings."
-    echo
-    report
-  } >"bench/results/$name.md"
-  echo "wrote bench/results/$name.md"
+  bench_publish wrk "HTTP with wrk: mcp-server against the bare axum ceiling" \
+    "$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), 2 threads, on the same two cores as the servers. Graph: 1,000 entities (bench-loadgen --seed). Default settings."
 fi
