@@ -155,51 +155,54 @@ impl Memory {
     /// The tenant's graph from memory when the cache holds it (or can load it) at the version the
     /// database has now; `None` means read from the database.
     async fn cached(&self, tenant: &Tenant) -> Result<Option<Arc<Cached>>> {
-        Ok(self.cached_or_size(tenant).await?.0)
+        let Some(cache) = &self.cache else { return Ok(None) };
+        let (version, entities) = self.store.graph_version(tenant.as_str()).await?;
+        self.cached_at(cache, tenant, version, entities).await
     }
 
-    /// As `cached`, with the tenant's entity count when it was read (the cache reads it with the
-    /// graph version), for a search from the database to pick its plan.
-    async fn cached_or_size(&self, tenant: &Tenant) -> Result<(Option<Arc<Cached>>, Option<i64>)> {
-        let Some(cache) = &self.cache else { return Ok((None, None)) };
-        let (version, entities) = self.store.graph_version(tenant.as_str()).await?;
+    /// As `cached`, for a tenant found at `version` with `entities`.
+    async fn cached_at(
+        &self,
+        cache: &GraphCache,
+        tenant: &Tenant,
+        version: i64,
+        entities: i64,
+    ) -> Result<Option<Arc<Cached>>> {
+        let count =
+            |result: &'static str| metrics::counter!("graph_cache_reads_total", "result" => result).increment(1);
         if let Some(cached) = cache.current(tenant.as_str(), version) {
-            metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
-            return Ok((Some(cached), Some(entities)));
+            count("hit");
+            return Ok(Some(cached));
         }
         match cache.admits(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
             Admission::Load => {}
             Admission::TooLarge => {
-                metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
-                return Ok((None, Some(entities)));
+                count("too_large");
+                return Ok(None);
             }
             Admission::Cold => {
-                metrics::counter!("graph_cache_reads_total", "result" => "cold").increment(1);
-                return Ok((None, Some(entities)));
+                count("cold");
+                return Ok(None);
             }
         }
         if !cache.settled(tenant.as_str(), version) {
-            metrics::counter!("graph_cache_reads_total", "result" => "changing").increment(1);
-            return Ok((None, Some(entities)));
+            count("changing");
+            return Ok(None);
         }
         // Writes in flight replay (or another request loads) while this one waits.
         let _order = self.cache_order(cache).await?;
         if let Some(cached) = cache.current(tenant.as_str(), version) {
-            metrics::counter!("graph_cache_reads_total", "result" => "hit").increment(1);
-            return Ok((Some(cached), Some(entities)));
+            count("hit");
+            return Ok(Some(cached));
         }
         let (graph, rest) =
             self.store.load_graph(tenant.as_str(), TenantGraph::default(), TenantGraph::load_entity).await?;
-        match cache.insert(tenant.as_str(), graph.loaded(rest)) {
-            Ok(held) => {
-                metrics::counter!("graph_cache_reads_total", "result" => "load").increment(1);
-                Ok((Some(held), Some(entities)))
-            }
-            Err(too_large) => {
-                metrics::counter!("graph_cache_reads_total", "result" => "too_large").increment(1);
-                Ok((Some(too_large), Some(entities)))
-            }
-        }
+        let (result, loaded) = match cache.insert(tenant.as_str(), graph.loaded(rest)) {
+            Ok(held) => ("load", held),
+            Err(too_large) => ("too_large", too_large),
+        };
+        count(result);
+        Ok(Some(loaded))
     }
 
     /// The cache's write and load order, waited for at most as long as for a connection: under

@@ -32,9 +32,8 @@ struct Search<'a> {
 }
 
 /// A tenant with fewer entities than this is searched by scanning its rows: the trigram indexes
-/// hold every tenant's text, so a query's trigrams match across all of them (a one-hit search of
-/// a 100-entity tenant among 10,000 took ~100 ms through them on SQLite), while a scan costs what
-/// the tenant holds.
+/// hold every tenant's text, so a query's trigrams match across all of them, while a scan costs
+/// what the tenant holds (docs/architecture.md, "Measured choices").
 const SCAN_BELOW: i64 = 1_000;
 
 /// A search cursor's `r`: set when the pages continue an unranked (unpaged) search's order.
@@ -153,7 +152,12 @@ impl Memory {
             None => (0, page.limit.is_some()),
         };
         let (max, limit) = (self.limits.max_reply_bytes, page.limit.map(|l| l as usize));
-        let (cached, size) = self.cached_or_size(tenant).await?;
+        // Read here, not in `cached`: a search from the database picks its plan by the size.
+        let (version, size) = self.store.graph_version(tenant.as_str()).await?;
+        let cached = match &self.cache {
+            Some(cache) => self.cached_at(cache, tenant, version, size).await?,
+            None => None,
+        };
         let (entities, relations, more) = match cached {
             Some(cached) => {
                 let offset = usize::try_from(offset).unwrap_or(0);
@@ -173,10 +177,6 @@ impl Memory {
             None => {
                 // One statement answers most searches: no transaction needed. One that needs more
                 // chunks starts again in a read transaction, so that its chunks share a snapshot.
-                let size = match size {
-                    Some(size) => size,
-                    None => self.store.graph_version(tenant.as_str()).await?.1,
-                };
                 let search = Search { tenant, query, ranked, offset, scan: size < SCAN_BELOW };
                 let mut read = self.store.read().await?;
                 match self.search_database(&mut read, &search, &mut Fill::new(max, limit), true).await? {

@@ -65,6 +65,12 @@ struct Held {
     bytes: usize,
 }
 
+impl Held {
+    fn of(graph: &TenantGraph) -> Self {
+        Held { entities: graph.len(), bytes: graph.bytes() }
+    }
+}
+
 pub struct GraphCache {
     budget: Budget,
     /// Every write is replayed, in `order` (SQLite).
@@ -107,8 +113,7 @@ impl Cached {
     }
 
     fn held(&self) -> Held {
-        let graph = self.read();
-        Held { entities: graph.len(), bytes: graph.bytes() }
+        Held::of(&self.read())
     }
 }
 
@@ -215,7 +220,7 @@ impl GraphCache {
     /// not held (the read it was loaded for still uses it): `Err` carries it.
     pub fn insert(&self, tenant: &str, graph: TenantGraph) -> Result<Arc<Cached>, Arc<Cached>> {
         let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        let size = Held { entities: graph.len(), bytes: graph.bytes() };
+        let size = Held::of(&graph);
         let fresh = Arc::new(Cached { graph: RwLock::new(graph), used, unread_writes: AtomicU64::new(0) });
         let mut tenants = self.tenants();
         if !self.budget.holds(size) {
@@ -269,11 +274,11 @@ impl GraphCache {
         };
         match dropped {
             None => {
-                let before = Held { entities: graph.len(), bytes: graph.bytes() };
+                let before = Held::of(&graph);
                 replay(&mut graph);
                 graph.version = after;
-                tenants.held.entities = tenants.held.entities - before.entities + graph.len();
-                tenants.held.bytes = tenants.held.bytes - before.bytes + graph.bytes();
+                tenants.release(before);
+                tenants.add(Held::of(&graph));
                 // Before evicting: the copy may be the one to go, and its size is read under its
                 // own lock (held here, the worker would wait on itself, and every request on it).
                 drop(graph);
@@ -304,9 +309,7 @@ struct Tenants {
 
 impl Tenants {
     fn insert(&mut self, tenant: &str, cached: Arc<Cached>) {
-        let added = cached.held();
-        self.held.entities += added.entities;
-        self.held.bytes += added.bytes;
+        self.add(cached.held());
         if let Some(replaced) = self.copies.insert(tenant.to_string(), cached) {
             self.release(replaced.held());
         }
@@ -316,6 +319,11 @@ impl Tenants {
         if let Some(removed) = self.copies.remove(tenant) {
             self.release(removed.held());
         }
+    }
+
+    fn add(&mut self, added: Held) {
+        self.held.entities += added.entities;
+        self.held.bytes += added.bytes;
     }
 
     /// Saturating: a copy poisoned by a panicking replay may have changed size unaccounted.
