@@ -3,7 +3,9 @@
 # SQLite and on PostgreSQL, with the graph cache at each budget in BUDGETS (GRAPH_CACHE_BYTES:
 # "268435456 2147483648": the default, which such a graph exceeds so the database answers, and one
 # that holds it): load time, one-hit search and write p50/p99 over SCALE_MIXED (2,000) mixed calls,
-# and the server's peak RSS (VmHWM, polled). Writes bench/results/<date>-scale.{md,jsonl}.
+# and the server's peak RSS (VmHWM, polled); then the same store served over HTTP, one-hit
+# searches of random entities by wrk (bench/scale.lua) at SCALE_HTTP_CONNECTIONS (4) for
+# SCALE_HTTP_SECONDS (20). Writes bench/results/<date>-scale.{md,jsonl}.
 #
 #   bench/scale.sh           the full run (~30 min on 2 cores)
 #   bench/scale.sh --smoke   2,000 entities on a debug build
@@ -16,11 +18,15 @@ smoke=false
 [[ ${1:-} == --smoke ]] && smoke=true
 pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 if $smoke; then
-  profile=dev dir=debug size=2000 mixed=40 budgets=(100000 10000000)
+  profile=dev dir=debug size=2000 mixed=40 budgets=(100000 10000000) seconds=1
 else
   profile=${BENCH_PROFILE:-soak} dir=${BENCH_PROFILE:-soak} size=${SCALE_SIZE:-1000000} mixed=${SCALE_MIXED:-2000}
+  seconds=${SCALE_HTTP_SECONDS:-20}
   read -ra budgets <<<"${BUDGETS:-268435456 2147483648}"
 fi
+
+connections=${SCALE_HTTP_CONNECTIONS:-4}
+command -v wrk >/dev/null || { echo "bench/scale.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 
 log "build ($profile)"
 cargo build --locked --profile "$profile" --bin mcp-server
@@ -45,8 +51,8 @@ peak_rss() { # PATTERN OUT
 for backend in sqlite postgres; do
   for budget in "${budgets[@]}"; do
     log "$backend, GRAPH_CACHE_BYTES=$budget: $size entities"
-    # The tenant names the server's process for peak_rss.
-    tenant=bench-$$-$backend-$budget rss=$work/$backend-$budget.rss
+    # The default tenant, which the HTTP pass reads without a token.
+    rss=$work/$backend-$budget.rss
     if [[ $backend == sqlite ]]; then
       store=(DATA_DIR="$work/$backend-$budget")
       mkdir -p "$work/$backend-$budget"
@@ -55,17 +61,29 @@ for backend in sqlite postgres; do
       DATABASE_URL=$pg/$db "$bin/mcp-server" migrate >/dev/null
       store=(DATABASE_URL="$pg/$db")
     fi
-    # The machine's PostgreSQL runs without autovacuum; a server's would analyze after the load.
+    # The machine's PostgreSQL runs without autovacuum; a server's would vacuum and analyze after
+    # a bulk load (since PostgreSQL 13 inserts alone start it).
     after_load=true
-    [[ $backend == sqlite ]] || after_load="psql -q '$pg/$db' -c analyze"
+    [[ $backend == sqlite ]] || after_load="psql -q '$pg/$db' -c 'vacuum analyze'"
     echo 0 >"$rss"
-    peak_rss "^$bin/mcp-server stdio --tenant $tenant\$" "$rss" &
+    peak_rss "^$bin/mcp-server stdio\$" "$rss" &
     poller=$!
     line=$("$bin/examples/bench-stdio" --label "mcp-server-$backend" --sizes "$size" --mixed "$mixed" --cap 3600 --after-load "$after_load" -- \
-      env "${store[@]}" GRAPH_CACHE_BYTES="$budget" LOG_LEVEL=warn "$bin/mcp-server" stdio --tenant "$tenant")
+      env "${store[@]}" GRAPH_CACHE_BYTES="$budget" LOG_LEVEL=warn "$bin/mcp-server" stdio)
     kill "$poller"
     wait "$poller" 2>/dev/null || true
     line="{\"backend\":\"$backend\",\"budget\":$budget,\"peak_rss_kib\":$(cat "$rss"),${line#\{}"
+    # The same graph over HTTP. A budget that holds it loads it on the first search, before wrk.
+    port=$(free_port)
+    env "${store[@]}" GRAPH_CACHE_BYTES="$budget" LOG_LEVEL=warn PORT="$port" METRICS_PORT="$(free_port)" \
+      "$bin/mcp-server" serve >"$work/$backend-$budget.log" 2>&1 &
+    server=$!
+    wait_ready "http://127.0.0.1:$port/health/ready" "$server"
+    curl -sf "http://127.0.0.1:$port/mcp" "${mcp_headers[@]}" -d "$(tool_call_body search_nodes '{"query":"t000000x"}')" >/dev/null
+    http=$(SCALE_SIZE=$size wrk -t1 -c"$connections" -d"${seconds}s" --timeout 10s -s bench/scale.lua "http://127.0.0.1:$port/mcp" | tail -1)
+    kill "$server"
+    wait "$server" 2>/dev/null || true
+    line="${line%\}},\"http_connections\":$connections,${http#\{}"
     echo "  $line"
     echo "$line" >>"$results"
   done
@@ -75,14 +93,15 @@ report() {
   python3 - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-bad = [r for r in rows if "gave_up" in r]
+bad = [r for r in rows if "gave_up" in r or r["http_bad"] or r["http_errors"] or not r["http_requests"]]
 if bad:
     sys.exit(f"runs gave up: {bad}")
-print("| backend | GRAPH_CACHE_BYTES | entities | load s | search p50 ms | search p99 ms | write p50 ms | write p99 ms | mixed s | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| backend | GRAPH_CACHE_BYTES | entities | load s | search p50 ms | search p99 ms | write p50 ms | write p99 ms | mixed s | peak RSS MiB | HTTP c | HTTP search/s | HTTP p50 ms | HTTP p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['backend']} | {r['budget']:,} | {r['size']:,} | {r['load_seconds']:.0f} | {r['search_p50_ms']:.2f} | {r['search_p99_ms']:.2f} | "
-          f"{r['write_p50_ms']:.2f} | {r['write_p99_ms']:.2f} | {r['mixed_seconds']:.1f} | {r['peak_rss_kib'] / 1024:.0f} |")
+          f"{r['write_p50_ms']:.2f} | {r['write_p99_ms']:.2f} | {r['mixed_seconds']:.1f} | {r['peak_rss_kib'] / 1024:.0f} | "
+          f"{r['http_connections']} | {r['http_rps']:.0f} | {r['http_p50_ms']:.2f} | {r['http_p99_ms']:.2f} |")
 PY
 }
 if $smoke; then
