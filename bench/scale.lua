@@ -1,6 +1,6 @@
--- bench/scale.sh's HTTP pass: one-hit searches for a random entity of the SCALE_SIZE that
--- bench-stdio loaded (its observation "tag t<i>x" is the only match), each reply checked for a
--- status of 200 and exactly one entity; done() prints one JSON line for the run.
+-- bench/scale.sh's HTTP pass: one-hit searches, SCALE_CONNECTIONS at a time, for a random entity
+-- of the SCALE_SIZE that bench-stdio loaded (its observation "tag t<i>x" is the only match), each
+-- reply checked for a status of 200 and exactly one entity; done() prints one JSON line.
 local size = tonumber(os.getenv("SCALE_SIZE"))
 local headers = {
   ["Content-Type"] = "application/json",
@@ -34,7 +34,7 @@ function done(summary, latency)
   for _, t in ipairs(threads) do b = b + t:get("bad") end
   local e = summary.errors
   io.write(string.format(
-    '{"http_requests":%d,"http_rps":%.1f,"http_p50_ms":%.3f,"http_p99_ms":%.3f,"http_bad":%d,"http_errors":%d}\n',
-    summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    '{"connections":%d,"requests":%d,"rps":%.1f,"p50_ms":%.3f,"p99_ms":%.3f,"bad":%d,"errors":%d}\n',
+    tonumber(os.getenv("SCALE_CONNECTIONS")), summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
     latency:percentile(99) / 1000, b, e.connect + e.read + e.write + e.status + e.timeout))
 end
