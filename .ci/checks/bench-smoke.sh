@@ -8,3 +8,5 @@ bench/run --smoke
 bench/soak.sh --smoke
 bench/wrk.sh --smoke
 bench/tenants.sh --smoke
+bench/scale.sh --smoke
+bench/retrieval.sh --smoke
