@@ -62,7 +62,7 @@ let
           (alert "McpServerStorageFull" "max by (instance) (${m.db_storage_full}) > 0"
             "1m" "critical" "Writes fail for lack of disk space (reads still work)")
           (alert "McpServerGraphCacheThrash"
-            ''sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 1 and sum by (job) (rate(${m.graph_cache_reads_total}{result=~"load|too_large|cold"}[10m])) / sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 0.2''
+            ''sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 1 and sum by (job) (rate(${m.graph_cache_reads_total}{result=~"load|too_large|cold|load_failed|failing"}[10m])) / sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 0.2''
             "15m" "warning" "Over 20% of reads load a graph or miss the cache: GRAPH_CACHE_BYTES is too small")
         ];
       }

@@ -184,6 +184,10 @@ impl Memory {
                 count("cold");
                 return Ok(None);
             }
+            Admission::Failing => {
+                count("failing");
+                return Ok(None);
+            }
         }
         if !cache.settled(tenant.as_str(), version) {
             count("changing");
@@ -195,8 +199,21 @@ impl Memory {
             count("hit");
             return Ok(Some(cached));
         }
-        let (graph, rest) =
-            self.store.load_graph(tenant.as_str(), TenantGraph::default(), TenantGraph::load_entity).await?;
+        // The copy only saves the database work: a load that fails leaves the read to it, which
+        // fails as well if the database is what failed.
+        let (graph, rest) = match self
+            .store
+            .load_graph(tenant.as_str(), TenantGraph::default(), TenantGraph::load_entity)
+            .await
+        {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                count("load_failed");
+                let retry_in = cache.load_failed(tenant.as_str());
+                tracing::warn!(%error, ?retry_in, "graph cache: the graph did not load; its reads go to the database");
+                return Ok(None);
+            }
+        };
         let (result, loaded) = match cache.insert(tenant.as_str(), graph.loaded(rest)) {
             Ok(held) => ("load", held),
             Err(too_large) => ("too_large", too_large),

@@ -216,3 +216,27 @@ async fn reads_share_version_queries_and_still_see_every_write_acknowledged_befo
     let (queries, cached) = (series("db_version_queries_total"), cache_reads("hit") + cache_reads("changing"));
     assert!(queries > 0 && queries < cached / 2, "{queries} version queries for {cached} reads");
 }
+
+/// A graph that cannot be read within one statement's timeout (DB_STATEMENT_TIMEOUT) is searched in
+/// the database instead, and not loaded again on the next read: every search of a large tenant
+/// failed as unavailable, each after waiting for the load.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graph_that_does_not_load_in_time_is_read_from_the_database_postgres() {
+    let Some(db) = TestDb::new(Db::Postgres).await else { return };
+    let tenant = Tenant::default();
+    let seeder = memory(&db.url, "0").await;
+    for batch in 0..40 {
+        let entities = (0..1000).map(|i| entity(&format!("e{batch}-{i}"), &format!("tag t{batch}x{i}y"))).collect();
+        seeder.create_entities(&tenant, entities).await.unwrap();
+    }
+    // Loading 40,000 entities takes several times the timeout; a one-hit search, a small part of it.
+    let reader =
+        common::memory(&db.url, &["--graph-cache-bytes", "1000000000", "--db-statement-timeout", "80ms"]).await;
+    let (failed, failing) = (cache_reads("load_failed"), cache_reads("failing"));
+    for (query, expected) in [("t7x12y", "e7-12"), ("t39x999y", "e39-999")] {
+        let page = reader.search_nodes(&tenant, query, &PageRequest::default()).await.unwrap();
+        let names: Vec<_> = page.graph.entities.into_iter().map(|e| e.name).collect();
+        assert_eq!(names, [expected]);
+    }
+    assert_eq!((cache_reads("load_failed") - failed, cache_reads("failing") - failing), (1, 1));
+}

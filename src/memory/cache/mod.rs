@@ -20,6 +20,7 @@
 //! The copies held stay within a budget of memory (estimated, `size`) and of entities, least
 //! recently used tenants evicted first; a graph larger than the budget is read from the database.
 
+mod failures;
 mod frequency;
 mod grams;
 mod graph;
@@ -56,6 +57,8 @@ pub enum Admission {
     TooLarge,
     /// Read no more often lately than the copy it would evict.
     Cold,
+    /// Its last load failed a short while ago (`failures`).
+    Failing,
 }
 
 /// What copies hold: entities and estimated bytes.
@@ -139,6 +142,9 @@ impl GraphCache {
         if entities > self.budget.entities || least.saturating_mul(entities) > self.budget.bytes {
             return Admission::TooLarge;
         }
+        if tenants.failures.waiting(tenant) {
+            return Admission::Failing;
+        }
         if tenants.copies.contains_key(tenant) {
             return Admission::Load; // a stale copy, replaced
         }
@@ -215,6 +221,12 @@ impl GraphCache {
         true
     }
 
+    /// Records that loading the tenant's graph failed; returns how long its reads go to the
+    /// database instead.
+    pub fn load_failed(&self, tenant: &str) -> std::time::Duration {
+        self.tenants().failures.failed(tenant)
+    }
+
     /// Holds a freshly loaded graph unless a copy at least as new is already here; evicts the
     /// least recently used tenants to stay within the budget. A graph over the whole budget is
     /// not held (the read it was loaded for still uses it): `Err` carries it.
@@ -223,6 +235,7 @@ impl GraphCache {
         let size = Held::of(&graph);
         let fresh = Arc::new(Cached { graph: RwLock::new(graph), used, unread_writes: AtomicU64::new(0) });
         let mut tenants = self.tenants();
+        tenants.failures.loaded(tenant);
         if !self.budget.holds(size) {
             if tenants.too_large.len() >= 4096 {
                 tenants.too_large.clear(); // the sizes are hints; counting starts again
@@ -302,6 +315,7 @@ struct Tenants {
     /// Tenants whose graph was over the budget when loaded: its bytes per entity then.
     too_large: HashMap<String, usize>,
     frequency: frequency::Frequency,
+    failures: failures::Failures,
     /// Unordered: the version the last reads of a tenant with a stale copy found, and how many
     /// reads in a row found it (`settled`).
     reads_at: HashMap<String, (i64, u32)>,
