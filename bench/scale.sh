@@ -65,9 +65,11 @@ for backend in sqlite postgres; do
       store=(DATABASE_URL="$pg/$db" DB_STATEMENT_TIMEOUT="${SCALE_PG_STATEMENT_TIMEOUT:-20s}")
     fi
     # The machine's PostgreSQL runs without autovacuum; a server's would vacuum and analyze after
-    # a bulk load (since PostgreSQL 13 inserts alone start it).
+    # a bulk load (since PostgreSQL 13 inserts alone start it). Then what the load and the vacuum
+    # left dirty is written out, so that the calls measure searches and writes, not that
+    # checkpoint (during it, about one search in a hundred waited up to ~28 ms).
     after_load=true
-    [[ $backend == sqlite ]] || after_load="psql -q '$pg/$db' -c 'vacuum analyze'"
+    [[ $backend == sqlite ]] || after_load="psql -q '$pg/$db' -c 'vacuum analyze' -c checkpoint"
     echo 0 >"$rss"
     peak_rss "^$bin/mcp-server stdio\$" "$rss" &
     poller=$!
@@ -77,8 +79,6 @@ for backend in sqlite postgres; do
     wait "$poller" 2>/dev/null || true
     line="{\"backend\":\"$backend\",\"budget\":$budget,\"peak_rss_kib\":$(cat "$rss"),${line#\{}"
     # The same graph over HTTP. A budget that holds it loads it on the first search, before wrk.
-    # PostgreSQL first writes out what the load left dirty, so that wrk measures searches and not
-    # the load's checkpoint (run right after it, one search in a hundred waited ~28 ms for it).
     [[ $backend == sqlite ]] || psql -q "$pg/$db" -c checkpoint
     port=$(free_port)
     env "${store[@]}" GRAPH_CACHE_BYTES="$budget" LOG_LEVEL=warn PORT="$port" METRICS_PORT="$(free_port)" \
