@@ -1,5 +1,13 @@
 # shellcheck shell=bash
-# Helpers shared by bench/run and bench/wrk.sh. Source it; never execute it.
+# Helpers shared by the harnesses (bench/run, wrk.sh, tenants.sh, scale.sh, retrieval.sh). Source
+# it, without arguments; never execute it.
+
+# Read the same way by every harness: its --smoke flag (the sourcing script's first argument) and
+# the PostgreSQL server (BENCH_PG).
+# shellcheck disable=SC2034 # used by the scripts that source this
+smoke=false
+[[ ${1:-} == --smoke ]] && smoke=true
+pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { # URL PID: until the URL answers 200 (ours: /health/ready) or any HTTP (peers), 30 s at most
@@ -31,7 +39,6 @@ bench_workspace() {
 bench_cleanup() {
   jobs -p | xargs -r kill 2>/dev/null || true
   wait 2>/dev/null || true
-  # shellcheck disable=SC2154 # $pg is the sourcing script's
   psql -q "$pg/postgres" -c "drop database if exists $db with (force)" 2>/dev/null || true
   rm -rf "$work"
 }

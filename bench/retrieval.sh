@@ -10,9 +10,6 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 source bench/lib.sh
 
-smoke=false
-[[ ${1:-} == --smoke ]] && smoke=true
-pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 if $smoke; then profile=dev dir=debug; else profile=${BENCH_PROFILE:-soak} dir=${BENCH_PROFILE:-soak}; fi
 modes=${RETRIEVAL_MODES:-substring}
 

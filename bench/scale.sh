@@ -14,9 +14,6 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 source bench/lib.sh
 
-smoke=false
-[[ ${1:-} == --smoke ]] && smoke=true
-pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 if $smoke; then
   profile=dev dir=debug size=2000 mixed=40 budgets=(100000 10000000) seconds=1
 else

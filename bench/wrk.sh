@@ -13,9 +13,6 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 source bench/lib.sh
 
-smoke=false
-[[ ${1:-} == --smoke ]] && smoke=true
-pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 if $smoke; then
   profile=dev dir=debug seconds=1 connections=(4)
 else
