@@ -21,6 +21,10 @@ struct Failure {
 impl Failures {
     /// Records a failed load of the tenant's graph; returns how long its reads do not load it.
     pub(super) fn failed(&mut self, tenant: &str) -> Duration {
+        if self.0.len() >= 4096 && !self.0.contains_key(tenant) {
+            // An outage fails every tenant's load: past this many, the backoffs start again.
+            self.0.clear();
+        }
         let in_a_row = self.0.get(tenant).map_or(0, |f| f.in_a_row) + 1;
         let wait = FIRST.saturating_mul(1 << (in_a_row - 1).min(6)).min(MOST);
         self.0.insert(tenant.to_string(), Failure { until: Instant::now() + wait, in_a_row });
@@ -41,7 +45,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_failure_in_a_row_doubles_the_wait_up_to_an_hour_and_a_load_clears_it() {
+    fn each_failure_in_a_row_doubles_the_wait_up_to_an_hour_a_load_clears_it_and_tenants_are_bounded() {
         let mut failures = Failures::default();
         assert!(!failures.waiting("t"));
         let waits: Vec<_> = (0..9).map(|_| failures.failed("t").as_secs()).collect();
@@ -50,5 +54,9 @@ mod tests {
         failures.loaded("t");
         assert!(!failures.waiting("t"));
         assert_eq!(failures.failed("t").as_secs(), 60);
+        for i in 0..4096 {
+            failures.failed(&format!("tenant {i}"));
+        }
+        assert!(failures.0.len() <= 4096 && !failures.waiting("t"), "bounded: the oldest backoffs are gone");
     }
 }
