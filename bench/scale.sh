@@ -48,7 +48,6 @@ peak_rss() { # PATTERN OUT
 for backend in sqlite postgres; do
   for budget in "${budgets[@]}"; do
     log "$backend, GRAPH_CACHE_BYTES=$budget: $size entities"
-    # The default tenant, which the HTTP pass reads without a token.
     rss=$work/$backend-$budget.rss
     if [[ $backend == sqlite ]]; then
       store=(DATA_DIR="$work/$backend-$budget")
@@ -70,6 +69,7 @@ for backend in sqlite postgres; do
     echo 0 >"$rss"
     peak_rss "^$bin/mcp-server stdio\$" "$rss" &
     poller=$!
+    # The stdio server writes the default tenant, which the HTTP pass reads without a token.
     line=$("$bin/examples/bench-stdio" --label "mcp-server-$backend" --sizes "$size" --mixed "$mixed" --cap 3600 --after-load "$after_load" -- \
       env "${store[@]}" GRAPH_CACHE_BYTES="$budget" LOG_LEVEL=warn "$bin/mcp-server" stdio)
     kill "$poller"

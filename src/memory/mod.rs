@@ -174,20 +174,15 @@ impl Memory {
             count("hit");
             return Ok(Some(cached));
         }
-        match cache.admits(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
-            Admission::Load => {}
-            Admission::TooLarge => {
-                count("too_large");
-                return Ok(None);
-            }
-            Admission::Cold => {
-                count("cold");
-                return Ok(None);
-            }
-            Admission::Failing => {
-                count("failing");
-                return Ok(None);
-            }
+        let skipped = match cache.admits(tenant.as_str(), usize::try_from(entities).unwrap_or(usize::MAX)) {
+            Admission::Load => None,
+            Admission::TooLarge => Some("too_large"),
+            Admission::Cold => Some("cold"),
+            Admission::Failing => Some("failing"),
+        };
+        if let Some(result) = skipped {
+            count(result);
+            return Ok(None);
         }
         if !cache.settled(tenant.as_str(), version) {
             count("changing");
