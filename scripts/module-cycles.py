@@ -18,6 +18,7 @@ from pathlib import Path
 LAYERS = {
     "config": 0,
     "telemetry": 1,
+    "embed": 1,
     "quota": 1,
     "redis": 1,
     "storage": 2,

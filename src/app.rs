@@ -3,9 +3,10 @@
 
 use crate::{
     config::{ConfigError, Settings, redact},
+    embed::Embedder,
     http::{self, AppState, RunningServer, StateError},
     mcp::MemoryServer,
-    memory::{Limits, Memory, Tenant},
+    memory::{Limits, Memory, Tenant, semantic::SemanticSettings},
     storage::{Backend, DatabaseConfig, StorageError, Store},
 };
 
@@ -27,6 +28,8 @@ pub enum BuildError {
     Redis(#[from] redis::RedisError),
     #[error("stdio: {0}")]
     Stdio(String),
+    #[error(transparent)]
+    Embedder(#[from] crate::embed::EmbedError),
 }
 
 /// The memory over a connected, migrated store, with the settings it was built from.
@@ -53,7 +56,18 @@ impl Application {
             store.migrate().await.map_err(BuildError::Migrate)?;
         }
         store.require_servable_schema().await.map_err(BuildError::Schema)?;
-        let memory = Memory::new(store, Limits::from_settings(&settings));
+        let mut memory = Memory::new(store, Limits::from_settings(&settings));
+        if let Some(embedder) = Embedder::from_settings(&settings.embeddings)? {
+            let e = &settings.embeddings;
+            memory = memory.with_embedder(
+                embedder,
+                SemanticSettings {
+                    default_mode: e.search_mode,
+                    batch: e.embeddings_batch,
+                    cache_bytes: usize::try_from(e.vector_cache_bytes).unwrap_or(usize::MAX),
+                },
+            );
+        }
         Ok(Application { settings, memory })
     }
 
@@ -94,6 +108,7 @@ impl Application {
         );
         let stop = tokio_util::sync::CancellationToken::new();
         tokio::spawn(updates.clone().run(stop.clone()));
+        tokio::spawn(self.memory.clone().index(stop.clone()));
         let server = MemoryServer::with_tenant(self.memory, tenant).with_resource_updates(updates);
         // Clients spawn stdio servers on pipes: read and written on the IO reactor (rmcp's pipe
         // handles), where `stdio()` hands every read and write to a blocking thread.

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod http;
 pub mod mcp;
 pub mod memory;

@@ -19,6 +19,7 @@ mod ratelimit;
 mod replicas;
 mod replies;
 mod search_index;
+mod semantic;
 mod sessions;
 mod sqlite_writer;
 mod subscriptions;

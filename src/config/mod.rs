@@ -1,6 +1,7 @@
 //! Typed configuration, read from flags and environment variables (clap), validated once.
 
 mod auth;
+mod embeddings;
 mod limits;
 mod load;
 mod redis;
@@ -9,6 +10,7 @@ use std::{net::IpAddr, time::Duration};
 
 pub use self::redis::RedisSettings;
 pub use auth::{AuthMode, AuthSettings, ResolvedAuth};
+pub use embeddings::{EmbedderKind, EmbeddingSettings, SearchMode};
 pub use limits::LimitSettings;
 pub use load::LoadSettings;
 
@@ -184,6 +186,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub limits: LimitSettings,
+
+    #[command(flatten)]
+    pub embeddings: EmbeddingSettings,
 }
 
 /// A configuration error: names the variable and what is wrong with it.
@@ -213,6 +218,7 @@ impl Settings {
     pub fn validate_with(&self, secrets_present: bool) -> Result<(), ConfigError> {
         self.auth.validate(self.environment == Environment::Production, secrets_present)?;
         self.load.validate()?;
+        self.embeddings.validate()?;
         self.limits.validate(self.request_timeout, self.load.max_concurrent_requests)?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| ConfigError::new("LOG_LEVEL", e.to_string()))?;

@@ -35,6 +35,7 @@ impl RunningServer {
             idle_timeout: settings.limits.idle_timeout,
         };
         let heartbeat = tokio::spawn(state.memory.clone().heartbeat(state.shutdown.clone()));
+        tokio::spawn(state.memory.clone().index(state.shutdown.clone()));
         let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone(), heartbeat));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }

@@ -34,8 +34,16 @@ pub fn graph_result(graph: KnowledgeGraph, next_cursor: Option<String>) -> CallT
     result
 }
 
+/// A search by meaning's scores go in the structured content only: the text stays the reference's.
 pub fn page_result(page: GraphPage) -> CallToolResult {
-    graph_result(page.graph, page.next_cursor)
+    let mut result = graph_result(page.graph, page.next_cursor);
+    if let (Some(scores), Some(Value::Object(fields))) = (page.scores, result.structured_content.as_mut()) {
+        fields.insert(
+            "scores".into(),
+            scores.into_iter().map(|s| Value::from((f64::from(s) * 1e4).round() / 1e4)).collect(),
+        );
+    }
+    result
 }
 
 /// `serde_json::to_value` of the graph's view, field for field.

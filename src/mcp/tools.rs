@@ -14,6 +14,7 @@ use super::{
     McpLayerError,
     results::{graph_result, list_result, message_result, page_result},
 };
+use crate::config::SearchMode;
 use crate::memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant};
 
 /// The reference's tool list (names, titles, schemas, annotations), as advertised by
@@ -56,6 +57,7 @@ struct PageArgs {
 #[derive(Deserialize)]
 struct SearchArgs {
     query: String,
+    mode: Option<SearchMode>,
     #[serde(flatten)]
     page: PageArgs,
 }
@@ -156,7 +158,7 @@ async fn run(
         }
         "search_nodes" => {
             let args: SearchArgs = parse(arguments)?;
-            page_result(memory.search_nodes(tenant, &args.query, &args.page.into_request()?).await?)
+            page_result(memory.search(tenant, &args.query, args.mode, &args.page.into_request()?).await?)
         }
         "open_nodes" => {
             let args: NamesArgs = parse(arguments)?;

@@ -8,6 +8,7 @@ mod health;
 mod limits;
 pub mod model;
 mod pages;
+pub mod semantic;
 mod writes;
 
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Memory {
     cache: Option<Arc<GraphCache>>,
     /// Permits to build large replies (`budget::BUILDS` at once).
     replies: budget::Replies,
+    /// Search by meaning, when the server has an embedder.
+    semantic: Option<Arc<semantic::Semantic>>,
 }
 
 impl Memory {
@@ -94,7 +97,7 @@ impl Memory {
         let budget = cache::Budget { bytes: limits.graph_cache_bytes, entities: limits.graph_cache_entities };
         let cache = (store.loads_graphs() && budget.bytes > 0 && budget.entities > 0)
             .then(|| Arc::new(GraphCache::new(budget, store.single_writer())));
-        Memory { store, limits, cache, replies: budget::Replies::default() }
+        Memory { store, limits, cache, replies: budget::Replies::default(), semantic: None }
     }
 
     pub fn store(&self) -> &Store {

@@ -48,11 +48,13 @@ pub struct ObservationDeletion {
     pub observations: Vec<String>,
 }
 
-/// A page of a graph read; `next_cursor` is set when more follows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A page of a graph read; `next_cursor` is set when more follows. A search by meaning gives
+/// each entity's score, in the order of the entities.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GraphPage {
     pub graph: KnowledgeGraph,
     pub next_cursor: Option<String>,
+    pub scores: Option<Vec<f32>>,
 }
 
 /// Paging request: no limit means everything, as the reference returns.

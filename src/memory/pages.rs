@@ -68,7 +68,7 @@ impl Memory {
                 if let Some((entities, relations)) =
                     cached.with(|graph| graph.fits(&mut Fill::new(max, None)).then(|| graph.all()))
                 {
-                    return Ok(GraphPage { graph: graph_of(entities, relations), next_cursor: None });
+                    return Ok(GraphPage { graph: graph_of(entities, relations), next_cursor: None, scores: None });
                 }
             }
         }
@@ -130,7 +130,7 @@ impl Memory {
             let r = relations.last().map_or(if more_r { after_r } else { i64::MAX }, |r| r.id);
             Cursor::encode(tenant.as_str(), "graph", e, r)
         });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None })
     }
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
@@ -151,14 +151,33 @@ impl Memory {
             }
             None => (0, page.limit.is_some()),
         };
-        let (max, limit) = (self.limits.max_reply_bytes, page.limit.map(|l| l as usize));
+        let limit = page.limit.map(|l| l as usize);
+        let (entities, relations, more) = self.substring(tenant, query, ranked, offset, limit).await?;
+        let next_cursor = more.then(|| {
+            let order = if ranked { 0 } else { UNRANKED };
+            Cursor::encode(tenant.as_str(), &scope, offset + entities.len() as i64, order)
+        });
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None })
+    }
+
+    /// The substring search's matches from `offset`, at most `limit` and within the reply budget,
+    /// with the relations touching them, and whether more follow.
+    pub(super) async fn substring(
+        &self,
+        tenant: &Tenant,
+        query: &str,
+        ranked: bool,
+        offset: i64,
+        limit: Option<usize>,
+    ) -> Result<(Vec<EntityRow>, Vec<RelationRow>, bool)> {
+        let max = self.limits.max_reply_bytes;
         // Read here, not in `cached`: a search from the database picks its plan by the size.
         let (version, size) = self.store.graph_version(tenant.as_str()).await?;
         let cached = match &self.cache {
             Some(cache) => self.cached_at(cache, tenant, version, size).await?,
             None => None,
         };
-        let (entities, relations, more) = match cached {
+        Ok(match cached {
             Some(cached) => {
                 let offset = usize::try_from(offset).unwrap_or(0);
                 let search = |fill: &mut Fill| cached.with(|graph| graph.search(query, ranked, offset, fill));
@@ -190,12 +209,7 @@ impl Memory {
                     }
                 }
             }
-        };
-        let next_cursor = more.then(|| {
-            let order = if ranked { 0 } else { UNRANKED };
-            Cursor::encode(tenant.as_str(), &scope, offset + entities.len() as i64, order)
-        });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor })
+        })
     }
 
     /// The search's matches from `offset`, fetched in chunks until the page is full, with the

@@ -39,6 +39,7 @@ impl Memory {
         versions: Option<Versions>,
         replay: impl FnOnce(&mut TenantGraph),
     ) {
+        self.wake_indexer();
         if let (Some(cache), Some(v)) = (&self.cache, versions)
             && (order.is_some() || !self.store.single_writer())
         {

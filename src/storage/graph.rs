@@ -240,6 +240,23 @@ pub async fn entities_named(conn: &mut AnyConnection, tenant: &str, names: &[Str
     Ok(entities)
 }
 
+/// The tenant's entities among `ids` (those that exist), in the order of `ids`.
+pub async fn entities_with_ids(conn: &mut AnyConnection, tenant: &str, ids: &[i64]) -> Result<Vec<EntityRow>> {
+    let mut entities = Vec::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let query = chunk.iter().fold(sqlx::query(&sql).bind(tenant), |q, id| q.bind(*id));
+        entities.extend(entity_rows(query.fetch_all(&mut *conn).await?)?);
+    }
+    let order: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    entities.sort_by_key(|e| order.get(&e.id).copied().unwrap_or(usize::MAX));
+    attach_observations(conn, &mut entities).await?;
+    Ok(entities)
+}
+
 /// Relations with at least one end among `names`, in insertion order (the reference's rule for
 /// search_nodes and open_nodes since 2026: a node's connections are visible from it).
 pub async fn relations_touching_any(

@@ -19,6 +19,7 @@ mod read;
 mod search;
 mod snapshot;
 mod sqlite;
+mod vectors;
 mod version_reads;
 mod versions;
 mod wal;
@@ -53,6 +54,7 @@ pub mod statements {
 pub use loaded::{LoadedGraph, StoredEntity};
 pub use outcome::{Added, Versions};
 pub use read::Read;
+pub use vectors::{Pending, StoredVector};
 pub use versions::graph_version;
 pub use writes::NewEntity;
 

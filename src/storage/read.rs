@@ -66,6 +66,11 @@ impl Read {
         Ok(graph::entities_named(self.conn(), tenant, names).await?)
     }
 
+    /// The tenant's entities among `ids` that exist, in the order of `ids`.
+    pub async fn entities_with_ids(&mut self, tenant: &str, ids: &[i64]) -> Result<Vec<EntityRow>> {
+        Ok(graph::entities_with_ids(self.conn(), tenant, ids).await?)
+    }
+
     /// Relations with any of `names` at either end, in insertion order.
     pub async fn relations_touching_any(&mut self, tenant: &str, names: &[String]) -> Result<Vec<RelationRow>> {
         Ok(graph::relations_touching_any(self.conn(), tenant, names).await?)

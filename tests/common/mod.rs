@@ -141,11 +141,15 @@ pub async fn spawn_app(db: Db) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(db: Db, extra: &[&str]) -> Option<TestApp> {
-    let test_db = TestDb::new(db).await?;
+    Some(spawn_app_on(TestDb::new(db).await?, extra).await)
+}
+
+/// Starts the server on a database a test made (or an earlier server used: `TestApp::into_db`).
+pub async fn spawn_app_on(test_db: TestDb, extra: &[&str]) -> TestApp {
     let app = Application::build(settings(&test_db.url, extra)).await.expect("the application builds");
     let memory = app.memory().clone();
     let server = app.start().await.expect("server starts");
-    Some(TestApp { addr: server.addr, metrics_addr: server.metrics_addr, memory, db: test_db, server: Some(server) })
+    TestApp { addr: server.addr, metrics_addr: server.metrics_addr, memory, db: test_db, server: Some(server) }
 }
 
 impl TestApp {
@@ -178,6 +182,13 @@ impl TestApp {
 
     pub async fn shutdown(mut self) {
         self.stop().await;
+    }
+
+    /// Shuts the server down and keeps its database, for the next server a test starts.
+    pub async fn into_db(mut self) -> TestDb {
+        self.stop().await;
+        let TestApp { db, .. } = self;
+        db
     }
 
     /// Runs the server's shutdown sequence; the database stays until the app is dropped.

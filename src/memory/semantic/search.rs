@@ -1,0 +1,192 @@
+//! search_nodes by meaning. `semantic` ranks the tenant's entities by their vectors' similarity
+//! to the query's, then adds substring matches (entities not yet embedded are found that way);
+//! `hybrid` fuses the substring ranking with the vector ranking by reciprocal rank. When the
+//! embedder fails, both answer with the substring ranking alone, counted and logged.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::Semantic;
+use crate::{
+    config::SearchMode,
+    memory::{
+        GraphPage, Memory, MemoryError, PageRequest, Result, Tenant, Timed, budget, budget::Fill, cursor::Cursor,
+        graph_of, limits::storable,
+    },
+    storage::{StorageError, Store},
+};
+
+/// A page of results when a call gives no limit.
+const DEFAULT_RESULTS: usize = 10;
+/// The deepest a ranking goes (offset plus page).
+const MOST_RESULTS: usize = 1000;
+/// Reciprocal-rank fusion's constant: the one its authors found robust.
+const RRF_K: f32 = 60.0;
+/// What a score adds to a reply, at most.
+const SCORE_BYTES: usize = 48;
+
+enum Nearest {
+    Hits(Vec<(i64, f32)>),
+    /// Why vectors could not answer (the `reason` label), and the error to log.
+    Degraded(&'static str, String),
+}
+
+impl Semantic {
+    /// The `k` entities nearest the query, the tenant's copy brought up to date first.
+    async fn nearest(
+        &self,
+        store: &Store,
+        tenant: &str,
+        query: &str,
+        k: usize,
+    ) -> std::result::Result<Nearest, StorageError> {
+        let vector = match self.query_vector(query).await {
+            Ok(vector) => vector,
+            Err(error) => return Ok(Nearest::Degraded(error.reason(), error.to_string())),
+        };
+        let index = self.tenant(tenant);
+        let seq = index.read().await.seq;
+        let new = store.vectors_since(tenant, self.embedder.model(), seq).await?;
+        if !new.is_empty() {
+            let mut copy = index.write().await;
+            // Another search may have read them meanwhile: only the rows still newer apply.
+            let seq = copy.seq;
+            copy.apply(new.into_iter().filter(|v| v.seq > seq).collect());
+            drop(copy);
+            if !self.within_budget(tenant) {
+                return Ok(Nearest::Degraded("too_large", "the tenant's vectors exceed VECTOR_CACHE_BYTES".into()));
+            }
+        }
+        Ok(Nearest::Hits(index.read().await.nearest(&vector, k)))
+    }
+}
+
+/// Reciprocal-rank fusion of two rankings (ids best first): each id scores Σ 1/(k + rank).
+fn fuse(lexical: &[i64], vectors: &[(i64, f32)]) -> Vec<(i64, f32)> {
+    let mut scores: BTreeMap<i64, (f32, usize)> = BTreeMap::new();
+    let ranked = lexical.iter().copied().chain(vectors.iter().map(|v| v.0));
+    let ranks = (0..lexical.len()).chain(0..vectors.len());
+    for (order, (id, rank)) in ranked.zip(ranks).enumerate() {
+        let entry = scores.entry(id).or_insert((0.0, order));
+        entry.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+    }
+    let mut fused: Vec<(i64, f32, usize)> = scores.into_iter().map(|(id, (score, first))| (id, score, first)).collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+    fused.into_iter().map(|(id, score, _)| (id, score)).collect()
+}
+
+impl Memory {
+    /// search_nodes in `mode` (the server's SEARCH_MODE when `None`): substring search is the
+    /// reference's; hybrid and semantic rank by meaning, a page at a time (10 unless `limit`),
+    /// each entity with its score.
+    pub async fn search(
+        &self,
+        tenant: &Tenant,
+        query: &str,
+        mode: Option<SearchMode>,
+        page: &PageRequest,
+    ) -> Result<GraphPage> {
+        let mode = mode.or(self.semantic.as_ref().map(|s| s.default_mode)).unwrap_or(SearchMode::Substring);
+        if mode == SearchMode::Substring {
+            return self.search_nodes(tenant, query, page).await;
+        }
+        let Some(semantic) = &self.semantic else {
+            return Err(MemoryError::Invalid {
+                field: "mode".into(),
+                reason: format!(
+                    "{} search needs embeddings, which this server has off (EMBEDDINGS=off)",
+                    mode.as_str()
+                ),
+            });
+        };
+        let _timed = Timed::start("search_by_meaning");
+        self.check().text("query", query, self.limits.max_observation_bytes)?;
+        let scope = format!("{}:{query}", mode.as_str());
+        let offset = match &page.cursor {
+            Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e as usize,
+            None => 0,
+        };
+        let limit = page.limit.map_or(DEFAULT_RESULTS, |l| l as usize);
+        // One past the page, so that a ranking longer than the page shows there is more.
+        let want = (offset + limit + 1).min(MOST_RESULTS);
+        let lexical: Vec<i64> = if storable(query) {
+            self.substring(tenant, query, true, 0, Some(want)).await?.0.iter().map(|e| e.id).collect()
+        } else {
+            Vec::new()
+        };
+        let ranking = match semantic.nearest(&self.store, tenant.as_str(), query, want).await? {
+            Nearest::Hits(hits) if mode == SearchMode::Hybrid => fuse(&lexical, &hits),
+            Nearest::Hits(mut hits) => {
+                let near: HashSet<i64> = hits.iter().map(|h| h.0).collect();
+                hits.extend(lexical.iter().filter(|id| !near.contains(id)).map(|id| (*id, 0.0)));
+                hits
+            }
+            Nearest::Degraded(reason, error) => {
+                metrics::counter!("search_degraded_total", "reason" => reason).increment(1);
+                tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; substring matches only");
+                lexical.iter().map(|id| (*id, 0.0)).collect()
+            }
+        };
+        let end = ranking.len().min(offset + limit).min(MOST_RESULTS);
+        let on_page = ranking.get(offset..end).unwrap_or_default();
+        let (graph, scores, taken) = self.page_of(semantic, tenant, on_page).await?;
+        let next_cursor = (offset + taken < ranking.len().min(MOST_RESULTS))
+            .then(|| Cursor::encode(tenant.as_str(), &scope, (offset + taken) as i64, 0));
+        Ok(GraphPage { graph, next_cursor, scores: Some(scores) })
+    }
+
+    /// The ranked entities as a page within the reply budget, with the relations touching them;
+    /// returns how many of `ranked` it took (an entity deleted since it was embedded counts as taken).
+    async fn page_of(
+        &self,
+        semantic: &Semantic,
+        tenant: &Tenant,
+        ranked: &[(i64, f32)],
+    ) -> Result<(crate::memory::KnowledgeGraph, Vec<f32>, usize)> {
+        let ids: Vec<i64> = ranked.iter().map(|r| r.0).collect();
+        let mut read = self.store.snapshot().await?;
+        let entities = read.entities_with_ids(tenant.as_str(), &ids).await?;
+        let names: Vec<String> = entities.iter().map(|e| e.name.clone()).collect();
+        let relations = read.relations_touching_any(tenant.as_str(), &names).await?;
+        read.finish().await?;
+        if entities.len() < ids.len() {
+            semantic.forget(tenant.as_str()); // vectors of deleted entities: read the copy again
+        }
+        let mut fill = Fill::new(self.limits.max_reply_bytes, None);
+        let (mut page, mut scores, mut included, mut taken) = (Vec::new(), Vec::new(), BTreeMap::new(), 0);
+        let mut rows = entities.into_iter().peekable();
+        for (id, score) in ranked {
+            let Some(row) = rows.next_if(|row| row.id == *id) else {
+                taken += 1; // gone since it was embedded
+                continue;
+            };
+            let touching: Vec<_> = relations
+                .iter()
+                .filter(|r| (r.from == row.name || r.to == row.name) && !included.contains_key(&r.id))
+                .collect();
+            let cost = budget::entity(&row.name, &row.entity_type, row.observations.iter().map(String::as_str))
+                + touching.iter().map(|r| budget::relation(&r.from, &r.to, &r.relation_type)).sum::<usize>()
+                + SCORE_BYTES;
+            if !fill.take(cost) {
+                break;
+            }
+            included.extend(touching.into_iter().map(|r| (r.id, r.clone())));
+            page.push(row);
+            scores.push(*score);
+            taken += 1;
+        }
+        Ok((graph_of(page, included.into_values().collect()), scores, taken))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_rewards_agreement_and_keeps_either_rankings_hits() {
+        let fused = fuse(&[7, 3], &[(3, 0.9), (5, 0.8), (7, 0.1)]);
+        let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
+        assert_eq!(ids, vec![3, 7, 5]);
+        assert!(fused[0].1 > fused[1].1 && fused[1].1 > fused[2].1);
+    }
+}
