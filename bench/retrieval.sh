@@ -11,7 +11,8 @@ source scripts/lib.sh
 source bench/lib.sh
 
 if $smoke; then profile=dev dir=debug; else profile=${BENCH_PROFILE:-soak} dir=${BENCH_PROFILE:-soak}; fi
-modes=${RETRIEVAL_MODES:-substring}
+modes=${RETRIEVAL_MODES:-substring,lexical,semantic,hybrid}
+embedding_model
 
 log "build ($profile)"
 cargo build --locked --profile "$profile" --bin mcp-server
@@ -32,8 +33,9 @@ run() { # LABEL MODES COMMAND...: one JSON line per mode, labelled
 }
 log "runs"
 mkdir -p "$work/sqlite"
-run mcp-server-sqlite "$modes" env DATA_DIR="$work/sqlite" LOG_LEVEL=warn "$bin/mcp-server" stdio
-run mcp-server-postgres "$modes" env DATABASE_URL="$pg/$db" LOG_LEVEL=warn "$bin/mcp-server" stdio
+embeddings=(EMBEDDINGS=local EMBEDDING_MODEL_DIR="$MCP_TEST_EMBEDDING_MODEL_DIR")
+run mcp-server-sqlite "$modes" env "${embeddings[@]}" DATA_DIR="$work/sqlite" LOG_LEVEL=warn "$bin/mcp-server" stdio
+run mcp-server-postgres "$modes" env "${embeddings[@]}" DATABASE_URL="$pg/$db" LOG_LEVEL=warn "$bin/mcp-server" stdio
 run reference substring env MEMORY_FILE_PATH="$work/reference.jsonl" node "$reference"
 
 report() {

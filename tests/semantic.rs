@@ -79,6 +79,9 @@ both_backends!(the_local_model_finds_by_meaning_what_substrings_miss, |db| async
     until_first(&client, "which person owns a vehicle", "semantic", "Bob").await;
     until_first(&client, "food allergy", "semantic", "Dana").await;
     until_first(&client, "gardening", "hybrid", "Evan").await;
+    until_first(&client, "who drove the red truck", "lexical", "Bob").await;
+    let cello = search(&client, "cello", "lexical", json!({})).await;
+    assert_eq!(names(&cello), ["Carol"], "only documents with a word of the query");
     // Scores in the structured content only, one an entity, best first; the text is the reference's shape.
     let scores: Vec<f64> = found["scores"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).collect();
     assert_eq!(scores.len(), names(&found).len());
@@ -140,6 +143,9 @@ both_backends!(a_failing_endpoint_never_fails_a_write_and_search_falls_back_to_s
     }
     let body = metrics(&app).await;
     assert!(body.contains("embedding_failures_total{reason=\"unavailable\"}"), "{body}");
+    // Words are indexed before the batch goes to the embedder: word search works meanwhile.
+    endpoint.set(Behaviour::Down);
+    until_first(&client, "red truck", "lexical", "Bob").await;
     // Back up: the entities queued meanwhile are embedded and found by meaning.
     endpoint.set(Behaviour::Real);
     until_first(&client, "musical instrument", "semantic", "Carol").await;
@@ -218,5 +224,39 @@ both_backends!(tenants_see_only_their_own_vectors, |db| async move {
     };
     wait_for(|| found_in(a.clone()), vec!["Carol".to_string()]).await;
     wait_for(|| found_in(b.clone()), vec!["Bob".to_string()]).await;
+    // Words too: b's word index has no cello, a's has.
+    let lexical = Some(mcp_server::config::SearchMode::Lexical);
+    let words = |tenant: Tenant| {
+        let (memory, page) = (memory.clone(), page.clone());
+        async move {
+            let found = memory.search(&tenant, "cello", lexical, &page).await.unwrap();
+            found.graph.entities.into_iter().map(|e| e.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(words(b.clone()).await, Vec::<String>::new());
+    assert_eq!(words(a.clone()).await, ["Carol"]);
     stop.cancel();
 });
+
+/// Embeddings turn on (the first server with EMBEDDINGS starts) while another client's write is
+/// in flight: that write's triggers saw embeddings off, so the start's backfill must see its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_written_while_embeddings_turn_on_are_embedded() {
+    let Some(dir) = model_dir() else { return };
+    let Some(test_db) = TestDb::new(common::Db::Postgres).await else { return };
+    common::migrate(&test_db.url);
+    let pool = common::sql(&test_db.url).await;
+    let mut write = pool.begin().await.unwrap();
+    let carol = "WITH e AS (INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
+                 VALUES ('default', 'Carol', 'person', 'carol', 'person') RETURNING id) \
+                 INSERT INTO observations (entity_id, content, content_lc) \
+                 SELECT id, 'plays the cello in the city orchestra', 'plays the cello in the city orchestra' FROM e";
+    sqlx::query(carol).execute(&mut *write).await.unwrap();
+    let app =
+        common::spawn_app_on(test_db, &["--embeddings", "local", "--embedding-model-dir", dir.to_str().unwrap()]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // the indexer turns embeddings on meanwhile
+    write.commit().await.unwrap();
+    let client = app.client().await;
+    until_first(&client, "musical instrument", "semantic", "Carol").await;
+    app.shutdown().await;
+}

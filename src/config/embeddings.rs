@@ -24,7 +24,9 @@ pub enum EmbedderKind {
 pub enum SearchMode {
     /// The reference's: the query is a substring of a name, type or observation
     Substring,
-    /// Substring matches first, then the entities nearest in meaning
+    /// The query's words, ranked by BM25 (FTS5) or ts_rank (PostgreSQL)
+    Lexical,
+    /// Substring, word and vector rankings fused by reciprocal rank
     Hybrid,
     /// The entities nearest in meaning (substring matches for entities not yet embedded)
     Semantic,
@@ -34,6 +36,7 @@ impl SearchMode {
     pub fn as_str(self) -> &'static str {
         match self {
             SearchMode::Substring => "substring",
+            SearchMode::Lexical => "lexical",
             SearchMode::Hybrid => "hybrid",
             SearchMode::Semantic => "semantic",
         }
@@ -70,7 +73,8 @@ pub struct EmbeddingSettings {
     /// searched tenants go first; a tenant whose vectors alone exceed it is searched by substring
     #[arg(long, env = "VECTOR_CACHE_BYTES", default_value_t = 512 * 1024 * 1024, global = true)]
     pub vector_cache_bytes: u64,
-    /// search_nodes' mode when a call names none: substring (the reference's), hybrid or semantic
+    /// search_nodes' mode when a call names none: substring (the reference's), lexical, hybrid or
+    /// semantic (all but substring need EMBEDDINGS)
     #[arg(long, env = "SEARCH_MODE", value_enum, default_value = "substring", global = true)]
     pub search_mode: SearchMode,
 }
@@ -102,7 +106,7 @@ impl EmbeddingSettings {
             EmbedderKind::Off if self.search_mode != SearchMode::Substring => {
                 return Err(ConfigError::new(
                     "SEARCH_MODE",
-                    format!("is {}, which needs vectors, but EMBEDDINGS=off", self.search_mode.as_str()),
+                    format!("is {}, which needs the indexer, but EMBEDDINGS=off", self.search_mode.as_str()),
                 ));
             }
             EmbedderKind::Local if self.embedding_model_dir.is_none() => {

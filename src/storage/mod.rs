@@ -8,6 +8,7 @@ mod combine;
 mod compat;
 mod database;
 mod deadline;
+mod documents;
 mod dump;
 mod full;
 mod graph;

@@ -91,6 +91,13 @@ impl Store {
             }
             Engine::Postgres(_) => {
                 let mut tx = self.begin_write().await?;
+                // The first time, writes in flight would commit rows whose triggers saw no state
+                // and that the backfill below does not see yet: they finish first.
+                let on: Option<(String,)> =
+                    sqlx::query_as("SELECT model FROM embedding_state").fetch_optional(&mut *tx).await?;
+                if on.is_none() {
+                    sqlx::query("LOCK TABLE entities, observations IN SHARE MODE").execute(&mut *tx).await?;
+                }
                 sqlx::query(
                     "INSERT INTO embedding_state (id, model) VALUES (1, $1) \
                      ON CONFLICT (id) DO UPDATE SET model = excluded.model",

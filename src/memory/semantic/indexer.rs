@@ -91,7 +91,12 @@ impl Indexer {
         if pending.is_empty() {
             return Ok(0);
         }
-        let texts = pending.iter().map(|p| entity_text(&p.name, &p.entity_type, &p.observations)).collect();
+        let texts: Vec<String> =
+            pending.iter().map(|p| entity_text(&p.name, &p.entity_type, &p.observations)).collect();
+        // Documents first: search by words works while the embedder is down.
+        let documents: Vec<_> =
+            pending.iter().zip(&texts).map(|(p, t)| (p.entity_id, p.tenant.as_str(), t.clone())).collect();
+        self.store.store_documents(&documents).await?;
         let started = std::time::Instant::now();
         let vectors = match self.semantic.embedder.embed(texts).await {
             Ok(vectors) => vectors,

@@ -1,7 +1,8 @@
-//! search_nodes by meaning. `semantic` ranks the tenant's entities by their vectors' similarity
-//! to the query's, then adds substring matches (entities not yet embedded are found that way);
-//! `hybrid` fuses the substring ranking with the vector ranking by reciprocal rank. When the
-//! embedder fails, both answer with the substring ranking alone, counted and logged.
+//! search_nodes by words and meaning. `lexical` ranks the entities by the query's words (BM25);
+//! `semantic` by their vectors' similarity to the query's, then adds substring matches (entities
+//! not yet embedded are found that way); `hybrid` fuses the substring, word and vector rankings
+//! by reciprocal rank. When the embedder fails, semantic and hybrid answer without vectors,
+//! counted and logged.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -21,6 +22,9 @@ const DEFAULT_RESULTS: usize = 10;
 const MOST_RESULTS: usize = 1000;
 /// Reciprocal-rank fusion's constant: the one its authors found robust.
 const RRF_K: f32 = 60.0;
+/// The word ranking's weight in hybrid fusion, against 1 for the substring and vector rankings:
+/// a shared word is weaker evidence than a substring or a meaning (bench/results, retrieval).
+const WORDS_WEIGHT: f32 = 0.5;
 /// What a score adds to a reply, at most.
 const SCORE_BYTES: usize = 48;
 
@@ -60,14 +64,17 @@ impl Semantic {
     }
 }
 
-/// Reciprocal-rank fusion of two rankings (ids best first): each id scores Σ 1/(k + rank).
-fn fuse(lexical: &[i64], vectors: &[(i64, f32)]) -> Vec<(i64, f32)> {
+/// Reciprocal-rank fusion (ids best first): each id scores Σ 1/(k + rank) over the rankings;
+/// ties go to the id that came first.
+fn fuse(rankings: &[(f32, Vec<i64>)]) -> Vec<(i64, f32)> {
     let mut scores: BTreeMap<i64, (f32, usize)> = BTreeMap::new();
-    let ranked = lexical.iter().copied().chain(vectors.iter().map(|v| v.0));
-    let ranks = (0..lexical.len()).chain(0..vectors.len());
-    for (order, (id, rank)) in ranked.zip(ranks).enumerate() {
-        let entry = scores.entry(id).or_insert((0.0, order));
-        entry.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+    let mut order = 0;
+    for (weight, ranking) in rankings {
+        for (rank, id) in ranking.iter().enumerate() {
+            let entry = scores.entry(*id).or_insert((0.0, order));
+            entry.0 += weight / (RRF_K + rank as f32 + 1.0);
+            order += 1;
+        }
     }
     let mut fused: Vec<(i64, f32, usize)> = scores.into_iter().map(|(id, (score, first))| (id, score, first)).collect();
     fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
@@ -113,18 +120,35 @@ impl Memory {
         } else {
             Vec::new()
         };
-        let ranking = match semantic.nearest(&self.store, tenant.as_str(), query, want).await? {
-            Nearest::Hits(hits) if mode == SearchMode::Hybrid => fuse(&lexical, &hits),
-            Nearest::Hits(mut hits) => {
+        let ids = |ranked: &[(i64, f32)]| ranked.iter().map(|r| r.0).collect::<Vec<_>>();
+        let words = match mode {
+            SearchMode::Lexical | SearchMode::Hybrid => self.store.lexical(tenant.as_str(), query, want as i64).await?,
+            _ => Vec::new(),
+        };
+        let nearest = match mode {
+            SearchMode::Semantic | SearchMode::Hybrid => {
+                match semantic.nearest(&self.store, tenant.as_str(), query, want).await? {
+                    Nearest::Hits(hits) => Some(hits),
+                    Nearest::Degraded(reason, error) => {
+                        metrics::counter!("search_degraded_total", "reason" => reason).increment(1);
+                        tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; ranking without them");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let ranking = match (mode, nearest) {
+            (SearchMode::Lexical, _) => words,
+            (SearchMode::Hybrid, hits) => {
+                fuse(&[(1.0, lexical), (WORDS_WEIGHT, ids(&words)), (1.0, ids(&hits.unwrap_or_default()))])
+            }
+            (_, Some(mut hits)) => {
                 let near: HashSet<i64> = hits.iter().map(|h| h.0).collect();
                 hits.extend(lexical.iter().filter(|id| !near.contains(id)).map(|id| (*id, 0.0)));
                 hits
             }
-            Nearest::Degraded(reason, error) => {
-                metrics::counter!("search_degraded_total", "reason" => reason).increment(1);
-                tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; substring matches only");
-                lexical.iter().map(|id| (*id, 0.0)).collect()
-            }
+            (_, None) => lexical.iter().map(|id| (*id, 0.0)).collect(),
         };
         let end = ranking.len().min(offset + limit).min(MOST_RESULTS);
         let on_page = ranking.get(offset..end).unwrap_or_default();
@@ -184,7 +208,7 @@ mod tests {
 
     #[test]
     fn fusion_rewards_agreement_and_keeps_either_rankings_hits() {
-        let fused = fuse(&[7, 3], &[(3, 0.9), (5, 0.8), (7, 0.1)]);
+        let fused = fuse(&[(1.0, vec![7, 3]), (1.0, vec![3, 5, 7])]);
         let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
         assert_eq!(ids, vec![3, 7, 5]);
         assert!(fused[0].1 > fused[1].1 && fused[1].1 > fused[2].1);
