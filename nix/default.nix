@@ -11,8 +11,9 @@ let
 
   craneLib = inputs.crane.mkLib pkgs;
   build = import ./package.nix { inherit pkgs craneLib self; };
+  embedding-model = import ./embedding-model.nix { inherit pkgs; };
   image = import ./image.nix {
-    inherit pkgs self;
+    inherit pkgs self embedding-model;
     inherit (build) mcp-server version;
   };
   kubernetes = import ./kubernetes.nix {
@@ -51,9 +52,11 @@ in
   packages = {
     default = build.mcp-server;
     inherit (build) mcp-server;
+    inherit embedding-model;
   }
   // lib.optionalAttrs isLinux {
     image = image.stream;
+    image-with-model = image.withModel;
     manifests-staging = kubernetes.manifests.staging;
     manifests-production = kubernetes.manifests.production;
   };

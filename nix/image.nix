@@ -7,6 +7,8 @@
   mcp-server,
   # From Cargo.toml, so that the config evaluates without building the package.
   version,
+  # The local embedding model, for the image that includes it (`withModel`).
+  embedding-model,
 }:
 let
   inherit (pkgs) lib dockerTools;
@@ -58,12 +60,18 @@ let
     extraPasswdLines = [ "mcp:x:1000:1000:mcp-server:${dataDir}:/sbin/nologin" ];
     extraGroupLines = [ "mcp:x:1000:" ];
   };
-in
-{
-  inherit config;
-  stream = dockerTools.streamLayeredImage {
-    name = "mcp-server";
-    tag = version;
+  modelDir = "/share/mcp-server/all-minilm-l6-v2";
+
+  stream =
+    {
+      tag,
+      extraContents ? [ ],
+      extraEnv ? [ ],
+      extraCommands ? "",
+    }:
+    dockerTools.streamLayeredImage {
+      name = "mcp-server";
+      inherit tag;
     # Reproducible: the same inputs give the same image digest.
     created = "1970-01-01T00:00:01Z";
     contents = [
@@ -71,16 +79,37 @@ in
       dockerTools.caCertificates
       pkgs.tzdata
       passwd
-    ];
+    ]
+    ++ extraContents;
     # /tmp is world-writable with the sticky bit; the data dir belongs to mcp. With a read-only
     # root filesystem (Kubernetes) both are emptyDir mounts instead.
     extraCommands = ''
       mkdir -p tmp ${lib.removePrefix "/" dataDir}
       chmod 1777 tmp
-    '';
+    ''
+    + extraCommands;
     fakeRootCommands = ''
       chown 1000:1000 ${lib.removePrefix "/" dataDir}
     '';
-    inherit config;
+    config = config // {
+      Env = config.Env ++ extraEnv;
+    };
+  };
+in
+{
+  inherit config;
+  stream = stream { tag = version; };
+  # The same image with the local embedding model at ${modelDir} and EMBEDDINGS=local: ~91 MB
+  # more (the weights).
+  withModel = stream {
+    tag = "${version}-minilm";
+    extraEnv = [
+      "EMBEDDINGS=local"
+      "EMBEDDING_MODEL_DIR=${modelDir}"
+    ];
+    extraCommands = ''
+      mkdir -p ${lib.removePrefix "/" (dirOf modelDir)}
+      cp -r ${embedding-model} ${lib.removePrefix "/" modelDir}
+    '';
   };
 }

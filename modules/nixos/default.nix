@@ -21,7 +21,8 @@ let
   # non-loopback address or a setting names a remote endpoint. An environmentFile may hold such
   # endpoints, so it counts as remote.
   local = v: lib.any (p: lib.hasInfix p (toString v)) [ "127.0.0.1" "localhost" "[::1]" "/run/" "unix:" ];
-  remoteSettings = [ "DATABASE_URL" "DB_HOST" "REDIS_URL" "REDIS_HOST" "OAUTH_ISSUER" "OAUTH_JWKS_URL" "OAUTH_INTROSPECTION_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "JAEGER_HOST" ];
+  remoteSettings = [ "DATABASE_URL" "DB_HOST" "REDIS_URL" "REDIS_HOST" "OAUTH_ISSUER" "OAUTH_JWKS_URL" "OAUTH_INTROSPECTION_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "JAEGER_HOST" "EMBEDDINGS_URL" ];
+  secrets = [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" "EMBEDDINGS_API_KEY" ];
   reachesNetwork =
     !(lib.elem cfg.settings.HOST [ "127.0.0.1" "::1" "localhost" ])
     || cfg.environmentFile != null
@@ -105,6 +106,12 @@ in
       description = "Run a local Redis (services.redis.servers.mcp-server) on a unix socket, for rate limits.";
     };
 
+    embeddings.localModel = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Search by meaning with the bundled all-MiniLM-L6-v2 model run in the server (EMBEDDINGS=local, EMBEDDING_MODEL_DIR its store path; ~91 MB, fetched by hash). For an embeddings endpoint instead, set EMBEDDINGS=endpoint, EMBEDDINGS_URL and EMBEDDINGS_MODEL in settings and EMBEDDINGS_API_KEY in environmentFile or credentials.";
+    };
+
     watchdogSec = mkOption {
       type = types.nullOr types.str;
       default = "30s";
@@ -137,8 +144,8 @@ in
           message = "services.mcp-server.monitoring.prometheus needs NixOS's services.prometheus module.";
         }
         {
-          assertion = !(lib.any (n: lib.elem n [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" ]) (lib.attrNames environment));
-          message = "services.mcp-server.settings holds a secret (JWT_SECRET, DB_PASSWORD, REDIS_PASSWORD or OAUTH_CLIENT_SECRET): use environmentFile or credentials.";
+          assertion = !(lib.any (n: lib.elem n secrets) (lib.attrNames environment));
+          message = "services.mcp-server.settings holds a secret (${lib.concatStringsSep ", " secrets}): use environmentFile or credentials.";
         }
       ];
 
@@ -151,6 +158,10 @@ in
       }
       // optionalAttrs cfg.redis.createLocally {
         REDIS_URL = mkDefault "unix://${config.services.redis.servers.mcp-server.unixSocket}";
+      }
+      // optionalAttrs cfg.embeddings.localModel {
+        EMBEDDINGS = mkDefault "local";
+        EMBEDDING_MODEL_DIR = mkDefault "${self.packages.${pkgs.stdenv.hostPlatform.system}.embedding-model}";
       }
       # Behind nginx the Host header is the domain, and tokens are for the public URL.
       // optionalAttrs cfg.nginx.enable {

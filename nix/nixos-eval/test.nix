@@ -64,6 +64,18 @@ let
       settings.JWT_SECRET = "oops";
     };
   };
+  embeddingKey = eval {
+    services.mcp-server = {
+      enable = true;
+      settings.EMBEDDINGS_API_KEY = "oops";
+    };
+  };
+  withModel = eval {
+    services.mcp-server = {
+      enable = true;
+      embeddings.localModel = true;
+    };
+  };
   remoteDb = eval {
     services.mcp-server = {
       enable = true;
@@ -169,6 +181,11 @@ in
   "credential path literal refused" =
     refused (withCredential ./test.nix).services.mcp-server.credentials;
   "secret in settings refused" = lib.any (lib.hasInfix "holds a secret") (failed secretInSettings);
+  "embeddings API key in settings refused" = lib.any (lib.hasInfix "holds a secret") (failed embeddingKey);
+  "local embedding model: EMBEDDINGS=local and the model's store path" =
+    withModel.systemd.services.mcp-server.environment.EMBEDDINGS == "local"
+    && lib.hasInfix "all-minilm-l6-v2" withModel.systemd.services.mcp-server.environment.EMBEDDING_MODEL_DIR
+    && failed withModel == [ ];
   "monitoring: Grafana provisions the dashboard" = lib.any (
     p: p.name == "mcp-server"
   ) monitored.services.grafana.provision.dashboards.settings.providers;
