@@ -10,3 +10,4 @@ bench/wrk.sh --smoke
 bench/tenants.sh --smoke
 bench/scale.sh --smoke
 bench/retrieval.sh --smoke
+bench/semantic.sh --smoke

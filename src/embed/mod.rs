@@ -96,7 +96,8 @@ impl Embedder {
         if vectors.len() != count {
             return Err(EmbedError::Garbage(format!("{} vectors for {count} texts", vectors.len())));
         }
-        let dims = *self.dims.get_or_init(|| vectors[0].len());
+        // The first batch that passes sets the dimension; a garbage one must not.
+        let dims = self.dims.get().copied().unwrap_or(vectors[0].len());
         for (i, vector) in vectors.iter_mut().enumerate() {
             if vector.len() != dims || dims == 0 {
                 return Err(EmbedError::Garbage(format!("vector {i} has {} dimensions, not {dims}", vector.len())));
@@ -107,6 +108,7 @@ impl Embedder {
             }
             vector.iter_mut().for_each(|x| *x /= norm);
         }
+        let _ = self.dims.set(dims);
         Ok(vectors)
     }
 }
@@ -139,5 +141,13 @@ mod tests {
         assert!(matches!(e.checked(1, vec![vec![1.0, 0.0, 0.0]]), Err(EmbedError::Garbage(_))));
         assert!(matches!(e.checked(1, vec![vec![0.0, 0.0]]), Err(EmbedError::Garbage(_))));
         assert!(matches!(e.checked(1, vec![vec![f32::NAN, 1.0]]), Err(EmbedError::Garbage(_))));
+    }
+
+    #[test]
+    fn a_garbage_first_reply_does_not_set_the_dimension() {
+        let e = embedder();
+        assert!(matches!(e.checked(1, vec![vec![0.0; 3]]), Err(EmbedError::Garbage(_))));
+        assert!(e.checked(1, vec![vec![3.0, 4.0]]).is_ok());
+        assert!(matches!(e.checked(1, vec![vec![1.0; 3]]), Err(EmbedError::Garbage(_))));
     }
 }

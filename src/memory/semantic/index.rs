@@ -67,6 +67,22 @@ impl TenantVectors {
         self.ids.len()
     }
 
+    /// Drops the vectors of entities found gone.
+    pub fn remove(&mut self, gone: &[i64]) {
+        for id in gone {
+            let Some(at) = self.slot.remove(id) else { continue };
+            let last = self.ids.len() - 1;
+            if at != last {
+                let moved = self.ids[last];
+                self.ids[at] = moved;
+                self.data.copy_within(last * self.dims..(last + 1) * self.dims, at * self.dims);
+                self.slot.insert(moved, at);
+            }
+            self.ids.pop();
+            self.data.truncate(last * self.dims);
+        }
+    }
+
     /// What the copy takes in memory, roughly.
     pub fn bytes(&self) -> usize {
         self.data.len() * 4 + self.ids.len() * 40
@@ -110,5 +126,9 @@ mod tests {
         assert_eq!((index.len(), index.seq), (3, 5));
         assert_eq!(index.nearest(&[1.0, 0.0], 3).iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 1, 2]);
         assert!(index.nearest(&[1.0, 0.0, 0.0], 3).is_empty());
+        index.remove(&[2, 9]);
+        assert_eq!(index.nearest(&[1.0, 0.0], 3).iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 1]);
+        index.remove(&[1]);
+        assert_eq!(index.nearest(&[0.6, 0.8], 3), vec![(3, 1.0)]);
     }
 }

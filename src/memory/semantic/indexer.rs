@@ -18,6 +18,8 @@ use crate::{
 const LEASE_SECS: i64 = 120;
 /// Without a local write, how often the queue is checked for other writers' changes.
 const POLL: Duration = Duration::from_secs(2);
+/// How often the queue's length is counted for `embedding_queue_entities`.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 /// The pause after a failure, doubling up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -54,8 +56,12 @@ impl Indexer {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         backoff = BACKOFF_MIN;
+        let mut counted = None::<tokio::time::Instant>;
         loop {
-            self.report_lag().await;
+            if counted.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
+                self.report_lag().await;
+                counted = Some(tokio::time::Instant::now());
+            }
             match self.step(&model).await {
                 Ok(0) => {
                     backoff = BACKOFF_MIN;

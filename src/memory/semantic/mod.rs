@@ -68,9 +68,12 @@ impl Semantic {
         entry.0.clone()
     }
 
-    /// Drops the tenant's copy: it is read again, whole, at its next search.
-    fn forget(&self, tenant: &str) {
-        self.indexes.lock().expect("indexes lock").tenants.remove(tenant);
+    /// Drops the vectors of the tenant's entities found gone (deleted since they were read).
+    async fn forget(&self, tenant: &str, gone: &[i64]) {
+        let copy = self.indexes.lock().expect("indexes lock").tenants.get(tenant).map(|t| t.0.clone());
+        if let Some(copy) = copy {
+            copy.write().await.remove(gone);
+        }
     }
 
     /// After a copy grew: drops the least recently searched copies past the budget; false when

@@ -173,7 +173,9 @@ impl Memory {
         let relations = read.relations_touching_any(tenant.as_str(), &names).await?;
         read.finish().await?;
         if entities.len() < ids.len() {
-            semantic.forget(tenant.as_str()); // vectors of deleted entities: read the copy again
+            let found: HashSet<i64> = entities.iter().map(|e| e.id).collect();
+            let gone: Vec<i64> = ids.iter().copied().filter(|id| !found.contains(id)).collect();
+            semantic.forget(tenant.as_str(), &gone).await;
         }
         let mut fill = Fill::new(self.limits.max_reply_bytes, None);
         let (mut page, mut scores, mut included, mut taken) = (Vec::new(), Vec::new(), BTreeMap::new(), 0);
