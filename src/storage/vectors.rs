@@ -254,15 +254,24 @@ impl Store {
         Ok(sqlx::query("SELECT count(*) FROM embedding_queue").fetch_one(self.reader()).await?.try_get(0)?)
     }
 
-    /// The tenant's vectors of `model` stored after `after_seq`, in order.
-    pub async fn vectors_since(&self, tenant: &str, model: &str, after_seq: i64) -> Result<Vec<StoredVector>> {
+    /// Up to `limit` of the tenant's vectors of `model` stored after `after_seq`, in order (a
+    /// caller reads a large set in pages: one statement for a million would outlast
+    /// DB_STATEMENT_TIMEOUT and hold all of them twice).
+    pub async fn vectors_since(
+        &self,
+        tenant: &str,
+        model: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredVector>> {
         let rows = sqlx::query(
             "SELECT entity_id, seq, vector FROM entity_vectors WHERE tenant = $1 AND seq > $2 AND model = $3 \
-             ORDER BY seq",
+             ORDER BY seq LIMIT $4",
         )
         .bind(tenant)
         .bind(after_seq)
         .bind(model)
+        .bind(limit)
         .fetch_all(self.reader())
         .await?;
         rows.iter()

@@ -25,6 +25,8 @@ const RRF_K: f32 = 60.0;
 /// The word ranking's weight in hybrid fusion, against 1 for the substring and vector rankings:
 /// a shared word is weaker evidence than a substring or a meaning (bench/results, retrieval).
 const WORDS_WEIGHT: f32 = 0.5;
+/// Vectors read from the database in one statement.
+const VECTORS_PAGE: i64 = 20_000;
 /// What a score adds to a reply, at most.
 const SCORE_BYTES: usize = 48;
 
@@ -48,16 +50,23 @@ impl Semantic {
             Err(error) => return Ok(Nearest::Degraded(error.reason(), error.to_string())),
         };
         let index = self.tenant(tenant);
-        let seq = index.read().await.seq;
-        let new = store.vectors_since(tenant, self.embedder.model(), seq).await?;
-        if !new.is_empty() {
+        loop {
+            let seq = index.read().await.seq;
+            let page = store.vectors_since(tenant, self.embedder.model(), seq, VECTORS_PAGE).await?;
+            let full = page.len() as i64 == VECTORS_PAGE;
+            if page.is_empty() {
+                break;
+            }
             let mut copy = index.write().await;
             // Another search may have read them meanwhile: only the rows still newer apply.
             let seq = copy.seq;
-            copy.apply(new.into_iter().filter(|v| v.seq > seq).collect());
+            copy.apply(page.into_iter().filter(|v| v.seq > seq).collect());
             drop(copy);
             if !self.within_budget(tenant) {
                 return Ok(Nearest::Degraded("too_large", "the tenant's vectors exceed VECTOR_CACHE_BYTES".into()));
+            }
+            if !full {
+                break;
             }
         }
         Ok(Nearest::Hits(index.read().await.nearest(&vector, k)))
