@@ -260,3 +260,14 @@ async fn entities_written_while_embeddings_turn_on_are_embedded() {
     until_first(&client, "musical instrument", "semantic", "Carol").await;
     app.shutdown().await;
 }
+
+both_backends!(a_mode_this_server_cannot_serve_is_an_error_naming_mode, |db| async move {
+    let Some(app) = common::spawn_app(db).await else { return };
+    let client = app.client().await;
+    for (mode, says) in [("semantic", "EMBEDDINGS=off"), ("sideways", "unknown variant")] {
+        let error = call(&client, "search_nodes", json!({ "query": "x", "mode": mode })).await.unwrap_err();
+        assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{mode}");
+        assert!(error.message.contains("mode") && error.message.contains(says), "{mode}: {}", error.message);
+    }
+    app.shutdown().await;
+});

@@ -30,6 +30,25 @@ pub struct Semantic {
     batch: usize,
     indexes: Mutex<Indexes>,
     queries: Mutex<HashMap<String, Arc<[f32]>>>,
+    /// Searches without vectors log once in a while: with the embedder down, every one would.
+    quiet: Quiet,
+}
+
+/// At most one log line per `QUIET` (the metrics count every event).
+#[derive(Default)]
+struct Quiet(Mutex<Option<std::time::Instant>>);
+
+const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Quiet {
+    fn should_log(&self) -> bool {
+        let mut last = self.0.lock().expect("quiet lock");
+        let due = last.is_none_or(|at| at.elapsed() >= QUIET);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
 }
 
 /// The tenants' vectors held, within a byte budget, least recently searched dropped first.
@@ -55,6 +74,7 @@ impl Semantic {
             batch: settings.batch,
             indexes: Mutex::new(Indexes { budget: settings.cache_bytes, clock: 0, tenants: HashMap::new() }),
             queries: Mutex::default(),
+            quiet: Quiet::default(),
         }
     }
 

@@ -1,8 +1,8 @@
-//! search_nodes by words and meaning. `lexical` ranks the entities by the query's words (BM25);
-//! `semantic` by their vectors' similarity to the query's, then adds substring matches (entities
-//! not yet embedded are found that way); `hybrid` fuses the substring, word and vector rankings
-//! by reciprocal rank. When the embedder fails, semantic and hybrid answer without vectors,
-//! counted and logged.
+//! search_nodes by words and meaning. `lexical` ranks the entities by the query's words (BM25),
+//! `semantic` by their vectors' similarity to the query's, each followed by the substring matches
+//! not among them (entities the indexer has not reached yet are found that way); `hybrid` fuses
+//! the substring, word and vector rankings by reciprocal rank. When the embedder fails, semantic
+//! and hybrid answer without vectors, counted (and logged at most every few seconds).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -124,12 +124,11 @@ impl Memory {
         let limit = page.limit.map_or(DEFAULT_RESULTS, |l| l as usize);
         // One past the page, so that a ranking longer than the page shows there is more.
         let want = (offset + limit + 1).min(MOST_RESULTS);
-        let lexical: Vec<i64> = if storable(query) {
+        let substring: Vec<i64> = if storable(query) {
             self.substring(tenant, query, true, 0, Some(want)).await?.0.iter().map(|e| e.id).collect()
         } else {
             Vec::new()
         };
-        let ids = |ranked: &[(i64, f32)]| ranked.iter().map(|r| r.0).collect::<Vec<_>>();
         let words = match mode {
             SearchMode::Lexical | SearchMode::Hybrid => self.store.lexical(tenant.as_str(), query, want as i64).await?,
             _ => Vec::new(),
@@ -137,27 +136,29 @@ impl Memory {
         let nearest = match mode {
             SearchMode::Semantic | SearchMode::Hybrid => {
                 match semantic.nearest(&self.store, tenant.as_str(), query, want).await? {
-                    Nearest::Hits(hits) => Some(hits),
+                    Nearest::Hits(hits) => hits,
                     Nearest::Degraded(reason, error) => {
                         metrics::counter!("search_degraded_total", "reason" => reason).increment(1);
-                        tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; ranking without them");
-                        None
+                        if semantic.quiet.should_log() {
+                            tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; ranking without them");
+                        }
+                        Vec::new()
                     }
                 }
             }
-            _ => None,
+            _ => Vec::new(),
         };
-        let ranking = match (mode, nearest) {
-            (SearchMode::Lexical, _) => words,
-            (SearchMode::Hybrid, hits) => {
-                fuse(&[(1.0, lexical), (WORDS_WEIGHT, ids(&words)), (1.0, ids(&hits.unwrap_or_default()))])
-            }
-            (_, Some(mut hits)) => {
-                let near: HashSet<i64> = hits.iter().map(|h| h.0).collect();
-                hits.extend(lexical.iter().filter(|id| !near.contains(id)).map(|id| (*id, 0.0)));
-                hits
-            }
-            (_, None) => lexical.iter().map(|id| (*id, 0.0)).collect(),
+        let ids = |ranked: &[(i64, f32)]| ranked.iter().map(|r| r.0).collect::<Vec<_>>();
+        // Entities the indexer has not reached yet are found by their substrings.
+        let then_substring = |mut ranked: Vec<(i64, f32)>| {
+            let seen: HashSet<i64> = ranked.iter().map(|r| r.0).collect();
+            ranked.extend(substring.iter().filter(|id| !seen.contains(id)).map(|id| (*id, 0.0)));
+            ranked
+        };
+        let ranking = match mode {
+            SearchMode::Hybrid => fuse(&[(1.0, substring.clone()), (WORDS_WEIGHT, ids(&words)), (1.0, ids(&nearest))]),
+            SearchMode::Lexical => then_substring(words),
+            _ => then_substring(nearest),
         };
         let end = ranking.len().min(offset + limit).min(MOST_RESULTS);
         let on_page = ranking.get(offset..end).unwrap_or_default();
