@@ -271,3 +271,23 @@ both_backends!(a_mode_this_server_cannot_serve_is_an_error_naming_mode, |db| asy
     }
     app.shutdown().await;
 });
+
+both_backends!(turned_off_and_on_again_every_entity_is_embedded_again, |db| async move {
+    let Some(dir) = model_dir() else { return };
+    let endpoint = TestEndpoint::start(&dir).await;
+    let Some(test_db) = TestDb::new(db).await else { return };
+    let on = ["--embeddings", "endpoint", "--embeddings-url", endpoint.url.as_str(), "--embeddings-model", "m"];
+    let app = common::spawn_app_on(test_db, &on).await;
+    let client = app.client().await;
+    remember(&client).await;
+    until_first(&client, "musical instrument", "semantic", "Carol").await;
+    let pool = common::sql(&app.db.url).await;
+    // Off for good (README), then a change the triggers no longer queue.
+    let app = common::spawn_app_on(app.into_db().await, &[]).await;
+    sqlx::query("DELETE FROM embedding_state").execute(&pool).await.unwrap();
+    let added = json!({ "observations": [{ "entityName": "Bob", "contents": ["sings bass in a jazz choir"] }] });
+    ok(&app.client().await, "add_observations", added).await;
+    let app = common::spawn_app_on(app.into_db().await, &on).await;
+    until_first(&app.client().await, "jazz vocalist", "semantic", "Bob").await;
+    app.shutdown().await;
+});

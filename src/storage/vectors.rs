@@ -43,8 +43,12 @@ fn vector_of(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
+/// Turning embeddings on again (the state row was deleted meanwhile) re-embeds every entity: while
+/// off, changes were not queued, so any stored vector may be stale.
 const SQLITE_ENABLE: Batch = &[
     "BEGIN IMMEDIATE",
+    "INSERT INTO embedding_queue (entity_id, tenant) SELECT id, tenant FROM entities \
+     WHERE NOT EXISTS (SELECT 1 FROM embedding_state) ON CONFLICT (entity_id) DO NOTHING",
     "INSERT INTO embedding_state (id, model) VALUES (1, $2 ->> 'model') \
      ON CONFLICT (id) DO UPDATE SET model = excluded.model",
     "INSERT INTO embedding_queue (entity_id, tenant) SELECT e.id, e.tenant FROM entities e \
@@ -97,6 +101,13 @@ impl Store {
                     sqlx::query_as("SELECT model FROM embedding_state").fetch_optional(&mut *tx).await?;
                 if on.is_none() {
                     sqlx::query("LOCK TABLE entities, observations IN SHARE MODE").execute(&mut *tx).await?;
+                    // On again after being off: changes meanwhile were not queued (SQLITE_ENABLE).
+                    sqlx::query(
+                        "INSERT INTO embedding_queue (entity_id, tenant) SELECT id, tenant FROM entities \
+                         WHERE EXISTS (SELECT 1 FROM entity_vectors) ON CONFLICT (entity_id) DO NOTHING",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 sqlx::query(
                     "INSERT INTO embedding_state (id, model) VALUES (1, $1) \
