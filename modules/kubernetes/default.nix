@@ -55,7 +55,7 @@ in
       default = { };
       description = "Extra non-secret settings for the ConfigMap (the server's environment variables)";
     };
-    secretName = str "mcp-server-secrets" "Existing Secret with DB_USER, DB_PASSWORD, REDIS_PASSWORD, JWT_SECRET, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET";
+    secretName = str "mcp-server-secrets" "Existing Secret with DB_USER, DB_PASSWORD, REDIS_PASSWORD, JWT_SECRET, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, EMBEDDINGS_API_KEY";
     externalSecret = {
       enable = bool false "Render an external-secrets.io ExternalSecret that fills secretName";
       store = str "vault" "ClusterSecretStore to read from";

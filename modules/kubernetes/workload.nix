@@ -30,7 +30,14 @@ let
     OTEL_EXPORTER_OTLP_ENDPOINT = cfg.otlpEndpoint;
     OTEL_SERVICE_NAME = "mcp-server";
   }
-  // cfg.config;
+  // checkedConfig;
+
+  # The ConfigMap is a rendered manifest anyone with the repo can read: secrets go in the Secret.
+  secrets = [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" "EMBEDDINGS_API_KEY" "DATABASE_URL" ];
+  inConfig = lib.filter (n: cfg.config ? ${n}) secrets;
+  checkedConfig = lib.throwIf (inConfig != [ ])
+    "mcp.config holds ${lib.concatStringsSep ", " inConfig}, a secret: put it in the Secret ${cfg.secretName} instead"
+    cfg.config;
 
   # Config changes roll the pods: the template carries a hash of the ConfigMap.
   configHash = builtins.hashString "sha256" (builtins.toJSON configData);

@@ -26,6 +26,14 @@ in
     production
     (cnpg { backup.schedule = "0 2 * * *"; })
   ];
+  "kubernetes: a secret in mcp.config refused" = refused [
+    production
+    { mcp.config.EMBEDDINGS_API_KEY = "sk-oops"; }
+  ];
+  "kubernetes: endpoint embeddings settings in mcp.config render" = renders [
+    production
+    { mcp.config = { EMBEDDINGS = "endpoint"; EMBEDDINGS_URL = "http://ollama:11434/v1/embeddings"; EMBEDDINGS_MODEL = "nomic-embed-text"; }; }
+  ];
   "kubernetes: cloudnativepg with an external database.host refused" = refused [
     production
     { mcp.database.host = "db.example.com"; }
