@@ -20,6 +20,47 @@ fn relation_cost(r: &RelationRow) -> usize {
     budget::relation(&r.from, &r.to, &r.relation_type)
 }
 
+/// The relations of a page's candidates by the names at their ends: each entity taken onto a
+/// page brings the relations touching it that are not on the page yet.
+pub(super) struct Touching<'a>(HashMap<&'a str, Vec<&'a RelationRow>>);
+
+impl<'a> Touching<'a> {
+    pub(super) fn new(relations: &'a [RelationRow]) -> Self {
+        let mut by_name: HashMap<&str, Vec<&RelationRow>> = HashMap::new();
+        for r in relations {
+            by_name.entry(&r.from).or_default().push(r);
+            if r.to != r.from {
+                by_name.entry(&r.to).or_default().push(r);
+            }
+        }
+        Touching(by_name)
+    }
+
+    /// Takes `row`'s relations onto the page (`on_page`, by id) when the entity, they and `extra`
+    /// bytes fit `fill`; false, taking nothing, when they do not.
+    pub(super) fn take(
+        &self,
+        fill: &mut Fill,
+        row: &EntityRow,
+        on_page: &mut BTreeMap<i64, RelationRow>,
+        extra: usize,
+    ) -> bool {
+        let new: Vec<&RelationRow> = self
+            .0
+            .get(row.name.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|r| !on_page.contains_key(&r.id))
+            .collect();
+        if !fill.take(entity_cost(row) + new.iter().map(|r| relation_cost(r)).sum::<usize>() + extra) {
+            return false;
+        }
+        on_page.extend(new.into_iter().map(|r| (r.id, r.clone())));
+        true
+    }
+}
+
 /// What a database search looks for, from where.
 #[derive(Clone, Copy)]
 struct Search<'a> {
@@ -229,26 +270,12 @@ impl Memory {
             let at = offset + entities.len() as i64;
             let (rows, touching) = read.search(tenant.as_str(), query, ranked, scan, at, Some(want as i64 + 1)).await?;
             let got = rows.len();
-            let mut by_name: HashMap<&str, Vec<&RelationRow>> = HashMap::new();
-            for r in &touching {
-                by_name.entry(&r.from).or_default().push(r);
-                if r.to != r.from {
-                    by_name.entry(&r.to).or_default().push(r);
-                }
-            }
+            let touching = Touching::new(&touching);
             for row in rows.into_iter().take(want) {
-                let new: Vec<&RelationRow> = by_name
-                    .get(row.name.as_str())
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .filter(|r| !relations.contains_key(&r.id))
-                    .collect();
-                if !fill.take(entity_cost(&row) + new.iter().map(|r| relation_cost(r)).sum::<usize>()) {
+                if !touching.take(fill, &row, &mut relations, 0) {
                     more = true;
                     break 'chunks;
                 }
-                relations.extend(new.into_iter().map(|r| (r.id, r.clone())));
                 entities.push(row);
             }
             if got <= want {

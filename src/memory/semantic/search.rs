@@ -10,8 +10,8 @@ use super::Semantic;
 use crate::{
     config::SearchMode,
     memory::{
-        GraphPage, Memory, MemoryError, PageRequest, Result, Tenant, Timed, budget, budget::Fill, cursor::Cursor,
-        graph_of, limits::storable,
+        GraphPage, Memory, MemoryError, PageRequest, Result, Tenant, Timed, budget::Fill, cursor::Cursor, graph_of,
+        limits::storable, pages::Touching,
     },
     storage::{StorageError, Store},
 };
@@ -187,7 +187,7 @@ impl Memory {
             let gone: Vec<i64> = ids.iter().copied().filter(|id| !found.contains(id)).collect();
             semantic.forget(tenant.as_str(), &gone).await;
         }
-        let mut fill = Fill::new(self.limits.max_reply_bytes, None);
+        let (mut fill, touching) = (Fill::new(self.limits.max_reply_bytes, None), Touching::new(&relations));
         let (mut page, mut scores, mut included, mut taken) = (Vec::new(), Vec::new(), BTreeMap::new(), 0);
         let mut rows = entities.into_iter().peekable();
         for (id, score) in ranked {
@@ -195,17 +195,9 @@ impl Memory {
                 taken += 1; // gone since it was embedded
                 continue;
             };
-            let touching: Vec<_> = relations
-                .iter()
-                .filter(|r| (r.from == row.name || r.to == row.name) && !included.contains_key(&r.id))
-                .collect();
-            let cost = budget::entity(&row.name, &row.entity_type, row.observations.iter().map(String::as_str))
-                + touching.iter().map(|r| budget::relation(&r.from, &r.to, &r.relation_type)).sum::<usize>()
-                + SCORE_BYTES;
-            if !fill.take(cost) {
+            if !touching.take(&mut fill, &row, &mut included, SCORE_BYTES) {
                 break;
             }
-            included.extend(touching.into_iter().map(|r| (r.id, r.clone())));
             page.push(row);
             scores.push(*score);
             taken += 1;
