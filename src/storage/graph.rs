@@ -240,15 +240,18 @@ pub async fn entities_named(conn: &mut AnyConnection, tenant: &str, names: &[Str
     Ok(entities)
 }
 
-/// The tenant's entities among `ids` (those that exist), in the order of `ids`.
-pub async fn entities_with_ids(conn: &mut AnyConnection, tenant: &str, ids: &[i64]) -> Result<Vec<EntityRow>> {
+/// The entities among `ids` (those that exist) of `tenant`, or of any tenant when `None` (the
+/// embedding indexer's batches span tenants), in the order of `ids`.
+pub async fn entities_with_ids(conn: &mut AnyConnection, tenant: Option<&str>, ids: &[i64]) -> Result<Vec<EntityRow>> {
     let mut entities = Vec::new();
     for chunk in ids.chunks(IN_CHUNK) {
+        let (scope, first) = if tenant.is_some() { ("tenant = $1 AND", 2) } else { ("", 1) };
         let sql = format!(
-            "SELECT id, name, entity_type FROM entities WHERE tenant = $1 AND id IN ({})",
-            placeholders(2, chunk.len())
+            "SELECT id, name, entity_type FROM entities WHERE {scope} id IN ({})",
+            placeholders(first, chunk.len())
         );
-        let query = chunk.iter().fold(sqlx::query(&sql).bind(tenant), |q, id| q.bind(*id));
+        let query = tenant.into_iter().fold(sqlx::query(&sql), |q, t| q.bind(t));
+        let query = chunk.iter().fold(query, |q, id| q.bind(*id));
         entities.extend(entity_rows(query.fetch_all(&mut *conn).await?)?);
     }
     let order: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();

@@ -68,7 +68,7 @@ impl Read {
 
     /// The tenant's entities among `ids` that exist, in the order of `ids`.
     pub async fn entities_with_ids(&mut self, tenant: &str, ids: &[i64]) -> Result<Vec<EntityRow>> {
-        Ok(graph::entities_with_ids(self.conn(), tenant, ids).await?)
+        Ok(graph::entities_with_ids(self.conn(), Some(tenant), ids).await?)
     }
 
     /// Relations with any of `names` at either end, in insertion order.

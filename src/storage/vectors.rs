@@ -3,12 +3,15 @@
 //! batch from the queue, embeds it outside any transaction, and stores the vectors, removing a
 //! queue row only at the revision it embedded (a change meanwhile queues the entity again).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use serde_json::json;
 use sqlx::Row;
 
-use super::{Engine, StorageError, Store, writer::Batch};
+use super::{Engine, EntityRow, StorageError, Store, writer::Batch};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -104,7 +107,7 @@ impl Store {
                     // On again after being off: changes meanwhile were not queued (SQLITE_ENABLE).
                     sqlx::query(
                         "INSERT INTO embedding_queue (entity_id, tenant) SELECT id, tenant FROM entities \
-                         WHERE EXISTS (SELECT 1 FROM entity_vectors) ON CONFLICT (entity_id) DO NOTHING",
+                         ON CONFLICT (entity_id) DO NOTHING",
                     )
                     .execute(&mut *tx)
                     .await?;
@@ -159,40 +162,16 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = leased.iter().map(|l| l.0).collect();
-        let mut texts = self.texts_of(&ids).await?;
+        let mut conn = self.reader().acquire().await?;
+        let mut texts: HashMap<i64, EntityRow> =
+            super::graph::entities_with_ids(&mut conn, None, &ids).await?.into_iter().map(|e| (e.id, e)).collect();
         Ok(leased
             .into_iter()
             .filter_map(|(entity_id, tenant, rev)| {
-                let (name, entity_type, observations) = texts.remove(&entity_id)?;
+                let EntityRow { name, entity_type, observations, .. } = texts.remove(&entity_id)?;
                 Some(Pending { entity_id, tenant, rev, name, entity_type, observations })
             })
             .collect())
-    }
-
-    /// Names, types and observations of the entities `ids` (those that still exist).
-    async fn texts_of(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, (String, String, Vec<String>)>> {
-        let list = serde_json::to_string(ids).expect("ids serialize");
-        let sql = match self.backend() {
-            super::Backend::Sqlite => {
-                "SELECT e.id, e.name, e.entity_type, (SELECT json_group_array(o.content) FROM \
-                 (SELECT content FROM observations WHERE entity_id = e.id ORDER BY id) o) \
-                 FROM entities e WHERE e.id IN (SELECT value FROM json_each($1))"
-            }
-            super::Backend::Postgres => {
-                "SELECT e.id, e.name, e.entity_type, COALESCE((SELECT json_agg(o.content ORDER BY o.id) \
-                 FROM observations o WHERE o.entity_id = e.id), '[]'::json)::text \
-                 FROM entities e WHERE e.id IN (SELECT value::bigint FROM json_array_elements_text($1::json))"
-            }
-        };
-        let rows = sqlx::query(sql).bind(list).fetch_all(self.reader()).await?;
-        rows.iter()
-            .map(|r| {
-                let observations: String = r.try_get(3)?;
-                let observations = serde_json::from_str(&observations).map_err(|e| sqlx::Error::Decode(e.into()))?;
-                Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, observations)))
-            })
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(Into::into)
     }
 
     /// Stores the vectors of leased entities (`(entity, vector)`) made by `model`, and removes

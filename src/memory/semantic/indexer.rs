@@ -35,12 +35,11 @@ enum IndexError {
 pub struct Indexer {
     store: Store,
     semantic: Arc<Semantic>,
-    batch: usize,
 }
 
 impl Indexer {
-    pub(in crate::memory) fn new(store: Store, semantic: Arc<Semantic>, batch: usize) -> Self {
-        Indexer { store, semantic, batch }
+    pub(in crate::memory) fn new(store: Store, semantic: Arc<Semantic>) -> Self {
+        Indexer { store, semantic }
     }
 
     /// Runs until `stop`: turns embeddings on for the model (queueing what it has not embedded),
@@ -93,7 +92,7 @@ impl Indexer {
 
     /// Embeds one batch; returns how many entities it stored.
     async fn step(&self, model: &str) -> Result<usize, IndexError> {
-        let pending = self.store.lease_pending(self.batch as i64, LEASE_SECS).await?;
+        let pending = self.store.lease_pending(self.semantic.batch as i64, LEASE_SECS).await?;
         if pending.is_empty() {
             return Ok(0);
         }

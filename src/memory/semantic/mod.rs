@@ -148,8 +148,7 @@ impl Memory {
     /// Embeds queued entities until `stop` (returns at once without an embedder).
     pub async fn index(self, stop: CancellationToken) {
         if let Some(semantic) = self.semantic.clone() {
-            let batch = semantic.batch;
-            Indexer::new(self.store.clone(), semantic, batch).run(stop).await;
+            Indexer::new(self.store.clone(), semantic).run(stop).await;
         }
     }
 
