@@ -65,36 +65,34 @@ let
   stream =
     {
       tag,
-      extraContents ? [ ],
       extraEnv ? [ ],
       extraCommands ? "",
     }:
     dockerTools.streamLayeredImage {
       name = "mcp-server";
       inherit tag;
-    # Reproducible: the same inputs give the same image digest.
-    created = "1970-01-01T00:00:01Z";
-    contents = [
-      mcp-server
-      dockerTools.caCertificates
-      pkgs.tzdata
-      passwd
-    ]
-    ++ extraContents;
-    # /tmp is world-writable with the sticky bit; the data dir belongs to mcp. With a read-only
-    # root filesystem (Kubernetes) both are emptyDir mounts instead.
-    extraCommands = ''
-      mkdir -p tmp ${lib.removePrefix "/" dataDir}
-      chmod 1777 tmp
-    ''
-    + extraCommands;
-    fakeRootCommands = ''
-      chown 1000:1000 ${lib.removePrefix "/" dataDir}
-    '';
-    config = config // {
-      Env = config.Env ++ extraEnv;
+      # Reproducible: the same inputs give the same image digest.
+      created = "1970-01-01T00:00:01Z";
+      contents = [
+        mcp-server
+        dockerTools.caCertificates
+        pkgs.tzdata
+        passwd
+      ];
+      # /tmp is world-writable with the sticky bit; the data dir belongs to mcp. With a read-only
+      # root filesystem (Kubernetes) both are emptyDir mounts instead.
+      extraCommands = ''
+        mkdir -p tmp ${lib.removePrefix "/" dataDir}
+        chmod 1777 tmp
+      ''
+      + extraCommands;
+      fakeRootCommands = ''
+        chown 1000:1000 ${lib.removePrefix "/" dataDir}
+      '';
+      config = config // {
+        Env = config.Env ++ extraEnv;
+      };
     };
-  };
 in
 {
   inherit config;

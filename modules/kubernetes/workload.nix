@@ -32,8 +32,9 @@ let
   }
   // checkedConfig;
 
-  # The ConfigMap is a rendered manifest anyone with the repo can read: secrets go in the Secret.
-  secrets = [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" "EMBEDDINGS_API_KEY" "DATABASE_URL" ];
+  # The ConfigMap is a rendered manifest anyone with the repo can read: secrets go in the Secret
+  # (and DATABASE_URL too, which holds a password here: the pods' database comes as DB_*).
+  secrets = import ../../nix/secrets.nix ++ [ "DATABASE_URL" ];
   inConfig = lib.filter (n: cfg.config ? ${n}) secrets;
   checkedConfig = lib.throwIf (inConfig != [ ])
     "mcp.config holds ${lib.concatStringsSep ", " inConfig}, a secret: put it in the Secret ${cfg.secretName} instead"

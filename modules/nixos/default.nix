@@ -22,7 +22,7 @@ let
   # endpoints, so it counts as remote.
   local = v: lib.any (p: lib.hasInfix p (toString v)) [ "127.0.0.1" "localhost" "[::1]" "/run/" "unix:" ];
   remoteSettings = [ "DATABASE_URL" "DB_HOST" "REDIS_URL" "REDIS_HOST" "OAUTH_ISSUER" "OAUTH_JWKS_URL" "OAUTH_INTROSPECTION_URL" "OTEL_EXPORTER_OTLP_ENDPOINT" "JAEGER_HOST" "EMBEDDINGS_URL" ];
-  secrets = [ "JWT_SECRET" "DB_PASSWORD" "REDIS_PASSWORD" "OAUTH_CLIENT_SECRET" "EMBEDDINGS_API_KEY" ];
+  secrets = import ../../nix/secrets.nix;
   reachesNetwork =
     !(lib.elem cfg.settings.HOST [ "127.0.0.1" "::1" "localhost" ])
     || cfg.environmentFile != null
