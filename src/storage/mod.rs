@@ -107,9 +107,12 @@ impl StorageError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             // PostgreSQL's own timeouts (`deadline`): statement_timeout (57014), lock_timeout
-            // (55P03), idle_in_transaction_session_timeout (25P03).
+            // (55P03), idle_in_transaction_session_timeout (25P03); a server shutting down or
+            // starting (57P01–57P03), which ends a pooled connection; connection failures (08…).
             StorageError::Database(sqlx::Error::Database(e)) => {
-                matches!(e.code().as_deref(), Some("57014" | "55P03" | "25P03"))
+                let code = e.code();
+                let code = code.as_deref().unwrap_or_default();
+                matches!(code, "57014" | "55P03" | "25P03" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
             }
             StorageError::Database(e) => matches!(
                 e,
