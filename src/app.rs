@@ -109,6 +109,7 @@ impl Application {
         let stop = tokio_util::sync::CancellationToken::new();
         tokio::spawn(updates.clone().run(stop.clone()));
         tokio::spawn(self.memory.clone().index(stop.clone()));
+        tokio::spawn(self.memory.clone().purge_history(stop.clone()));
         let server = MemoryServer::with_tenant(self.memory, tenant).with_resource_updates(updates);
         // Clients spawn stdio servers on pipes: read and written on the IO reactor (rmcp's pipe
         // handles), where `stdio()` hands every read and write to a blocking thread.

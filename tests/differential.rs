@@ -64,7 +64,7 @@ async fn replay(steps: &[Value], db: Db) -> usize {
     let ours = connect(bin).await;
 
     // The tool definitions: same names, titles, annotations and schemas (ours add optional
-    // paging properties to read_graph and search_nodes, and search_nodes' mode).
+    // paging properties to read_graph and search_nodes, search_nodes' mode, and reads by time).
     let their_tools = theirs.list_all_tools().await.unwrap();
     let our_tools = ours.list_all_tools().await.unwrap();
     assert_eq!(their_tools.len(), our_tools.len());
@@ -74,7 +74,7 @@ async fn replay(steps: &[Value], db: Db) -> usize {
             (&o.name, &o.title, &o.description, &o.annotations)
         );
         let (mut ti, mut oi) = (json!(*t.input_schema), json!(*o.input_schema));
-        for extension in ["limit", "cursor", "mode"] {
+        for extension in ["limit", "cursor", "mode", "asOf", "since", "until", "include"] {
             oi["properties"].as_object_mut().unwrap().remove(extension);
             ti["properties"].as_object_mut().unwrap().remove(extension);
         }

@@ -23,6 +23,7 @@ mod semantic;
 mod sessions;
 mod sqlite_writer;
 mod subscriptions;
+mod time;
 mod tools;
 mod tracing;
 mod upgrades;

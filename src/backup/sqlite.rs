@@ -25,6 +25,11 @@ pub fn finish_copy(path: &Path, tenant: Option<&str>, mut meta: Meta) -> rusqlit
             "DELETE FROM observations WHERE entity_id IN (SELECT id FROM entities WHERE tenant <> ?1)",
             "DELETE FROM entities WHERE tenant <> ?1",
             "DELETE FROM graph_versions WHERE tenant <> ?1",
+            // The deletions above made history of the others' rows too (migration 20261207000003).
+            "DELETE FROM observation_history WHERE entity_id NOT IN \
+             (SELECT id FROM entities WHERE tenant = ?1 UNION ALL SELECT id FROM entity_history WHERE tenant = ?1)",
+            "DELETE FROM entity_history WHERE tenant <> ?1",
+            "DELETE FROM relation_history WHERE tenant <> ?1",
         ] {
             tx.execute(sql, [tenant])?;
         }

@@ -147,6 +147,10 @@ pub struct Settings {
     /// a larger result comes as the first page that fits, with `nextCursor`
     #[arg(long, env = "MAX_REPLY_BYTES", default_value_t = 4_194_304, global = true)]
     pub max_reply_bytes: usize,
+    /// How long deleted entities, observations and relations are kept as history, for reads of
+    /// the graph as it was (`asOf`); older history is purged (0 keeps none)
+    #[arg(long, env = "HISTORY_RETENTION", value_parser = parse_duration, default_value = "30d", global = true)]
+    pub history_retention: Duration,
     /// Largest accepted request body, in bytes (413 above it)
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
     pub max_body_bytes: usize,
@@ -291,7 +295,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
         "h" => Ok(Duration::from_secs(number * 3600)),
-        _ => Err(format!("`{value}` has an unknown unit (use ms, s, m or h)")),
+        "d" => Ok(Duration::from_secs(number * 86_400)),
+        _ => Err(format!("`{value}` has an unknown unit (use ms, s, m, h or d)")),
     }
 }
 
@@ -317,8 +322,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("5w").is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ impl RunningServer {
         };
         let heartbeat = tokio::spawn(state.memory.clone().heartbeat(state.shutdown.clone()));
         tokio::spawn(state.memory.clone().index(state.shutdown.clone()));
+        tokio::spawn(state.memory.clone().purge_history(state.shutdown.clone()));
         let task = tokio::spawn(run(state.clone(), (listener, limits), metrics_listener, stop.clone(), heartbeat));
         Ok(RunningServer { addr, metrics_addr, state, stop, task })
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::pretty;
-use crate::memory::{GraphPage, KnowledgeGraph};
+use crate::memory::{GraphPage, GraphTimes, KnowledgeGraph, format_time};
 
 /// The text of list results is the bare array, as in the reference.
 pub fn list_result<T: Serialize>(key: &str, items: &[T]) -> CallToolResult {
@@ -35,14 +35,46 @@ pub fn graph_result(graph: KnowledgeGraph, next_cursor: Option<String>) -> CallT
 }
 
 /// A search by meaning's scores go in the structured content only: the text stays the reference's.
+/// Times, which the client asked for, go in both.
 pub fn page_result(page: GraphPage) -> CallToolResult {
-    let mut result = graph_result(page.graph, page.next_cursor);
+    let mut result = match page.times {
+        Some(times) => timed_result(page.graph, page.next_cursor, times),
+        None => graph_result(page.graph, page.next_cursor),
+    };
     if let (Some(scores), Some(Value::Object(fields))) = (page.scores, result.structured_content.as_mut()) {
         fields.insert(
             "scores".into(),
             scores.into_iter().map(|s| Value::from((f64::from(s) * 1e4).round() / 1e4)).collect(),
         );
     }
+    result
+}
+
+/// The graph with each row's times after its fields, as RFC 3339 strings.
+fn timed_result(graph: KnowledgeGraph, next_cursor: Option<String>, times: GraphTimes) -> CallToolResult {
+    let entities = graph.entities.into_iter().zip(times.entities).map(|(e, t)| {
+        json!({
+            "name": e.name,
+            "entityType": e.entity_type,
+            "observations": e.observations,
+            "createdAt": format_time(t.created_at),
+            "updatedAt": format_time(t.updated_at),
+            "observationsCreatedAt": t.observations.into_iter().map(format_time).collect::<Vec<_>>(),
+        })
+    });
+    let relations = graph.relations.into_iter().zip(times.relations).map(|(r, created)| {
+        json!({ "from": r.from, "to": r.to, "relationType": r.relation_type, "createdAt": format_time(created) })
+    });
+    let mut fields = Map::with_capacity(3);
+    fields.insert("entities".into(), Value::Array(entities.collect()));
+    fields.insert("relations".into(), Value::Array(relations.collect()));
+    if let Some(cursor) = next_cursor {
+        fields.insert("nextCursor".into(), cursor.into());
+    }
+    let value = Value::Object(fields);
+    let text = serde_json::to_string_pretty(&value).expect("a graph serializes");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
     result
 }
 
@@ -135,5 +167,38 @@ mod tests {
         let reply = serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": 12345, "result": result })).unwrap();
         assert!(reply.len() <= cost + budget::RESERVE, "{} > {cost} + reserve", reply.len());
         assert!(reply.len() + 70 >= cost, "the items' estimate is close: {} against {cost}", reply.len());
+    }
+
+    #[test]
+    fn the_reply_budget_counts_what_times_add() {
+        use crate::memory::{EntityTimes, GraphPage, GraphTimes, budget};
+        let entities: Vec<Entity> = (0..20)
+            .map(|i| Entity {
+                name: format!("e{i}"),
+                entity_type: "t".into(),
+                observations: (0..i % 5).map(|j| format!("o{j}")).collect(),
+            })
+            .collect();
+        let relations: Vec<Relation> =
+            (0..10).map(|i| Relation { from: format!("e{i}"), to: "e0".into(), relation_type: "r".into() }).collect();
+        let graph = KnowledgeGraph { entities: entities.clone(), relations: relations.clone() };
+        let ms = 1_765_000_000_123;
+        let times = GraphTimes {
+            entities: entities
+                .iter()
+                .map(|e| EntityTimes { created_at: ms, updated_at: ms, observations: vec![ms; e.observations.len()] })
+                .collect(),
+            relations: vec![ms; relations.len()],
+        };
+        let size = |page: GraphPage| {
+            let reply = json!({ "jsonrpc": "2.0", "id": 12345, "result": page_result(page) });
+            serde_json::to_string(&reply).unwrap().len()
+        };
+        let without = size(GraphPage { graph: graph.clone(), ..GraphPage::default() });
+        let with = size(GraphPage { graph, times: Some(times), ..GraphPage::default() });
+        let extra: usize = entities.iter().map(|e| budget::entity_times(e.observations.len())).sum::<usize>()
+            + relations.len() * budget::relation_time();
+        assert!(with - without <= extra, "times add {} bytes, counted {extra}", with - without);
+        assert!(with - without + 2_000 >= extra, "the estimate is close: {} against {extra}", with - without);
     }
 }

@@ -15,7 +15,9 @@ use super::{
     results::{graph_result, list_result, message_result, page_result},
 };
 use crate::config::SearchMode;
-use crate::memory::{Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant};
+use crate::memory::{
+    Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant, TimeQuery, parse_time,
+};
 
 /// The reference's tool list (names, titles, schemas, annotations), as advertised by
 /// `@modelcontextprotocol/server-memory`, with our optional `limit`/`cursor` extensions.
@@ -54,6 +56,19 @@ struct PageArgs {
     cursor: Option<String>,
 }
 
+/// Reads by time (`memory::time`): times are RFC 3339. Parsed from the same arguments as the
+/// read's own (not flattened into them: serde would lose the path that names a bad field).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimeArgs {
+    as_of: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    /// Strings, checked here, so that the error names the item.
+    #[serde(default)]
+    include: Vec<String>,
+}
+
 #[derive(Deserialize)]
 struct SearchArgs {
     query: String,
@@ -67,6 +82,30 @@ struct NamesArgs {
     names: Vec<String>,
 }
 
+fn invalid(field: &str, reason: &str) -> McpError {
+    McpError::invalid_params(format!("Invalid arguments: {field}: {reason}"), Some(json!({ "field": field })))
+}
+
+impl TimeArgs {
+    fn into_query(self) -> Result<TimeQuery, McpError> {
+        let time = |field: &str, text: Option<String>| match text {
+            None => Ok(None),
+            Some(text) => parse_time(&text).map(Some).ok_or_else(|| {
+                invalid(field, &format!("`{text}` is not an RFC 3339 time such as 2026-12-01T09:00:00Z"))
+            }),
+        };
+        if let Some((i, other)) = self.include.iter().enumerate().find(|(_, what)| *what != "time") {
+            return Err(invalid(&format!("include[{i}]"), &format!("`{other}` is not one of: time")));
+        }
+        Ok(TimeQuery {
+            as_of: time("asOf", self.as_of)?,
+            since: time("since", self.since)?,
+            until: time("until", self.until)?,
+            include: !self.include.is_empty(),
+        })
+    }
+}
+
 /// Parses tool arguments; the error names the offending field (`entities[0].name: …`).
 fn parse<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, McpError> {
     let value = Value::Object(arguments.unwrap_or_default());
@@ -78,10 +117,7 @@ impl PageArgs {
         if let Some(limit) = self.limit
             && !(1..=1000).contains(&limit)
         {
-            return Err(McpError::invalid_params(
-                "Invalid arguments: limit: must be between 1 and 1000",
-                Some(json!({ "field": "limit" })),
-            ));
+            return Err(invalid("limit", "must be between 1 and 1000"));
         }
         Ok(PageRequest { limit: self.limit, cursor: self.cursor })
     }
@@ -153,16 +189,36 @@ async fn run(
             message_result("Relations deleted successfully")
         }
         "read_graph" => {
-            let args: PageArgs = parse(arguments)?;
-            page_result(memory.read_graph(tenant, &args.into_request()?).await?)
+            let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
+            let page = parse::<PageArgs>(arguments)?.into_request()?;
+            match time.is_none() {
+                true => page_result(memory.read_graph(tenant, &page).await?),
+                false => page_result(memory.read_graph_at(tenant, &page, &time).await?),
+            }
         }
         "search_nodes" => {
+            let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
             let args: SearchArgs = parse(arguments)?;
-            page_result(memory.search(tenant, &args.query, args.mode, &args.page.into_request()?).await?)
+            let page = args.page.into_request()?;
+            if time.is_none() {
+                page_result(memory.search(tenant, &args.query, args.mode, &page).await?)
+            } else if args.mode.is_some_and(|mode| mode != SearchMode::Substring) {
+                return Err(invalid("mode", "reads by time (asOf, since, until, include) search by substring").into());
+            } else {
+                page_result(memory.search_nodes_at(tenant, &args.query, &page, &time).await?)
+            }
         }
         "open_nodes" => {
+            let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
             let args: NamesArgs = parse(arguments)?;
-            graph_result(memory.open_nodes(tenant, args.names).await?, None)
+            if time.since.is_some() || time.until.is_some() {
+                let field = if time.since.is_some() { "since" } else { "until" };
+                return Err(invalid(field, "open_nodes reads by asOf and include only").into());
+            }
+            match time.is_none() {
+                true => graph_result(memory.open_nodes(tenant, args.names).await?, None),
+                false => page_result(memory.open_nodes_at(tenant, args.names, &time).await?),
+            }
         }
         _ => return Ok(None),
     };

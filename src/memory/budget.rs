@@ -43,6 +43,19 @@ pub fn relation(from: &str, to: &str, relation_type: &str) -> usize {
     109 + text(from) + text(to) + text(relation_type)
 }
 
+/// What an entity's times add to its bytes in a reply (`include: ["time"]`): two times and one per
+/// observation, each an RFC 3339 string of 24 bytes, with their keys in both forms.
+pub fn entity_times(observations: usize) -> usize {
+    2 * (48 + text(TIME)) + 80 + observations * (12 + text(TIME))
+}
+
+/// What a relation's creation time adds to its bytes in a reply.
+pub fn relation_time() -> usize {
+    40 + text(TIME)
+}
+
+const TIME: &str = "2026-12-07T07:24:37.123Z";
+
 /// A page being filled: the bytes left, the items a `limit` still allows, and whether anything
 /// is on it yet (the first item always is, so that every page moves on).
 pub struct Fill {

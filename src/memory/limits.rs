@@ -15,6 +15,8 @@ pub struct Limits {
     pub graph_cache_entities: usize,
     /// Largest reply of a graph read (read_graph, search_nodes, the graph resource), in bytes.
     pub max_reply_bytes: usize,
+    /// How long what stopped being true is kept for reads by time (`asOf`).
+    pub history_retention: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -26,6 +28,7 @@ impl Default for Limits {
             graph_cache_bytes: 256 * 1024 * 1024,
             graph_cache_entities: usize::MAX,
             max_reply_bytes: 4 * 1024 * 1024,
+            history_retention: std::time::Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -39,6 +42,7 @@ impl Limits {
             graph_cache_bytes: usize::try_from(settings.graph_cache_bytes).unwrap_or(usize::MAX),
             graph_cache_entities: settings.graph_cache_entities.unwrap_or(usize::MAX),
             max_reply_bytes: settings.max_reply_bytes,
+            history_retention: settings.history_retention,
         }
     }
 }

@@ -8,7 +8,9 @@ mod health;
 mod limits;
 pub mod model;
 mod pages;
+mod retention;
 pub mod semantic;
+mod time;
 mod writes;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
+pub use time::{format_time, now_ms, parse_time};
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};
 use cache::{Admission, Cached, GraphCache, TenantGraph};

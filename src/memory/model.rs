@@ -49,12 +49,48 @@ pub struct ObservationDeletion {
 }
 
 /// A page of a graph read; `next_cursor` is set when more follows. A search by meaning gives
-/// each entity's score, in the order of the entities.
+/// each entity's score, in the order of the entities; a read that asked for time gives each row's
+/// times.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GraphPage {
     pub graph: KnowledgeGraph,
     pub next_cursor: Option<String>,
     pub scores: Option<Vec<f32>>,
+    pub times: Option<GraphTimes>,
+}
+
+/// When an entity was created and last changed (an observation added or deleted), and when each
+/// of its observations was created; milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityTimes {
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub observations: Vec<i64>,
+}
+
+/// A page's times, in the order of its entities and of its relations (their creation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphTimes {
+    pub entities: Vec<EntityTimes>,
+    pub relations: Vec<i64>,
+}
+
+/// What a read asks of time, in milliseconds since the epoch: the graph as it was (`as_of`; the
+/// present when `None`), only entities changed and relations created within `since..=until`, and
+/// whether the reply carries the times (`include`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeQuery {
+    pub as_of: Option<i64>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub include: bool,
+}
+
+impl TimeQuery {
+    /// Whether the read is the reference's (no time asked).
+    pub fn is_none(&self) -> bool {
+        *self == TimeQuery::default()
+    }
 }
 
 /// Paging request: no limit means everything, as the reference returns.

@@ -12,11 +12,11 @@ use super::{
 
 use crate::storage::{EntityRow, Read, RelationRow};
 
-fn entity_cost(e: &EntityRow) -> usize {
+pub(super) fn entity_cost(e: &EntityRow) -> usize {
     budget::entity(&e.name, &e.entity_type, e.observations.iter().map(String::as_str))
 }
 
-fn relation_cost(r: &RelationRow) -> usize {
+pub(super) fn relation_cost(r: &RelationRow) -> usize {
     budget::relation(&r.from, &r.to, &r.relation_type)
 }
 
@@ -34,6 +34,11 @@ impl<'a> Touching<'a> {
             }
         }
         Touching(by_name)
+    }
+
+    /// How many relations touch `name`.
+    pub(super) fn count(&self, name: &str) -> usize {
+        self.0.get(name).map_or(0, Vec::len)
     }
 
     /// Takes `row`'s relations onto the page (`on_page`, by id) when the entity, they and `extra`
@@ -78,7 +83,7 @@ struct Search<'a> {
 const SCAN_BELOW: i64 = 1_000;
 
 /// A search cursor's `r`: set when the pages continue an unranked (unpaged) search's order.
-const UNRANKED: i64 = 1;
+pub(super) const UNRANKED: i64 = 1;
 
 impl Memory {
     /// The whole graph, or a page of it: up to `limit` entities and `limit` relations (each in
@@ -109,7 +114,12 @@ impl Memory {
                 if let Some((entities, relations)) =
                     cached.with(|graph| graph.fits(&mut Fill::new(max, None)).then(|| graph.all()))
                 {
-                    return Ok(GraphPage { graph: graph_of(entities, relations), next_cursor: None, scores: None });
+                    return Ok(GraphPage {
+                        graph: graph_of(entities, relations),
+                        next_cursor: None,
+                        scores: None,
+                        times: None,
+                    });
                 }
             }
         }
@@ -171,7 +181,7 @@ impl Memory {
             let r = relations.last().map_or(if more_r { after_r } else { i64::MAX }, |r| r.id);
             Cursor::encode(tenant.as_str(), "graph", e, r)
         });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times: None })
     }
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
@@ -198,7 +208,7 @@ impl Memory {
             let order = if ranked { 0 } else { UNRANKED };
             Cursor::encode(tenant.as_str(), &scope, offset + entities.len() as i64, order)
         });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times: None })
     }
 
     /// The substring search's matches from `offset`, at most `limit` and within the reply budget,

@@ -58,6 +58,14 @@ macro_rules! index_mark {
     };
 }
 
+/// The statement's time in milliseconds since the epoch, for the rows it creates (migration
+/// 20261207000003): SQLite's clock, as its history triggers read it.
+macro_rules! now_ms {
+    () => {
+        "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
+    };
+}
+
 /// One transaction of `statements`, between the two version reads, then the search index's tail.
 macro_rules! batch {
     ($($statement:expr),+ $(,)?) => {
@@ -99,15 +107,23 @@ async fn run(
 const CREATE_ENTITIES: Batch = batch!(
     "DELETE FROM temp.write_mark",
     "INSERT INTO temp.write_mark (id) SELECT coalesce(max(id), 0) FROM entities",
-    "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
-     SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($2) WHERE true ORDER BY key \
-     ON CONFLICT (tenant, name) DO NOTHING RETURNING 'created', name",
+    concat!(
+        "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc, created_at) \
+         SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, ",
+        now_ms!(),
+        " FROM json_each($2) WHERE true ORDER BY key \
+         ON CONFLICT (tenant, name) DO NOTHING RETURNING 'created', name"
+    ),
     // Ids only grow (AUTOINCREMENT), so the entities above the mark are the ones just created.
-    "INSERT INTO observations (entity_id, content, content_lc) \
-     SELECT e.id, o.value ->> 0, o.value ->> 1 FROM json_each($2) AS i \
-     JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
-     JOIN json_each(i.value -> 4) AS o \
-     WHERE e.id > (SELECT id FROM temp.write_mark) ORDER BY i.key, o.key",
+    concat!(
+        "INSERT INTO observations (entity_id, content, content_lc, created_at) \
+         SELECT e.id, o.value ->> 0, o.value ->> 1, ",
+        now_ms!(),
+        " FROM json_each($2) AS i \
+         JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
+         JOIN json_each(i.value -> 4) AS o \
+         WHERE e.id > (SELECT id FROM temp.write_mark) ORDER BY i.key, o.key"
+    ),
 );
 
 /// Creates the entities of `input` (`writes::entities_input`, distinct names) that the tenant
@@ -122,12 +138,14 @@ pub async fn create_entities(
     Ok((created, versions))
 }
 
-const CREATE_RELATIONS: Batch = batch!(
-    "INSERT INTO relations (tenant, from_name, to_name, relation_type) \
-     SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2) WHERE true ORDER BY key \
+const CREATE_RELATIONS: Batch = batch!(concat!(
+    "INSERT INTO relations (tenant, from_name, to_name, relation_type, created_at) \
+         SELECT $1, value ->> 0, value ->> 1, value ->> 2, ",
+    now_ms!(),
+    " FROM json_each($2) WHERE true ORDER BY key \
      ON CONFLICT (tenant, from_name, to_name, relation_type) DO NOTHING \
-     RETURNING 'created', from_name, to_name, relation_type",
-);
+     RETURNING 'created', from_name, to_name, relation_type"
+),);
 
 /// Creates the relations of `input` (`writes::relations_input`) that the tenant does not have;
 /// returns those created as (from, to, type).
@@ -150,15 +168,19 @@ const ADD_OBSERVATIONS: Batch = batch!(
     // Nothing is added when an entity is missing. SQLite computes the whole SELECT before
     // inserting (it reads the table it inserts into), so each content is checked against the
     // observations the entity had before this write.
-    "INSERT INTO observations (entity_id, content, content_lc) \
-     SELECT e.id, c.value ->> 0, c.value ->> 1 FROM json_each($2) AS i \
+    concat!(
+        "INSERT INTO observations (entity_id, content, content_lc, created_at) \
+     SELECT e.id, c.value ->> 0, c.value ->> 1, ",
+        now_ms!(),
+        " FROM json_each($2) AS i \
      JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
      JOIN json_each(i.value -> 1) AS c \
      WHERE NOT EXISTS (SELECT 1 FROM json_each($2) AS m \
        WHERE NOT EXISTS (SELECT 1 FROM entities WHERE tenant = $1 AND name = m.value ->> 0)) \
      AND NOT EXISTS (SELECT 1 FROM observations AS o WHERE o.entity_id = e.id AND o.content = c.value ->> 0) \
      ORDER BY i.key, c.key \
-     RETURNING 'added', (SELECT name FROM entities WHERE id = entity_id), content",
+     RETURNING 'added', (SELECT name FROM entities WHERE id = entity_id), content"
+    ),
 );
 
 /// Adds each item of `input` (`writes::additions_input`) that its entity does not have yet.
@@ -224,14 +246,26 @@ pub async fn delete_relations(writer: &SqliteWriter, tenant: &str, input: &Value
 }
 
 /// A restore's rows (`dump::restore_input`), in order: entities, their observations, relations.
-const RESTORE_ENTITIES: &str = "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
-     SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($2, '$.entities') ORDER BY key";
-const RESTORE_OBSERVATIONS: &str = "INSERT INTO observations (entity_id, content, content_lc) \
-     SELECT e.id, o.value ->> 0, o.value ->> 1 FROM json_each($2, '$.entities') AS i \
+const RESTORE_ENTITIES: &str = concat!(
+    "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc, created_at) \
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, ",
+    now_ms!(),
+    " FROM json_each($2, '$.entities') ORDER BY key"
+);
+const RESTORE_OBSERVATIONS: &str = concat!(
+    "INSERT INTO observations (entity_id, content, content_lc, created_at) \
+     SELECT e.id, o.value ->> 0, o.value ->> 1, ",
+    now_ms!(),
+    " FROM json_each($2, '$.entities') AS i \
      JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
-     JOIN json_each(i.value -> 4) AS o ORDER BY i.key, o.key";
-const RESTORE_RELATIONS: &str = "INSERT INTO relations (tenant, from_name, to_name, relation_type) \
-     SELECT $1, value ->> 0, value ->> 1, value ->> 2 FROM json_each($2, '$.relations') ORDER BY key";
+     JOIN json_each(i.value -> 4) AS o ORDER BY i.key, o.key"
+);
+const RESTORE_RELATIONS: &str = concat!(
+    "INSERT INTO relations (tenant, from_name, to_name, relation_type, created_at) \
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2, ",
+    now_ms!(),
+    " FROM json_each($2, '$.relations') ORDER BY key"
+);
 
 /// Into an empty graph: the guard's CHECK fails (and the batch rolls back) when the tenant has
 /// entities or relations, checked inside the write transaction.

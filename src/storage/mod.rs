@@ -12,6 +12,7 @@ mod documents;
 mod dump;
 mod full;
 mod graph;
+mod history;
 mod loaded;
 mod outcome;
 mod postgres;
@@ -44,6 +45,7 @@ pub use compat::{Compat, HEARTBEAT_INTERVAL, SchemaStatus};
 pub use database::{Backend, DatabaseConfig};
 pub use dump::{GraphRows, TenantRows, newest_migration, read_sqlite};
 pub use graph::{EntityRow, RelationRow};
+pub use history::{TimedEntity, TimedGraph, TimedObservation, TimedRelation};
 // The queries, for storage's own modules; outside it reads go through `Read`.
 use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through

@@ -273,6 +273,29 @@ impl TenantGraph {
         offset: usize,
         fill: &mut Fill,
     ) -> (Vec<EntityRow>, Vec<RelationRow>, bool) {
+        let hits = self.hits(query, ranked);
+        let (mut page, mut relations, mut more) = (Vec::new(), BTreeSet::new(), false);
+        for &(id, node) in hits.iter().skip(offset) {
+            let touching = self.touching.get(&node.name.text).into_iter().flatten();
+            let new: Vec<i64> = touching.filter(|r| !relations.contains(*r)).copied().collect();
+            let cost = node.cost() + new.iter().map(|r| self.relation_cost(*r)).sum::<usize>();
+            if !fill.take(cost) {
+                more = true;
+                break;
+            }
+            relations.extend(new);
+            page.push(node.row(id));
+        }
+        let relations = relations.into_iter().map(|id| relation_row(id, &self.relations[&id])).collect();
+        (page, relations, more)
+    }
+
+    /// The search's matching entity ids in its order (`search`), for a caller that pages them.
+    pub fn search_ids(&self, query: &str, ranked: bool) -> Vec<i64> {
+        self.hits(query, ranked).into_iter().map(|(id, _)| id).collect()
+    }
+
+    fn hits(&self, query: &str, ranked: bool) -> Vec<(i64, &Node)> {
         let needle = query.to_lowercase();
         let finder = Finder::new(needle.as_bytes());
         let found = |text: &str| finder.find(text.as_bytes()).is_some();
@@ -293,20 +316,7 @@ impl TenantGraph {
             .collect();
         // Stable: equal ranks stay in id order.
         hits.sort_by_key(|&(rank, ..)| rank);
-        let (mut page, mut relations, mut more) = (Vec::new(), BTreeSet::new(), false);
-        for &(_, id, node) in hits.iter().skip(offset) {
-            let touching = self.touching.get(&node.name.text).into_iter().flatten();
-            let new: Vec<i64> = touching.filter(|r| !relations.contains(*r)).copied().collect();
-            let cost = node.cost() + new.iter().map(|r| self.relation_cost(*r)).sum::<usize>();
-            if !fill.take(cost) {
-                more = true;
-                break;
-            }
-            relations.extend(new);
-            page.push(node.row(id));
-        }
-        let relations = relations.into_iter().map(|id| relation_row(id, &self.relations[&id])).collect();
-        (page, relations, more)
+        hits.into_iter().map(|(_, id, node)| (id, node)).collect()
     }
 
     fn relation_cost(&self, id: i64) -> usize {
