@@ -74,7 +74,7 @@ async fn replay(steps: &[Value], db: Db) -> usize {
             (&o.name, &o.title, &o.description, &o.annotations)
         );
         let (mut ti, mut oi) = (json!(*t.input_schema), json!(*o.input_schema));
-        for extension in ["limit", "cursor", "mode", "asOf", "since", "until", "include"] {
+        for extension in ["limit", "cursor", "mode", "depth", "asOf", "since", "until", "include"] {
             oi["properties"].as_object_mut().unwrap().remove(extension);
             ti["properties"].as_object_mut().unwrap().remove(extension);
         }

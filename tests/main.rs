@@ -13,6 +13,7 @@ mod differential;
 mod graph_cache;
 mod http;
 mod jsonrpc;
+mod neighbours;
 mod outages;
 mod properties;
 mod ratelimit;

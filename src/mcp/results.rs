@@ -41,11 +41,18 @@ pub fn page_result(page: GraphPage) -> CallToolResult {
         Some(times) => timed_result(page.graph, page.next_cursor, times),
         None => graph_result(page.graph, page.next_cursor),
     };
-    if let (Some(scores), Some(Value::Object(fields))) = (page.scores, result.structured_content.as_mut()) {
+    let Some(Value::Object(fields)) = result.structured_content.as_mut() else { return result };
+    if let Some(scores) = page.scores {
         fields.insert(
             "scores".into(),
             scores.into_iter().map(|s| Value::from((f64::from(s) * 1e4).round() / 1e4)).collect(),
         );
+    }
+    if let Some(neighbours) = page.neighbours {
+        fields.insert("distances".into(), neighbours.distances.into());
+        if neighbours.truncated {
+            fields.insert("neighboursTruncated".into(), true.into());
+        }
     }
     result
 }

@@ -16,7 +16,8 @@ use super::{
 };
 use crate::config::SearchMode;
 use crate::memory::{
-    Entity, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant, TimeQuery, parse_time,
+    Entity, MAX_DEPTH, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant, TimeQuery,
+    parse_time,
 };
 
 /// The reference's tool list (names, titles, schemas, annotations), as advertised by
@@ -73,6 +74,7 @@ struct TimeArgs {
 struct SearchArgs {
     query: String,
     mode: Option<SearchMode>,
+    depth: Option<u8>,
     #[serde(flatten)]
     page: PageArgs,
 }
@@ -200,12 +202,22 @@ async fn run(
             let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
             let args: SearchArgs = parse(arguments)?;
             let page = args.page.into_request()?;
-            if time.is_none() {
-                page_result(memory.search(tenant, &args.query, args.mode, &page).await?)
+            let depth = args.depth.unwrap_or(0);
+            if depth > MAX_DEPTH {
+                return Err(invalid("depth", &format!("at most {MAX_DEPTH}, got {depth}")).into());
+            }
+            let found = if time.is_none() {
+                memory.search(tenant, &args.query, args.mode, &page).await?
             } else if args.mode.is_some_and(|mode| mode != SearchMode::Substring) {
                 return Err(invalid("mode", "reads by time (asOf, since, until, include) search by substring").into());
+            } else if depth > 0 {
+                return Err(invalid("depth", "not with reads by time (asOf, since, until, include)").into());
             } else {
-                page_result(memory.search_nodes_at(tenant, &args.query, &page, &time).await?)
+                memory.search_nodes_at(tenant, &args.query, &page, &time).await?
+            };
+            match depth {
+                0 => page_result(found),
+                _ => page_result(memory.with_neighbours(tenant, found, depth).await?),
             }
         }
         "open_nodes" => {

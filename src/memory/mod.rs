@@ -7,6 +7,7 @@ mod cursor;
 mod health;
 mod limits;
 pub mod model;
+mod neighbours;
 mod pages;
 mod retention;
 pub mod semantic;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
+pub use neighbours::MAX_DEPTH;
 pub use time::{format_time, now_ms, parse_time};
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};

@@ -49,14 +49,23 @@ pub struct ObservationDeletion {
 }
 
 /// A page of a graph read; `next_cursor` is set when more follows. A search by meaning gives
-/// each entity's score, in the order of the entities; a read that asked for time gives each row's
-/// times.
+/// each hit's score, in the order of the entities; a read that asked for time gives each row's
+/// times; a search with `depth` its neighbours' distances.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GraphPage {
     pub graph: KnowledgeGraph,
     pub next_cursor: Option<String>,
     pub scores: Option<Vec<f32>>,
     pub times: Option<GraphTimes>,
+    pub neighbours: Option<Neighbours>,
+}
+
+/// A search grown by `depth`: each entity's distance from the hits (0 for a hit, which come
+/// first), and whether the reply budget cut the growth short.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neighbours {
+    pub distances: Vec<u8>,
+    pub truncated: bool,
 }
 
 /// When an entity was created and last changed (an observation added or deleted), and when each

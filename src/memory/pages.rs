@@ -119,6 +119,7 @@ impl Memory {
                         next_cursor: None,
                         scores: None,
                         times: None,
+                        neighbours: None,
                     });
                 }
             }
@@ -181,7 +182,7 @@ impl Memory {
             let r = relations.last().map_or(if more_r { after_r } else { i64::MAX }, |r| r.id);
             Cursor::encode(tenant.as_str(), "graph", e, r)
         });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times: None })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times: None, neighbours: None })
     }
 
     /// Entities whose name, type or an observation contains `query` (case-insensitive), and the
@@ -208,7 +209,7 @@ impl Memory {
             let order = if ranked { 0 } else { UNRANKED };
             Cursor::encode(tenant.as_str(), &scope, offset + entities.len() as i64, order)
         });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times: None })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times: None, neighbours: None })
     }
 
     /// The substring search's matches from `offset`, at most `limit` and within the reply budget,

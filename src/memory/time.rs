@@ -153,7 +153,7 @@ impl Memory {
             Cursor::encode(tenant.as_str(), &scope, e, r)
         });
         let times = time.include.then_some(GraphTimes { entities: entity_times, relations: relation_times });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times, neighbours: None })
     }
 
     /// search_nodes by time: the substring search (ranked and paged as `search_nodes`) over the
@@ -219,7 +219,7 @@ impl Memory {
             entities: entity_times,
             relations: relations.iter().map(|r| created[&r.id]).collect(),
         });
-        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times })
+        Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times, neighbours: None })
     }
 
     /// open_nodes by time: the named entities at the moment and the relations touching them.
@@ -239,7 +239,7 @@ impl Memory {
         });
         let graph: KnowledgeGraph =
             graph_of(found.iter().map(|e| row(e)).collect(), relations.iter().map(|r| r.row.clone()).collect());
-        Ok(GraphPage { graph, next_cursor: None, scores: None, times })
+        Ok(GraphPage { graph, next_cursor: None, scores: None, times, neighbours: None })
     }
 }
 

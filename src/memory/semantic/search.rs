@@ -165,7 +165,7 @@ impl Memory {
         let (graph, scores, taken) = self.page_of(semantic, tenant, on_page).await?;
         let next_cursor = (offset + taken < ranking.len().min(MOST_RESULTS))
             .then(|| Cursor::encode(tenant.as_str(), &scope, (offset + taken) as i64, 0));
-        Ok(GraphPage { graph, next_cursor, scores: Some(scores), times: None })
+        Ok(GraphPage { graph, next_cursor, scores: Some(scores), times: None, neighbours: None })
     }
 
     /// The ranked entities as a page within the reply budget, with the relations touching them;
