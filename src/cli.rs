@@ -66,6 +66,10 @@ pub enum Command {
         file: Option<PathBuf>,
         #[arg(long, env = "MCP_TENANT", default_value = Tenant::DEFAULT)]
         tenant: String,
+        /// Add each row's times to its line (createdAt, updatedAt, observationsCreatedAt), which
+        /// `import` restores; without it the file is the reference's, byte for byte
+        #[arg(long)]
+        with_time: bool,
     },
     /// Back up the database to DEST (a new file): SQLite as a copy of its file, PostgreSQL as JSON lines
     Backup {
@@ -185,21 +189,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = Application::build(one_shot(settings)).await?;
             let memory = app.memory();
             let reader = BufReader::new(File::open(&file).with_context(|| format!("opening {}", file.display()))?);
-            let (entities, relations) =
-                transfer::parse(reader).with_context(|| format!("reading {}", file.display()))?;
+            let (entities, relations, times) =
+                transfer::parse_with_times(reader).with_context(|| format!("reading {}", file.display()))?;
             let bar = indicatif::ProgressBar::new((entities.len() + relations.len()) as u64);
+            let tenant = Tenant::new(tenant);
             let summary =
-                transfer::import(memory, &Tenant::new(tenant), entities, relations, |n| bar.inc(n as u64)).await?;
+                transfer::import_with_times(memory, &tenant, entities, relations, &times, |n| bar.inc(n as u64))
+                    .await?;
             bar.finish_and_clear();
             eprintln!("imported {} new entities and {} new relations", summary.entities, summary.relations);
         }
-        Command::Export { file, tenant } => {
+        Command::Export { file, tenant, with_time } => {
             let app = Application::build(one_shot(settings)).await?;
             let out: Box<dyn Write> = match &file {
                 Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
                 None => Box::new(std::io::stdout().lock()),
             };
-            let summary = transfer::export(app.memory(), &Tenant::new(tenant), BufWriter::new(out)).await?;
+            let (memory, tenant, out) = (app.memory(), &Tenant::new(tenant), BufWriter::new(out));
+            let summary = match with_time {
+                true => transfer::export_with_times(memory, tenant, out).await?,
+                false => transfer::export(memory, tenant, out).await?,
+            };
             eprintln!("exported {} entities and {} relations", summary.entities, summary.relations);
         }
         Command::Backup { dest, tenant } => {

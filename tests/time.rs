@@ -247,3 +247,53 @@ async fn bad_times_are_refused_naming_the_field() {
     refused("open_nodes", json!({ "names": [], "since": format_time(now_ms()) }), "since", "asOf and include").await;
     refused("read_graph", json!({ "include": ["everything"] }), "include[0]", "not one of: time").await;
 }
+
+both_backends!(export_with_time_and_import_keep_the_times, |db| async move {
+    let Some(app) = spawn_app(db).await else { return };
+    let client = app.client().await;
+    let ann = json!([{ "name": "Ann", "entityType": "person", "observations": ["likes tea"] }]);
+    ok(&client, "create_entities", json!({ "entities": ann })).await;
+    tick().await;
+    ok(&client, "add_observations", json!({ "observations": [{ "entityName": "Ann", "contents": ["reads"] }] })).await;
+    ok(&client, "create_relations", json!({ "relations": [{ "from": "Ann", "to": "Bo", "relationType": "knows" }] }))
+        .await;
+    tick().await;
+    let timed = ok(&client, "read_graph", json!({ "include": ["time"] })).await;
+
+    let run = |args: &[&str], url: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+            .args(args)
+            .env("DATABASE_URL", url)
+            .env("LOG_LEVEL", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let plain = run(&["export"], &app.db.url);
+    assert!(!plain.contains("createdAt"), "the reference's format has no times: {plain}");
+    let file = run(&["export", "--with-time"], &app.db.url);
+    let first: Value = serde_json::from_str(file.lines().next().unwrap()).unwrap();
+    assert_eq!(first["createdAt"], timed["entities"][0]["createdAt"], "{file}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.jsonl");
+    std::fs::write(&path, &file).unwrap();
+    let target = spawn_app(db).await.unwrap();
+    let path = path.to_str().unwrap();
+    run(&["import", path], &target.db.url);
+    let copy = ok(&target.client().await, "read_graph", json!({ "include": ["time"] })).await;
+    assert_eq!(copy, timed, "the imported rows keep the exported times");
+    // Imported again, nothing is created and nothing changes.
+    run(&["import", path], &target.db.url);
+    assert_eq!(ok(&target.client().await, "read_graph", json!({ "include": ["time"] })).await, timed);
+
+    std::fs::write(dir.path().join("bad.jsonl"), file.replacen("\"createdAt\":\"", "\"createdAt\":\"x", 1)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-server"))
+        .args(["import", dir.path().join("bad.jsonl").to_str().unwrap()])
+        .env("DATABASE_URL", &target.db.url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("line 1") && stderr.contains("createdAt"), "{stderr}");
+});

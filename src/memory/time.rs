@@ -222,6 +222,11 @@ impl Memory {
         Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times, neighbours: None })
     }
 
+    /// Sets the creation times of rows an import created (`Store::set_created`'s input).
+    pub async fn set_created(&self, tenant: &Tenant, input: &serde_json::Value) -> Result<()> {
+        Ok(self.store.set_created(tenant.as_str(), input).await?)
+    }
+
     /// open_nodes by time: the named entities at the moment and the relations touching them.
     pub async fn open_nodes_at(&self, tenant: &Tenant, names: Vec<String>, time: &TimeQuery) -> Result<GraphPage> {
         let _timed = Timed::start("open_nodes");

@@ -115,15 +115,12 @@ const CREATE_ENTITIES: Batch = batch!(
          ON CONFLICT (tenant, name) DO NOTHING RETURNING 'created', name"
     ),
     // Ids only grow (AUTOINCREMENT), so the entities above the mark are the ones just created.
-    concat!(
-        "INSERT INTO observations (entity_id, content, content_lc, created_at) \
-         SELECT e.id, o.value ->> 0, o.value ->> 1, ",
-        now_ms!(),
-        " FROM json_each($2) AS i \
-         JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
-         JOIN json_each(i.value -> 4) AS o \
-         WHERE e.id > (SELECT id FROM temp.write_mark) ORDER BY i.key, o.key"
-    ),
+    // At their entity's time: SQLite's `now` is the statement's, and a create is one moment.
+    "INSERT INTO observations (entity_id, content, content_lc, created_at) \
+     SELECT e.id, o.value ->> 0, o.value ->> 1, e.created_at FROM json_each($2) AS i \
+     JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
+     JOIN json_each(i.value -> 4) AS o \
+     WHERE e.id > (SELECT id FROM temp.write_mark) ORDER BY i.key, o.key",
 );
 
 /// Creates the entities of `input` (`writes::entities_input`, distinct names) that the tenant
@@ -252,14 +249,10 @@ const RESTORE_ENTITIES: &str = concat!(
     now_ms!(),
     " FROM json_each($2, '$.entities') ORDER BY key"
 );
-const RESTORE_OBSERVATIONS: &str = concat!(
-    "INSERT INTO observations (entity_id, content, content_lc, created_at) \
-     SELECT e.id, o.value ->> 0, o.value ->> 1, ",
-    now_ms!(),
-    " FROM json_each($2, '$.entities') AS i \
+const RESTORE_OBSERVATIONS: &str = "INSERT INTO observations (entity_id, content, content_lc, created_at) \
+     SELECT e.id, o.value ->> 0, o.value ->> 1, e.created_at FROM json_each($2, '$.entities') AS i \
      JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
-     JOIN json_each(i.value -> 4) AS o ORDER BY i.key, o.key"
-);
+     JOIN json_each(i.value -> 4) AS o ORDER BY i.key, o.key";
 const RESTORE_RELATIONS: &str = concat!(
     "INSERT INTO relations (tenant, from_name, to_name, relation_type, created_at) \
      SELECT $1, value ->> 0, value ->> 1, value ->> 2, ",

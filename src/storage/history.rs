@@ -95,7 +95,49 @@ const SQLITE_PURGE: Batch = &[
     "COMMIT",
 ];
 
+/// An import's times for the rows it created (`$2`: `{"entities": [[name, ms]],
+/// "observations": [[entity, content, ms]], "relations": [[from, to, type, ms]]}`).
+const SQLITE_SET_CREATED: Batch = &[
+    "BEGIN IMMEDIATE",
+    "UPDATE entities SET created_at = j.value ->> 1 FROM json_each($2 -> 'entities') AS j \
+     WHERE entities.tenant = $1 AND entities.name = j.value ->> 0",
+    "UPDATE observations SET created_at = j.value ->> 2 FROM json_each($2 -> 'observations') AS j, entities AS e \
+     WHERE e.tenant = $1 AND e.name = j.value ->> 0 AND observations.entity_id = e.id \
+     AND observations.content = j.value ->> 1",
+    "UPDATE relations SET created_at = j.value ->> 3 FROM json_each($2 -> 'relations') AS j \
+     WHERE relations.tenant = $1 AND relations.from_name = j.value ->> 0 AND relations.to_name = j.value ->> 1 \
+     AND relations.relation_type = j.value ->> 2",
+    "COMMIT",
+];
+const PG_SET_CREATED: [&str; 3] = [
+    "UPDATE entities e SET created_at = (j.value ->> 1)::bigint FROM json_array_elements($2::json -> 'entities') j \
+     WHERE e.tenant = $1 AND e.name = j.value ->> 0",
+    "UPDATE observations o SET created_at = (j.value ->> 2)::bigint \
+     FROM json_array_elements($2::json -> 'observations') j, entities e \
+     WHERE e.tenant = $1 AND e.name = j.value ->> 0 AND o.entity_id = e.id AND o.content = j.value ->> 1",
+    "UPDATE relations r SET created_at = (j.value ->> 3)::bigint FROM json_array_elements($2::json -> 'relations') j \
+     WHERE r.tenant = $1 AND r.from_name = j.value ->> 0 AND r.to_name = j.value ->> 1 AND r.relation_type = j.value ->> 2",
+];
+
 impl Store {
+    /// Sets the creation times an import brought for the rows it created, in one transaction.
+    pub async fn set_created(&self, tenant: &str, input: &serde_json::Value) -> Result<()> {
+        match &self.engine {
+            Engine::Sqlite(sqlite) => {
+                sqlite.writer.run(SQLITE_SET_CREATED, tenant, input.to_string()).await?;
+            }
+            Engine::Postgres(_) => {
+                let input = input.to_string();
+                let mut tx = self.begin_write().await?;
+                for sql in PG_SET_CREATED {
+                    sqlx::query(sql).bind(tenant).bind(&input).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The tenant's graph as it was at `at`, in one snapshot (`i64::MAX`: as it is).
     pub async fn graph_at(&self, tenant: &str, at: i64) -> Result<TimedGraph> {
         let mut tx = self.begin_read().await?;
