@@ -98,6 +98,11 @@ both_backends!(the_local_model_finds_by_meaning_what_substrings_miss, |db| async
     assert_eq!(all.len(), 4, "{first} {second}");
     all.sort();
     assert_eq!(all, ["Bob", "Carol", "Dana", "Evan"]);
+    // Times come with any mode, beside the scores.
+    let timed = search(&client, "musical instrument", "semantic", json!({ "include": ["time"] })).await;
+    assert_eq!(names(&timed), names(&found));
+    assert_eq!(timed["scores"], found["scores"]);
+    assert!(timed["entities"].as_array().unwrap().iter().all(|e| e["createdAt"].is_string()), "{timed}");
     // A new observation re-embeds its entity.
     let added = json!({ "observations": [{ "entityName": "Bob", "contents": ["sings bass in a jazz choir"] }] });
     ok(&client, "add_observations", added).await;

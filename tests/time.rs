@@ -109,6 +109,9 @@ both_backends!(times_are_reported_only_when_asked_and_follow_changes, |db| async
 
     let plain = call(&client, "read_graph", json!({})).await.unwrap();
     assert!(!text(&plain).contains("createdAt"), "no time unless asked: {}", text(&plain));
+    // The present's times (looked up for the page's rows) are those of the graph read as of now.
+    let now = ok(&client, "read_graph", json!({ "include": ["time"], "asOf": format_time(now_ms()) })).await;
+    assert_eq!(ok(&client, "read_graph", json!({ "include": ["time"] })).await, now);
     let timed = call(&client, "read_graph", json!({ "include": ["time"] })).await.unwrap();
     let value = timed.structured_content.clone().unwrap();
     assert_eq!(serde_json::from_str::<Value>(&text(&timed)).unwrap(), value, "the text is the structured content");
@@ -217,6 +220,36 @@ both_backends!(history_past_the_retention_is_purged_and_not_read, |db| async mov
     assert!(error.message.contains("asOf") && error.message.contains("HISTORY_RETENTION"), "{}", error.message);
 });
 
+both_backends!(times_keep_the_reply_budget, |db| async move {
+    let Some(app) = spawn_app_with(db, &["--max-reply-bytes", "65536"]).await else { return };
+    let client = app.client().await;
+    let entities: Vec<Value> = (0..400)
+        .map(|i| json!({ "name": format!("e{i}"), "entityType": "t", "observations": ["a", "b", "c", "d", "e"] }))
+        .collect();
+    ok(&client, "create_entities", json!({ "entities": entities })).await;
+    for args in [json!({ "include": ["time"] }), json!({ "include": ["time"], "asOf": format_time(now_ms()) })] {
+        let (mut seen, mut cursor) = (0, None::<String>);
+        loop {
+            let mut args = args.clone();
+            if let Some(c) = &cursor {
+                args["cursor"] = json!(c);
+            }
+            let result = call(&client, "read_graph", args.clone()).await.unwrap();
+            let reply = serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": 1, "result": result })).unwrap();
+            assert!(reply.len() <= 65_536, "{args}: a reply of {} bytes", reply.len());
+            let page = result.structured_content.unwrap();
+            let on_page = page["entities"].as_array().unwrap();
+            assert!(on_page.iter().all(|e| e["observationsCreatedAt"].as_array().unwrap().len() == 5));
+            seen += on_page.len();
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 400, "{args}");
+    }
+});
+
 #[tokio::test]
 async fn bad_times_are_refused_naming_the_field() {
     let Some(app) = spawn_app(common::Db::Sqlite).await else { return };
@@ -241,7 +274,7 @@ async fn bad_times_are_refused_naming_the_field() {
         "search_nodes",
         json!({ "query": "x", "asOf": format_time(now_ms()), "mode": "lexical" }),
         "mode",
-        "by time",
+        "search by substring",
     )
     .await;
     refused("open_nodes", json!({ "names": [], "since": format_time(now_ms()) }), "since", "asOf and include").await;

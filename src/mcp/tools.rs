@@ -16,8 +16,8 @@ use super::{
 };
 use crate::config::SearchMode;
 use crate::memory::{
-    Entity, MAX_DEPTH, Memory, ObservationAddition, ObservationDeletion, PageRequest, Relation, Tenant, TimeQuery,
-    parse_time,
+    Entity, MAX_DEPTH, Memory, ObservationAddition, ObservationDeletion, PageRequest, PresentRead, Relation, Tenant,
+    TimeQuery, parse_time,
 };
 
 /// The reference's tool list (names, titles, schemas, annotations), as advertised by
@@ -193,10 +193,12 @@ async fn run(
         "read_graph" => {
             let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
             let page = parse::<PageArgs>(arguments)?.into_request()?;
-            match time.is_none() {
-                true => page_result(memory.read_graph(tenant, &page).await?),
-                false => page_result(memory.read_graph_at(tenant, &page, &time).await?),
-            }
+            let read = PresentRead::Graph(&page);
+            page_result(match (time.is_none(), time.is_present()) {
+                (true, _) => memory.read_graph(tenant, &page).await?,
+                (false, true) if let Some(found) = memory.present_with_times(tenant, &read).await? => found,
+                _ => memory.read_graph_at(tenant, &page, &time).await?,
+            })
         }
         "search_nodes" => {
             let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
@@ -206,18 +208,25 @@ async fn run(
             if depth > MAX_DEPTH {
                 return Err(invalid("depth", &format!("at most {MAX_DEPTH}, got {depth}")).into());
             }
-            let found = if time.is_none() {
-                memory.search(tenant, &args.query, args.mode, &page).await?
+            let read = PresentRead::Search { query: &args.query, mode: args.mode, page: &page, depth };
+            if time.is_none() {
+                let found = memory.search(tenant, &args.query, args.mode, &page).await?;
+                page_result(match depth {
+                    0 => found,
+                    _ => memory.with_neighbours(tenant, found, depth).await?,
+                })
+            } else if time.is_present()
+                && let Some(found) = memory.present_with_times(tenant, &read).await?
+            {
+                page_result(found)
             } else if args.mode.is_some_and(|mode| mode != SearchMode::Substring) {
-                return Err(invalid("mode", "reads by time (asOf, since, until, include) search by substring").into());
+                return Err(
+                    invalid("mode", "reads of the past or a window (asOf, since, until) search by substring").into()
+                );
             } else if depth > 0 {
-                return Err(invalid("depth", "not with reads by time (asOf, since, until, include)").into());
+                return Err(invalid("depth", "not with reads of the past or a window (asOf, since, until)").into());
             } else {
-                memory.search_nodes_at(tenant, &args.query, &page, &time).await?
-            };
-            match depth {
-                0 => page_result(found),
-                _ => page_result(memory.with_neighbours(tenant, found, depth).await?),
+                page_result(memory.search_nodes_at(tenant, &args.query, &page, &time).await?)
             }
         }
         "open_nodes" => {
@@ -227,9 +236,14 @@ async fn run(
                 let field = if time.since.is_some() { "since" } else { "until" };
                 return Err(invalid(field, "open_nodes reads by asOf and include only").into());
             }
-            match time.is_none() {
-                true => graph_result(memory.open_nodes(tenant, args.names).await?, None),
-                false => page_result(memory.open_nodes_at(tenant, args.names, &time).await?),
+            match (time.is_none(), time.is_present()) {
+                (true, _) => graph_result(memory.open_nodes(tenant, args.names).await?, None),
+                (false, true)
+                    if let Some(found) = memory.present_with_times(tenant, &PresentRead::Open(&args.names)).await? =>
+                {
+                    page_result(found)
+                }
+                _ => page_result(memory.open_nodes_at(tenant, args.names, &time).await?),
             }
         }
         _ => return Ok(None),

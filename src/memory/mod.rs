@@ -20,7 +20,7 @@ pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
 pub use neighbours::MAX_DEPTH;
-pub use time::{format_time, now_ms, parse_time};
+pub use time::{PresentRead, format_time, now_ms, parse_time};
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};
 use cache::{Admission, Cached, GraphCache, TenantGraph};

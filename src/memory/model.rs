@@ -100,6 +100,11 @@ impl TimeQuery {
     pub fn is_none(&self) -> bool {
         *self == TimeQuery::default()
     }
+
+    /// Whether it reads the present graph, whole (times asked for, no moment or window).
+    pub fn is_present(&self) -> bool {
+        self.as_of.is_none() && self.since.is_none() && self.until.is_none()
+    }
 }
 
 /// Paging request: no limit means everything, as the reference returns.

@@ -7,7 +7,7 @@ use sqlx::{Any, AnyConnection, Row, query::Query};
 use super::{Backend, Store};
 
 /// Largest `IN (…)` list sent in one statement (well under both databases' parameter limits).
-const IN_CHUNK: usize = 500;
+pub(super) const IN_CHUNK: usize = 500;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityRow {
@@ -27,11 +27,11 @@ pub struct RelationRow {
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
-fn bind_all<'q>(
+pub(super) fn bind_all<'q>(
     mut query: Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     values: &'q [String],
 ) -> Query<'q, Any, sqlx::any::AnyArguments<'q>> {

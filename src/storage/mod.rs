@@ -21,6 +21,7 @@ mod read;
 mod search;
 mod snapshot;
 mod sqlite;
+mod stamps;
 mod vectors;
 mod version_reads;
 mod versions;
@@ -46,6 +47,7 @@ pub use database::{Backend, DatabaseConfig};
 pub use dump::{GraphRows, TenantRows, newest_migration, read_sqlite};
 pub use graph::{EntityRow, RelationRow};
 pub use history::{TimedEntity, TimedGraph, TimedObservation, TimedRelation};
+pub use stamps::{EntityStamps, Stamps};
 // The queries, for storage's own modules; outside it reads go through `Read`.
 use graph::*;
 /// PostgreSQL's statements for the stdio benchmark's calls, which its database floor runs through
