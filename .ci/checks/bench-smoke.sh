@@ -11,3 +11,4 @@ bench/tenants.sh --smoke
 bench/scale.sh --smoke
 bench/retrieval.sh --smoke
 bench/semantic.sh --smoke
+bench/time.sh --smoke
