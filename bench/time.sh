@@ -3,8 +3,9 @@
 # PostgreSQL, for a tenant of each of TIME_SIZES ("10000 100000") entities of which a tenth were
 # then deleted (so history holds them): a one-hit search as the reference makes it, the same with
 # include ["time"] (the present, times looked up for the page), with asOf before the deletions
-# (the graph and history read at that moment), and open_nodes with that asOf. Also how long the
-# deletions took. Writes bench/results/<date>-time.{md,jsonl}.
+# (the graph and history read at that moment), and open_nodes with that asOf. Also what the
+# history triggers cost a deletion: the first half of the deletions runs with them, the second
+# with them dropped (SQLite) or disabled (PostgreSQL). Writes bench/results/<date>-time.{md,jsonl}.
 #
 #   bench/time.sh           the full run (~10 min on 2 cores)
 #   bench/time.sh --smoke   500 entities on a debug build; checks every reply
@@ -60,16 +61,37 @@ PY
     sleep 0.01
     before=$(python3 -c 'import datetime; print(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"))')
     sleep 0.01
-    # A tenth deleted, 1,000 names a call, every tenth entity from e000001.
-    started=$(date +%s.%N)
-    python3 - "$size" >"$work/deletions" <<'PY'
+    # A tenth deleted, 100 names a call (fewer for a small graph), every tenth entity from e000001: the first half kept as
+    # history, the second not (its triggers gone), each half's time per entity.
+    python3 - "$size" "$work/deletions" <<'PY'
 import json, sys
 names = [f"e{i:06d}" for i in range(1, int(sys.argv[1]), 10)]
-for k in range(0, len(names), 1000):
-    print(json.dumps({"entityNames": names[k:k + 1000]}))
+per = max(1, min(100, len(names) // 4))
+calls = [json.dumps({"entityNames": names[k:k + per]}) for k in range(0, len(names), per)]
+half = len(calls) // 2
+for suffix, part in (("kept", calls[:half]), ("not_kept", calls[half:])):
+    with open(f"{sys.argv[2]}.{suffix}", "w") as f:
+        f.write("".join(c + "\n" for c in part))
 PY
-    while read -r args; do call "$port" delete_entities "$args" >/dev/null; done <"$work/deletions"
-    deleted_s=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    delete_ms() { # FILE: milliseconds per entity deleted
+      local started count
+      started=$(date +%s.%N) count=$(grep -o '"e[0-9]*"' "$1" | wc -l)
+      while read -r args; do call "$port" delete_entities "$args" >/dev/null; done <"$1"
+      awk -v a="$started" -v b="$(date +%s.%N)" -v n="$count" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }'
+    }
+    kept_ms=$(delete_ms "$work/deletions.kept")
+    if [[ $backend == sqlite ]]; then
+      python3 - "$work/data/mcp-server.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for name in ("entities_history", "observations_history", "relations_history"):
+    db.execute(f"DROP TRIGGER {name}")
+db.commit()
+PY
+    else
+      for t in entities observations relations; do psql -q "$pg/$db" -c "alter table $t disable trigger ${t}_history"; done
+    fi
+    not_kept_ms=$(delete_ms "$work/deletions.not_kept")
     # e000001 is deleted: found as it was, not now.
     target=e000001 tag=t000001x
     declare -A reads=(
@@ -86,7 +108,7 @@ PY
       line=$(WRK_BODY=$body WRK_EXPECT=$expect wrk -t1 -c1 -d"${seconds}s" --timeout 30s -s bench/wrk.lua \
         "http://127.0.0.1:$port/mcp" | tail -1)
       echo "  $read: $line"
-      echo "{\"backend\":\"$backend\",\"entities\":$size,\"read\":\"$read\",\"deleted_s\":$deleted_s,\"peak_rss_kib\":$(rss_kib "$pid" VmHWM),${line#\{}" >>"$results"
+      echo "{\"backend\":\"$backend\",\"entities\":$size,\"read\":\"$read\",\"delete_kept_ms\":$kept_ms,\"delete_not_kept_ms\":$not_kept_ms,\"peak_rss_kib\":$(rss_kib "$pid" VmHWM),${line#\{}" >>"$results"
     done
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -100,11 +122,17 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 bad = [r for r in rows if r["bad"] or r["errors"] or not r["requests"]]
 if bad:
     sys.exit(f"invalid measurements: {bad}")
-print("| backend | entities | read | req/s | p50 ms | p99 ms | reply bytes | deleting a tenth took s | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| backend | entities | read | req/s | p50 ms | p99 ms | reply bytes | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['backend']} | {r['entities']} | {r['read']} | {r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-          f"{r['reply_bytes']} | {r['deleted_s']} | {r['peak_rss_kib'] / 1024:.0f} |")
+          f"{r['reply_bytes']} | {r['peak_rss_kib'] / 1024:.0f} |")
+print("\nDeletions (delete_entities of 100 names a call, each entity with two observations and two relations):\n")
+print("| backend | entities | ms per entity, kept as history | ms per entity, history triggers off |")
+print("|---|---|---|---|")
+for r in rows:
+    if r["read"] == "search":
+        print(f"| {r['backend']} | {r['entities']} | {r['delete_kept_ms']} | {r['delete_not_kept_ms']} |")
 PY
 }
 if $smoke; then

@@ -9,6 +9,7 @@ mod limits;
 pub mod model;
 mod neighbours;
 mod pages;
+mod present;
 mod retention;
 pub mod semantic;
 mod time;
@@ -20,7 +21,8 @@ pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
 pub use neighbours::MAX_DEPTH;
-pub use time::{PresentRead, format_time, now_ms, parse_time};
+pub use present::PresentRead;
+pub use time::{format_time, now_ms, parse_time};
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};
 use cache::{Admission, Cached, GraphCache, TenantGraph};

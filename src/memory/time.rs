@@ -8,12 +8,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    EntityTimes, GraphPage, GraphTimes, KnowledgeGraph, Limits, Memory, MemoryError, PageRequest, Result, Tenant,
-    TimeQuery, Timed, budget, budget::Fill, cache::TenantGraph, cursor::Cursor, graph_of, limits::storable,
-    pages::Touching,
+    EntityTimes, GraphPage, GraphTimes, KnowledgeGraph, Memory, MemoryError, PageRequest, Result, Tenant, TimeQuery,
+    Timed, budget, budget::Fill, cache::TenantGraph, cursor::Cursor, graph_of, limits::storable, pages::Touching,
 };
-use crate::config::SearchMode;
-use crate::storage::{EntityRow, RelationRow, StoredEntity, TimedEntity, TimedGraph};
+use crate::storage::{Among, EntityRow, RelationRow, StoredEntity, TimedEntity, TimedGraph};
 
 /// Now, in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
@@ -33,13 +31,6 @@ pub fn format_time(ms: i64) -> String {
 
 fn invalid(field: &str, reason: String) -> MemoryError {
     MemoryError::Invalid { field: field.into(), reason }
-}
-
-/// A read of the present graph that asked for times (`Memory::present_with_times`).
-pub enum PresentRead<'a> {
-    Graph(&'a PageRequest),
-    Search { query: &'a str, mode: Option<SearchMode>, page: &'a PageRequest, depth: u8 },
-    Open(&'a [String]),
 }
 
 /// A tenant's graph at the query's moment, with the entities the window keeps.
@@ -85,7 +76,7 @@ fn scope(kind: &str, time: &TimeQuery) -> String {
 
 impl Memory {
     /// The graph at the query's moment, checked against what history keeps.
-    async fn at_time(&self, tenant: &Tenant, time: &TimeQuery) -> Result<AtTime> {
+    async fn at_time(&self, tenant: &Tenant, time: &TimeQuery, among: Among<'_>) -> Result<AtTime> {
         let now = now_ms();
         if let Some(as_of) = time.as_of {
             let kept = self.limits.history_retention.as_millis().min(i64::MAX as u128) as i64;
@@ -104,7 +95,7 @@ impl Memory {
         {
             return Err(invalid("since", format!("{} is after until ({})", format_time(since), format_time(until))));
         }
-        let graph = self.store.graph_at(tenant.as_str(), time.as_of.unwrap_or(i64::MAX)).await?;
+        let graph = self.store.graph_at(tenant.as_str(), time.as_of.unwrap_or(i64::MAX), among).await?;
         if let Some(as_of) = time.as_of
             && as_of < graph.began
         {
@@ -131,7 +122,7 @@ impl Memory {
             }
             None => (0, 0),
         };
-        let at = self.at_time(tenant, time).await?;
+        let at = self.at_time(tenant, time, Among::All).await?;
         let limit = page.limit.map(|l| l as usize);
         let mut fill = Fill::new(self.limits.max_reply_bytes, limit);
         let (mut entities, mut entity_times, mut more_e) = (Vec::new(), Vec::new(), false);
@@ -184,7 +175,14 @@ impl Memory {
             }
             None => (0, page.limit.is_some()),
         };
-        let at = self.at_time(tenant, time).await?;
+        // Only entities whose text may hold the query are read; the search below decides.
+        let needle = query.to_lowercase();
+        let among = match (storable(query), needle.is_empty()) {
+            (false, _) => Among::Named(&[]), // no stored text holds it: only the checks
+            (true, true) => Among::All,
+            (true, false) => Among::Containing(&needle),
+        };
+        let at = self.at_time(tenant, time, among).await?;
         if !storable(query) {
             return Ok(GraphPage { times: time.include.then(GraphTimes::default), ..GraphPage::default() });
         }
@@ -231,51 +229,6 @@ impl Memory {
         Ok(GraphPage { graph: graph_of(entities, relations), next_cursor, scores: None, times, neighbours: None })
     }
 
-    /// A read of the present with its rows' times (`include` alone): `read` (the read's own path,
-    /// any search mode, on a reply budget that leaves room for the times), then the times of just
-    /// the rows it returned. A row changed in between makes it read again; `None` after three
-    /// tries, for the caller to read by time instead.
-    pub async fn present_with_times(&self, tenant: &Tenant, read: &PresentRead<'_>) -> Result<Option<GraphPage>> {
-        // Times add at most ~4 times an entity's or a relation's own bytes (`budget::entity_times`).
-        let lean = Memory {
-            limits: Limits { max_reply_bytes: self.limits.max_reply_bytes / 5, ..self.limits },
-            ..self.clone()
-        };
-        for _ in 0..3 {
-            let mut page = match *read {
-                PresentRead::Graph(page) => lean.read_graph(tenant, page).await?,
-                PresentRead::Search { query, mode, page, depth } => match lean.search(tenant, query, mode, page).await?
-                {
-                    found if depth == 0 => found,
-                    found => lean.with_neighbours(tenant, found, depth).await?,
-                },
-                PresentRead::Open(names) => {
-                    GraphPage { graph: lean.open_nodes(tenant, names.to_vec()).await?, ..GraphPage::default() }
-                }
-            };
-            let names: Vec<String> = page.graph.entities.iter().map(|e| e.name.clone()).collect();
-            let mut froms: Vec<String> = page.graph.relations.iter().map(|r| r.from.clone()).collect();
-            froms.sort_unstable();
-            froms.dedup();
-            let stamps = self.store.stamps(tenant.as_str(), &names, &froms).await?;
-            let entities: Option<Vec<EntityTimes>> = (page.graph.entities.iter())
-                .map(|e| {
-                    let s = stamps.entities.get(&e.name).filter(|s| s.observations.len() == e.observations.len())?;
-                    let updated_at = s.observations.iter().copied().chain(s.last_removed).fold(s.created_at, i64::max);
-                    Some(EntityTimes { created_at: s.created_at, updated_at, observations: s.observations.clone() })
-                })
-                .collect();
-            let relations: Option<Vec<i64>> = (page.graph.relations.iter())
-                .map(|r| stamps.relations.get(&(r.from.clone(), r.to.clone(), r.relation_type.clone())).copied())
-                .collect();
-            if let (Some(entities), Some(relations)) = (entities, relations) {
-                page.times = Some(GraphTimes { entities, relations });
-                return Ok(Some(page));
-            }
-        }
-        Ok(None)
-    }
-
     /// Sets the creation times of rows an import created (`Store::set_created`'s input).
     pub async fn set_created(&self, tenant: &Tenant, input: &serde_json::Value) -> Result<()> {
         Ok(self.store.set_created(tenant.as_str(), input).await?)
@@ -285,7 +238,7 @@ impl Memory {
     pub async fn open_nodes_at(&self, tenant: &Tenant, names: Vec<String>, time: &TimeQuery) -> Result<GraphPage> {
         let _timed = Timed::start("open_nodes");
         self.check().names("names", &names)?;
-        let at = self.at_time(tenant, &TimeQuery { since: None, until: None, ..*time }).await?;
+        let at = self.at_time(tenant, &TimeQuery { since: None, until: None, ..*time }, Among::Named(&names)).await?;
         let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
         let found: Vec<&TimedEntity> = at.entities().filter(|e| wanted.contains(e.name.as_str())).collect();
         let ends: HashSet<&str> = found.iter().map(|e| e.name.as_str()).collect();

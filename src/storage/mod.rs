@@ -22,6 +22,7 @@ mod search;
 mod snapshot;
 mod sqlite;
 mod stamps;
+mod time_writes;
 mod vectors;
 mod version_reads;
 mod versions;
@@ -46,7 +47,7 @@ pub use compat::{Compat, HEARTBEAT_INTERVAL, SchemaStatus};
 pub use database::{Backend, DatabaseConfig};
 pub use dump::{GraphRows, TenantRows, newest_migration, read_sqlite};
 pub use graph::{EntityRow, RelationRow};
-pub use history::{TimedEntity, TimedGraph, TimedObservation, TimedRelation};
+pub use history::{Among, TimedEntity, TimedGraph, TimedObservation, TimedRelation};
 pub use stamps::{EntityStamps, Stamps};
 // The queries, for storage's own modules; outside it reads go through `Read`.
 use graph::*;

@@ -39,7 +39,7 @@ pub struct Plan {
 }
 
 /// Escapes LIKE wildcards so a user's `%` or `_` matches itself.
-fn like_escape(needle: &str) -> String {
+pub(super) fn like_escape(needle: &str) -> String {
     needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
