@@ -29,7 +29,7 @@ CREATE TABLE entity_history (
     created_at  BIGINT NOT NULL,
     deleted_at  BIGINT NOT NULL
 );
-CREATE INDEX entity_history_tenant ON entity_history (tenant, deleted_at);
+CREATE INDEX entity_history_name ON entity_history (tenant, name);
 CREATE INDEX entity_history_deleted ON entity_history (deleted_at);
 
 -- An observation's tenant is its entity's (live or in entity_history): deleted with its entity
@@ -54,7 +54,8 @@ CREATE TABLE relation_history (
     created_at    BIGINT NOT NULL,
     deleted_at    BIGINT NOT NULL
 );
-CREATE INDEX relation_history_tenant ON relation_history (tenant, deleted_at);
+CREATE INDEX relation_history_from ON relation_history (tenant, from_name);
+CREATE INDEX relation_history_to ON relation_history (tenant, to_name);
 CREATE INDEX relation_history_deleted ON relation_history (deleted_at);
 
 -- Statement-level, as the version triggers: one insert for a statement's deleted rows.
