@@ -105,20 +105,23 @@ fn observations_of_sql(list: &str) -> String {
     )
 }
 
-/// Every relation (`touching` empty), or those with an end among `touching` (names from `$3`).
+/// Every relation (`touching` empty), or those with an end among `touching` (names from `$3`),
+/// each end through its own index (for an `OR` of the ends SQLite scanned the table in id
+/// order, to merge the parts in order), unordered: the caller orders by id and keeps one of a
+/// relation with both ends there.
 fn relations_sql(touching: &str) -> String {
-    let filter = |t: &str| match touching {
-        "" => String::new(),
-        list => format!("AND ({t}.from_name IN ({list}) OR {t}.to_name IN ({list}))"),
-    };
-    format!(
-        "SELECT r.id, r.from_name, r.to_name, r.relation_type, coalesce(r.created_at, b.began) \
-         FROM relations r CROSS JOIN time_began b WHERE r.tenant = $1 AND coalesce(r.created_at, b.began) <= $2 {} \
-         UNION ALL SELECT h.id, h.from_name, h.to_name, h.relation_type, h.created_at FROM relation_history h \
-         WHERE h.tenant = $1 AND h.created_at <= $2 AND h.deleted_at > $2 {} ORDER BY 1",
-        filter("r"),
-        filter("h")
-    )
+    let live = "SELECT r.id, r.from_name, r.to_name, r.relation_type, coalesce(r.created_at, b.began) \
+         FROM relations r CROSS JOIN time_began b WHERE r.tenant = $1 AND coalesce(r.created_at, b.began) <= $2";
+    let gone = "SELECT h.id, h.from_name, h.to_name, h.relation_type, h.created_at FROM relation_history h \
+         WHERE h.tenant = $1 AND h.created_at <= $2 AND h.deleted_at > $2";
+    match touching {
+        "" => format!("{live} UNION ALL {gone} ORDER BY 1"),
+        list => [(live, "r"), (gone, "h")]
+            .iter()
+            .flat_map(|(part, t)| ["from_name", "to_name"].map(|end| format!("{part} AND {t}.{end} IN ({list})")))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL "),
+    }
 }
 
 impl Store {
