@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::memory::{
-    Entity, Memory, MemoryError, ObservationAddition, PageRequest, Relation, Tenant, TimeQuery, format_time, parse_time,
+    Entity, Memory, MemoryError, ObservationAddition, PageRequest, Relation, Tenant, TimeQuery, entity_with_times,
+    parse_time, relation_with_time,
 };
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -223,6 +224,14 @@ pub async fn export(memory: &Memory, tenant: &Tenant, mut out: impl Write) -> Re
     Ok(summary)
 }
 
+/// An export line: its kind first, as the reference's file puts it, then its fields.
+fn typed(kind: &str, fields: serde_json::Map<String, Value>) -> Value {
+    let mut line = serde_json::Map::with_capacity(fields.len() + 1);
+    line.insert("type".into(), kind.into());
+    line.extend(fields);
+    Value::Object(line)
+}
+
 /// As `export`, each line with its row's times (read in pages, as the present graph).
 pub async fn export_with_times(
     memory: &Memory,
@@ -247,21 +256,10 @@ pub async fn export_with_times(
         let page = memory.read_graph_at(tenant, &request, &time).await?;
         let times = page.times.unwrap_or_default();
         for (e, t) in page.graph.entities.into_iter().zip(times.entities) {
-            let line = json!({
-                "type": "entity",
-                "name": e.name,
-                "entityType": e.entity_type,
-                "observations": e.observations,
-                "createdAt": format_time(t.created_at),
-                "updatedAt": format_time(t.updated_at),
-                "observationsCreatedAt": t.observations.into_iter().map(format_time).collect::<Vec<_>>(),
-            });
-            write_line(&mut out, &line)?;
+            write_line(&mut out, &typed("entity", entity_with_times(e, t)))?;
         }
         for (r, t) in page.graph.relations.into_iter().zip(times.relations) {
-            relations.push(json!({
-                "type": "relation", "from": r.from, "to": r.to, "relationType": r.relation_type, "createdAt": format_time(t),
-            }));
+            relations.push(typed("relation", relation_with_time(r, t)));
         }
         match page.next_cursor {
             Some(cursor) => request.cursor = Some(cursor),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::pretty;
-use crate::memory::{GraphPage, GraphTimes, KnowledgeGraph, format_time};
+use crate::memory::{GraphPage, GraphTimes, KnowledgeGraph, entity_with_times, relation_with_time};
 
 /// The text of list results is the bare array, as in the reference.
 pub fn list_result<T: Serialize>(key: &str, items: &[T]) -> CallToolResult {
@@ -59,19 +59,9 @@ pub fn page_result(page: GraphPage) -> CallToolResult {
 
 /// The graph with each row's times after its fields, as RFC 3339 strings.
 fn timed_result(graph: KnowledgeGraph, next_cursor: Option<String>, times: GraphTimes) -> CallToolResult {
-    let entities = graph.entities.into_iter().zip(times.entities).map(|(e, t)| {
-        json!({
-            "name": e.name,
-            "entityType": e.entity_type,
-            "observations": e.observations,
-            "createdAt": format_time(t.created_at),
-            "updatedAt": format_time(t.updated_at),
-            "observationsCreatedAt": t.observations.into_iter().map(format_time).collect::<Vec<_>>(),
-        })
-    });
-    let relations = graph.relations.into_iter().zip(times.relations).map(|(r, created)| {
-        json!({ "from": r.from, "to": r.to, "relationType": r.relation_type, "createdAt": format_time(created) })
-    });
+    let entities = graph.entities.into_iter().zip(times.entities).map(|(e, t)| Value::Object(entity_with_times(e, t)));
+    let relations =
+        graph.relations.into_iter().zip(times.relations).map(|(r, t)| Value::Object(relation_with_time(r, t)));
     let mut fields = Map::with_capacity(3);
     fields.insert("entities".into(), Value::Array(entities.collect()));
     fields.insert("relations".into(), Value::Array(relations.collect()));

@@ -22,7 +22,7 @@ pub use limits::Limits;
 pub use model::*;
 pub use neighbours::MAX_DEPTH;
 pub use present::PresentRead;
-pub use time::{format_time, now_ms, parse_time};
+pub use time::{entity_with_times, format_time, now_ms, parse_time, relation_with_time};
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};
 use cache::{Admission, Cached, GraphCache, TenantGraph};

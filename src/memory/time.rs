@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    EntityTimes, GraphPage, GraphTimes, KnowledgeGraph, Memory, MemoryError, PageRequest, Result, Tenant, TimeQuery,
-    Timed, budget, budget::Fill, cache::TenantGraph, cursor::Cursor, graph_of, limits::storable, pages::Touching,
+    Entity, EntityTimes, GraphPage, GraphTimes, KnowledgeGraph, Memory, MemoryError, PageRequest, Relation, Result,
+    Tenant, TimeQuery, Timed, budget, budget::Fill, cache::TenantGraph, cursor::Cursor, graph_of, limits::storable,
+    pages::Touching,
 };
 use crate::storage::{Among, EntityRow, RelationRow, StoredEntity, TimedEntity, TimedGraph};
 
@@ -27,6 +28,29 @@ pub fn parse_time(text: &str) -> Option<i64> {
 pub fn format_time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map_or_else(String::new, |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// An entity's fields and then its times, as the replies and `export --with-time` show them.
+pub fn entity_with_times(e: Entity, t: EntityTimes) -> serde_json::Map<String, serde_json::Value> {
+    let fields = serde_json::json!({
+        "name": e.name,
+        "entityType": e.entity_type,
+        "observations": e.observations,
+        "createdAt": format_time(t.created_at),
+        "updatedAt": format_time(t.updated_at),
+        "observationsCreatedAt": t.observations.into_iter().map(format_time).collect::<Vec<_>>(),
+    });
+    let serde_json::Value::Object(fields) = fields else { unreachable!("an object") };
+    fields
+}
+
+/// A relation's fields and then its creation time.
+pub fn relation_with_time(r: Relation, created_at: i64) -> serde_json::Map<String, serde_json::Value> {
+    let fields = serde_json::json!({
+        "from": r.from, "to": r.to, "relationType": r.relation_type, "createdAt": format_time(created_at),
+    });
+    let serde_json::Value::Object(fields) = fields else { unreachable!("an object") };
+    fields
 }
 
 fn invalid(field: &str, reason: String) -> MemoryError {
