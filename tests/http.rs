@@ -187,7 +187,7 @@ async fn resources_expose_the_graph_and_each_entity() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].uri, "memory://knowledge-graph");
     let templates = c.list_all_resource_templates().await.unwrap();
-    assert_eq!(templates[0].uri_template, "memory://entities/{name}");
+    assert_eq!(templates[0].uri_template, "memory://entities/{name}{?asOf,include}");
 
     let read = |uri: &str| c.read_resource(ReadResourceRequestParams::new(uri));
     let graph = read("memory://knowledge-graph").await.unwrap();

@@ -25,6 +25,7 @@ mod sessions;
 mod sqlite_writer;
 mod subscriptions;
 mod time;
+mod time_resources;
 mod tools;
 mod tracing;
 mod upgrades;

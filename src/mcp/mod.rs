@@ -83,17 +83,23 @@ impl McpLayerError {
     fn into_tool_response(self) -> Result<CallToolResult, McpError> {
         match self {
             McpLayerError::Protocol(e) => Err(e),
-            McpLayerError::Memory(e) => match e {
-                MemoryError::EntityNotFound(_) => Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
-                MemoryError::Invalid { ref field, .. } => {
-                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": field }))))
-                }
-                MemoryError::InvalidCursor => {
-                    Err(McpError::invalid_params(e.to_string(), Some(json!({ "field": "cursor" }))))
-                }
-                MemoryError::Storage(storage) => Err(storage_error(&storage)),
-            },
+            McpLayerError::Memory(e @ MemoryError::EntityNotFound(_)) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())]))
+            }
+            McpLayerError::Memory(e) => Err(memory_error(e)),
         }
+    }
+}
+
+/// A memory error as the protocol's: -32602 naming the field, or the storage's own.
+fn memory_error(e: MemoryError) -> McpError {
+    match e {
+        MemoryError::Invalid { ref field, .. } => {
+            McpError::invalid_params(e.to_string(), Some(json!({ "field": field })))
+        }
+        MemoryError::InvalidCursor => McpError::invalid_params(e.to_string(), Some(json!({ "field": "cursor" }))),
+        MemoryError::Storage(storage) => storage_error(&storage),
+        MemoryError::EntityNotFound(_) => McpError::invalid_params(e.to_string(), None),
     }
 }
 

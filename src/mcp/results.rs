@@ -59,6 +59,15 @@ pub fn page_result(page: GraphPage) -> CallToolResult {
 
 /// The graph with each row's times after its fields, as RFC 3339 strings.
 fn timed_result(graph: KnowledgeGraph, next_cursor: Option<String>, times: GraphTimes) -> CallToolResult {
+    let value = timed_value(graph, next_cursor, times);
+    let text = serde_json::to_string_pretty(&value).expect("a graph serializes");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    result
+}
+
+/// The timed graph's object, as the replies and the resources show it.
+pub fn timed_value(graph: KnowledgeGraph, next_cursor: Option<String>, times: GraphTimes) -> Value {
     let entities = graph.entities.into_iter().zip(times.entities).map(|(e, t)| Value::Object(entity_with_times(e, t)));
     let relations =
         graph.relations.into_iter().zip(times.relations).map(|(r, t)| Value::Object(relation_with_time(r, t)));
@@ -68,11 +77,7 @@ fn timed_result(graph: KnowledgeGraph, next_cursor: Option<String>, times: Graph
     if let Some(cursor) = next_cursor {
         fields.insert("nextCursor".into(), cursor.into());
     }
-    let value = Value::Object(fields);
-    let text = serde_json::to_string_pretty(&value).expect("a graph serializes");
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(value);
-    result
+    Value::Object(fields)
 }
 
 /// `serde_json::to_value` of the graph's view, field for field.

@@ -108,6 +108,11 @@ impl TimeArgs {
     }
 }
 
+/// The read-by-time arguments among `arguments` (a resource URI's query, for `resources`).
+pub(super) fn time_query(arguments: JsonObject) -> Result<TimeQuery, McpError> {
+    parse::<TimeArgs>(Some(arguments))?.into_query()
+}
+
 /// Parses tool arguments; the error names the offending field (`entities[0].name: …`).
 fn parse<T: DeserializeOwned>(arguments: Option<JsonObject>) -> Result<T, McpError> {
     let value = Value::Object(arguments.unwrap_or_default());
@@ -191,17 +196,15 @@ async fn run(
             message_result("Relations deleted successfully")
         }
         "read_graph" => {
-            let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
+            let time = time_query(arguments.clone().unwrap_or_default())?;
             let page = parse::<PageArgs>(arguments)?.into_request()?;
-            let read = PresentRead::Graph(&page);
-            page_result(match (time.is_none(), time.is_present()) {
-                (true, _) => memory.read_graph(tenant, &page).await?,
-                (false, true) if let Some(found) = memory.present_with_times(tenant, &read).await? => found,
-                _ => memory.read_graph_at(tenant, &page, &time).await?,
+            page_result(match time.is_none() {
+                true => memory.read_graph(tenant, &page).await?,
+                false => memory.read_graph_timed(tenant, &page, &time).await?,
             })
         }
         "search_nodes" => {
-            let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
+            let time = time_query(arguments.clone().unwrap_or_default())?;
             let args: SearchArgs = parse(arguments)?;
             let page = args.page.into_request()?;
             let depth = args.depth.unwrap_or(0);
@@ -230,20 +233,15 @@ async fn run(
             }
         }
         "open_nodes" => {
-            let time = parse::<TimeArgs>(arguments.clone())?.into_query()?;
+            let time = time_query(arguments.clone().unwrap_or_default())?;
             let args: NamesArgs = parse(arguments)?;
             if time.since.is_some() || time.until.is_some() {
                 let field = if time.since.is_some() { "since" } else { "until" };
                 return Err(invalid(field, "open_nodes reads by asOf and include only").into());
             }
-            match (time.is_none(), time.is_present()) {
-                (true, _) => graph_result(memory.open_nodes(tenant, args.names).await?, None),
-                (false, true)
-                    if let Some(found) = memory.present_with_times(tenant, &PresentRead::Open(&args.names)).await? =>
-                {
-                    page_result(found)
-                }
-                _ => page_result(memory.open_nodes_at(tenant, args.names, &time).await?),
+            match time.is_none() {
+                true => graph_result(memory.open_nodes(tenant, args.names).await?, None),
+                false => page_result(memory.open_nodes_timed(tenant, args.names, &time).await?),
             }
         }
         _ => return Ok(None),

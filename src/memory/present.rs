@@ -2,7 +2,7 @@
 //! runs on its own path, then only its rows' times are looked up (`Store::stamps`), so asking for
 //! times costs what the page costs.
 
-use super::{EntityTimes, GraphPage, GraphTimes, Limits, Memory, PageRequest, Result, Tenant};
+use super::{EntityTimes, GraphPage, GraphTimes, Limits, Memory, PageRequest, Result, Tenant, TimeQuery};
 use crate::config::SearchMode;
 
 /// A read of the present graph that asked for times (`Memory::present_with_times`).
@@ -13,6 +13,27 @@ pub enum PresentRead<'a> {
 }
 
 impl Memory {
+    /// read_graph that asked for times, a moment or a window: the present's own path when only
+    /// times were asked for and it settles, else by time.
+    pub async fn read_graph_timed(&self, tenant: &Tenant, page: &PageRequest, time: &TimeQuery) -> Result<GraphPage> {
+        if time.is_present()
+            && let Some(found) = self.present_with_times(tenant, &PresentRead::Graph(page)).await?
+        {
+            return Ok(found);
+        }
+        self.read_graph_at(tenant, page, time).await
+    }
+
+    /// open_nodes that asked for times or a moment, as `read_graph_timed`.
+    pub async fn open_nodes_timed(&self, tenant: &Tenant, names: Vec<String>, time: &TimeQuery) -> Result<GraphPage> {
+        if time.is_present()
+            && let Some(found) = self.present_with_times(tenant, &PresentRead::Open(&names)).await?
+        {
+            return Ok(found);
+        }
+        self.open_nodes_at(tenant, names, time).await
+    }
+
     /// A read of the present with its rows' times (`include` alone): `read` (the read's own path,
     /// any search mode, on a reply budget that leaves room for the times), then the times of just
     /// the rows it returned. A row changed in between makes it read again; `None` after three
