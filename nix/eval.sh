@@ -90,6 +90,8 @@ with open(f"{mon}/rules.yml", "w") as f:
     yaml.safe_dump(out["monitoring"]["rules"], f, sort_keys=False, width=1000)
 with open(f"{mon}/metrics.txt", "w") as f:
     f.write("".join(name + "\n" for name in out["monitoring"]["metrics"]))
+with open(f"{mon}/metrics-embeddings.txt", "w") as f:
+    f.write("".join(name + "\n" for name in out["monitoring"]["embeddingMetrics"]))
 json.dump(out["compose"], open(f"{work}/compose.json", "w"))
 subprocess.run([sys.executable, "nix/render-compose.py", f"{work}/compose.json", f"{work}/compose"], check=True)
 json.dump(out["ci"], open(f"{work}/ci.json", "w"))

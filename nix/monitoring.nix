@@ -25,7 +25,15 @@ let
     "tenant_limited_requests_total"
     "body_read_timeouts_total"
   ];
-  m = lib.genAttrs metrics lib.id;
+  # Exposed once EMBEDDINGS is on and the embedder has been used (tests/semantic.rs checks them).
+  embeddingMetrics = [
+    "embedding_queue_entities"
+    "embedded_entities_total"
+    "embedding_failures_total"
+    "embedding_batch_duration_seconds"
+    "search_degraded_total"
+  ];
+  m = lib.genAttrs (metrics ++ embeddingMetrics) lib.id;
 
   mcpRequests = ''${m.http_requests_total}{route="/mcp"}'';
   notReady = ''${m.http_requests_total}{route="/health/ready",status="503"}'';
@@ -64,6 +72,14 @@ let
           (alert "McpServerGraphCacheThrash"
             ''sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 1 and sum by (job) (rate(${m.graph_cache_reads_total}{result=~"load|too_large|cold|load_failed|failing"}[10m])) / sum by (job) (rate(${m.graph_cache_reads_total}[10m])) > 0.2''
             "15m" "warning" "Over 20% of reads load a graph or miss the cache: GRAPH_CACHE_BYTES is too small")
+          # Search by meaning degrades rather than fails: these say it has, and for how long.
+          (alert "McpServerEmbeddingBacklog" "max by (job) (min_over_time(${m.embedding_queue_entities}[15m])) > 1000"
+            "15m" "warning" "Over 1,000 entities have waited 15 minutes to be embedded: search by meaning misses them")
+          (alert "McpServerEmbedderFailing"
+            "sum by (job) (rate(${m.embedding_failures_total}[10m])) > 0 unless sum by (job) (rate(${m.embedded_entities_total}[10m])) > 0"
+            "10m" "warning" "Every embeddings batch fails: new and changed entities are found by words only")
+          (alert "McpServerSearchDegraded" "sum by (job) (rate(${m.search_degraded_total}[10m])) > 0"
+            "10m" "warning" "Searches by meaning fall back to substrings: queries cannot be embedded")
         ];
       }
     ];
@@ -126,6 +142,12 @@ let
       [ "max(${m.db_storage_full})" "storage full" ]
     ] ]
     [ "Replica restarts (30m)" "short" [ [ "changes(${m.mcp_server_start_time_seconds}[30m])" "{{instance}}" ] ] ]
+    [ "Search by meaning: queue, embedding, fallbacks" "short" [
+      [ "max(${m.embedding_queue_entities})" "queued entities" ]
+      [ "sum(rate(${m.embedded_entities_total}[5m]))" "embedded/s" ]
+      [ "sum by (reason) (rate(${m.embedding_failures_total}[5m]))" "failed batches/s {{reason}}" ]
+      [ "sum by (reason) (rate(${m.search_degraded_total}[5m]))" "degraded searches/s {{reason}}" ]
+    ] ]
   ];
 
   dashboard = {
@@ -149,5 +171,5 @@ let
   };
 in
 {
-  inherit metrics rules dashboard;
+  inherit metrics embeddingMetrics rules dashboard;
 }

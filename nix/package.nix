@@ -22,6 +22,7 @@ let
     ../tests
     # The metric names the alerts and dashboard use, checked against a running server.
     ../deploy/monitoring/metrics.txt
+    ../deploy/monitoring/metrics-embeddings.txt
   ];
   src = lib.fileset.toSource {
     inherit root;

@@ -154,6 +154,14 @@ both_backends!(a_failing_endpoint_never_fails_a_write_and_search_falls_back_to_s
     // Back up: the entities queued meanwhile are embedded and found by meaning.
     endpoint.set(Behaviour::Real);
     until_first(&client, "musical instrument", "semantic", "Carol").await;
+    // The embeddings alerts' and panel's metrics (deploy/monitoring/metrics-embeddings.txt).
+    let body = metrics(&app).await;
+    let wanted = include_str!("../deploy/monitoring/metrics-embeddings.txt");
+    let missing: Vec<&str> = (wanted.lines())
+        .filter(|name| !body.lines().any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))))
+        .filter(|name| !body.contains(&format!("{name}_bucket")))
+        .collect();
+    assert!(wanted.lines().count() >= 4 && missing.is_empty(), "absent from /metrics: {missing:?}\n{body}");
     app.shutdown().await;
 });
 
