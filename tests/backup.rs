@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-server");
 
-struct Run {
-    ok: bool,
-    stderr: String,
+pub(crate) struct Run {
+    pub ok: bool,
+    pub stderr: String,
 }
 
 /// The binary with a clean environment: only the database.
@@ -36,20 +36,20 @@ async fn cli(db_url: &str, args: &[&str]) -> Run {
     Run { ok: out.status.success(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 
-async fn backup(app: &TestApp, dest: &Path, extra: &[&str]) {
+pub(crate) async fn backup(app: &TestApp, dest: &Path, extra: &[&str]) {
     let mut args = vec!["backup", dest.to_str().unwrap()];
     args.extend_from_slice(extra);
     let run = cli(&app.db.url, &args).await;
     assert!(run.ok, "backup failed: {}", run.stderr);
 }
 
-async fn restore(app: &TestApp, src: &Path, extra: &[&str]) -> Run {
+pub(crate) async fn restore(app: &TestApp, src: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["restore", src.to_str().unwrap()];
     args.extend_from_slice(extra);
     cli(&app.db.url, &args).await
 }
 
-async fn graph(client: &Client) -> Value {
+pub(crate) async fn graph(client: &Client) -> Value {
     ok(client, "read_graph", json!({})).await
 }
 
@@ -71,7 +71,7 @@ async fn tenant_client(app: &TestApp, tenant: &str) -> Client {
 
 /// A graph with what a restore must keep: observation order, Unicode (searchable by its
 /// lowercase), relations in order.
-async fn seed(client: &Client, tag: &str) {
+pub(crate) async fn seed(client: &Client, tag: &str) {
     let entities = json!([
         { "name": format!("Ärger-{tag}"), "entityType": "Gefühl", "observations": ["zweitens", "erstens"] },
         { "name": format!("bob-{tag}"), "entityType": "person", "observations": [] },
@@ -87,7 +87,7 @@ async fn seed(client: &Client, tag: &str) {
     ok(client, "add_observations", json!({ "observations": more })).await;
 }
 
-fn count(graph: &Value, key: &str) -> usize {
+pub(crate) fn count(graph: &Value, key: &str) -> usize {
     graph[key].as_array().unwrap().len()
 }
 

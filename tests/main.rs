@@ -7,6 +7,7 @@ mod common;
 
 mod auth;
 mod backup;
+mod backup_times;
 mod cli;
 mod concurrency;
 mod differential;

@@ -10,8 +10,8 @@ use crate::storage::{EntityRow, GraphRows, RelationRow};
 
 /// The `format` of every backup's metadata.
 pub const FORMAT: &str = "mcp-server-backup";
-/// The newest format version this binary writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this binary writes and reads: 2 added the rows' creation times.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A backup's metadata: the JSON-lines header (without `counts` and `sha256`, which its trailer
 /// holds), or the one row of a SQLite backup's `mcp_backup` table (with them).
@@ -40,14 +40,31 @@ pub struct Counts {
     pub relations: usize,
 }
 
-/// One stored row: an entity with its observations in order, or a relation.
+/// One stored row: an entity with its observations in order, or a relation; from format 2, with
+/// their creation times (ms since the epoch) where the row has them.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum RowLine {
     #[serde(rename_all = "camelCase")]
-    Entity { tenant: String, name: String, entity_type: String, observations: Vec<String> },
+    Entity {
+        tenant: String,
+        name: String,
+        entity_type: String,
+        observations: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created_at: Option<i64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        observations_created_at: Vec<Option<i64>>,
+    },
     #[serde(rename_all = "camelCase")]
-    Relation { tenant: String, from: String, to: String, relation_type: String },
+    Relation {
+        tenant: String,
+        from: String,
+        to: String,
+        relation_type: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created_at: Option<i64>,
+    },
 }
 
 pub fn counts(graph: &GraphRows) -> BTreeMap<String, Counts> {
@@ -67,30 +84,41 @@ pub fn totals(counts: &BTreeMap<String, Counts>) -> Counts {
     })
 }
 
-/// Each row as its line (no `\n`), in the stable order: tenants by name, each tenant's entities
-/// then its relations, in insertion order.
-pub fn row_lines(graph: &GraphRows) -> impl Iterator<Item = Vec<u8>> + '_ {
-    graph.iter().flat_map(|(tenant, rows)| {
-        let entities = rows.entities.iter().map(move |e| RowLine::Entity {
-            tenant: tenant.clone(),
-            name: e.name.clone(),
-            entity_type: e.entity_type.clone(),
-            observations: e.observations.clone(),
+/// Each row as its line of format `version` (no `\n`), in the stable order: tenants by name,
+/// each tenant's entities then its relations, in insertion order.
+pub fn row_lines(graph: &GraphRows, version: u32) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let timed = version >= 2;
+    graph.iter().flat_map(move |(tenant, rows)| {
+        let times = &rows.created;
+        let entities = rows.entities.iter().enumerate().map(move |(i, e)| {
+            let observed: Vec<Option<i64>> = (0..e.observations.len()).map(|j| times.observation(i, j)).collect();
+            RowLine::Entity {
+                tenant: tenant.clone(),
+                name: e.name.clone(),
+                entity_type: e.entity_type.clone(),
+                observations: e.observations.clone(),
+                created_at: times.entity(i).filter(|_| timed),
+                observations_created_at: match timed && observed.iter().any(Option::is_some) {
+                    true => observed,
+                    false => Vec::new(),
+                },
+            }
         });
-        let relations = rows.relations.iter().map(move |r| RowLine::Relation {
+        let relations = rows.relations.iter().enumerate().map(move |(i, r)| RowLine::Relation {
             tenant: tenant.clone(),
             from: r.from.clone(),
             to: r.to.clone(),
             relation_type: r.relation_type.clone(),
+            created_at: times.relation(i).filter(|_| timed),
         });
         entities.chain(relations).map(|line| serde_json::to_vec(&line).expect("a row serializes"))
     })
 }
 
-/// The digest `Meta::sha256` holds for `graph`.
-pub fn digest(graph: &GraphRows) -> String {
+/// The digest `Meta::sha256` holds for `graph` in format `version`.
+pub fn digest(graph: &GraphRows, version: u32) -> String {
     let mut hash = Sha256::new();
-    for line in row_lines(graph) {
+    for line in row_lines(graph, version) {
         hash.update(&line);
         hash.update(b"\n");
     }
@@ -100,11 +128,16 @@ pub fn digest(graph: &GraphRows) -> String {
 /// Adds a parsed row to its tenant's graph.
 pub fn push(graph: &mut GraphRows, line: RowLine) {
     match line {
-        RowLine::Entity { tenant, name, entity_type, observations } => {
-            graph.entry(tenant).or_default().entities.push(EntityRow { id: 0, name, entity_type, observations })
+        RowLine::Entity { tenant, name, entity_type, observations, created_at, observations_created_at } => {
+            let rows = graph.entry(tenant).or_default();
+            rows.entities.push(EntityRow { id: 0, name, entity_type, observations });
+            rows.created.entities.push(created_at);
+            rows.created.observations.push(observations_created_at);
         }
-        RowLine::Relation { tenant, from, to, relation_type } => {
-            graph.entry(tenant).or_default().relations.push(RelationRow { id: 0, from, to, relation_type })
+        RowLine::Relation { tenant, from, to, relation_type, created_at } => {
+            let rows = graph.entry(tenant).or_default();
+            rows.relations.push(RelationRow { id: 0, from, to, relation_type });
+            rows.created.relations.push(created_at);
         }
     }
 }
@@ -145,7 +178,12 @@ pub fn check_graph(graph: &GraphRows) -> Result<(), String> {
         };
         nul(tenant, "the tenant id")?;
         let mut names = HashSet::new();
-        for e in &rows.entities {
+        for (i, e) in rows.entities.iter().enumerate() {
+            let times = rows.created.observations.get(i).map_or(0, Vec::len);
+            if times != 0 && times != e.observations.len() {
+                let n = e.observations.len();
+                return Err(format!("tenant {tenant:?}: entity {:?} has {times} observation times for {n}", e.name));
+            }
             nul(&e.name, "an entity name")?;
             nul(&e.entity_type, "an entity type")?;
             e.observations.iter().try_for_each(|o| nul(o, "an observation"))?;
@@ -169,17 +207,5 @@ pub fn check_graph(graph: &GraphRows) -> Result<(), String> {
 
 /// Now as RFC 3339 UTC, to the second.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -36,7 +36,7 @@ pub fn write(out: &mut impl Write, meta: &Meta, graph: &GraphRows) -> std::io::R
     };
     let header = Meta { counts: None, sha256: None, ..meta.clone() };
     line(out, &serde_json::to_vec(&header)?)?;
-    for row in format::row_lines(graph) {
+    for row in format::row_lines(graph, meta.format_version) {
         line(out, &row)?;
     }
     let trailer = Trailer { kind: "end".into(), counts: format::counts(graph), sha256: hex::encode(hash.finalize()) };

@@ -46,7 +46,7 @@ pub fn finish_copy(path: &Path, tenant: Option<&str>, mut meta: Meta) -> rusqlit
     meta.schema_version = schema;
     meta.tenants = graph.keys().cloned().collect();
     meta.counts = Some(format::counts(&graph));
-    meta.sha256 = Some(format::digest(&graph));
+    meta.sha256 = Some(format::digest(&graph, meta.format_version));
     let json = serde_json::to_string(&meta).expect("metadata serializes");
     conn.execute_batch("CREATE TABLE mcp_backup (meta TEXT NOT NULL)")?;
     conn.execute("INSERT INTO mcp_backup (meta) VALUES (?1)", [json])?;
@@ -83,7 +83,7 @@ pub fn read(path: &Path) -> Result<(Meta, GraphRows), String> {
     if meta.counts.as_ref() != Some(&format::counts(&graph)) {
         return Err("the rows do not match the counts in the backup metadata".into());
     }
-    if meta.sha256.as_deref() != Some(format::digest(&graph).as_str()) {
+    if meta.sha256.as_deref() != Some(format::digest(&graph, meta.format_version).as_str()) {
         return Err("the rows do not match the SHA-256 in the backup metadata".into());
     }
     Ok((meta, graph))

@@ -245,19 +245,20 @@ pub async fn delete_relations(writer: &SqliteWriter, tenant: &str, input: &Value
 /// A restore's rows (`dump::restore_input`), in order: entities, their observations, relations.
 const RESTORE_ENTITIES: &str = concat!(
     "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc, created_at) \
-     SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, ",
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, coalesce(value ->> 5, ",
     now_ms!(),
-    " FROM json_each($2, '$.entities') ORDER BY key"
+    ") FROM json_each($2, '$.entities') ORDER BY key"
 );
 const RESTORE_OBSERVATIONS: &str = "INSERT INTO observations (entity_id, content, content_lc, created_at) \
-     SELECT e.id, o.value ->> 0, o.value ->> 1, e.created_at FROM json_each($2, '$.entities') AS i \
+     SELECT e.id, o.value ->> 0, o.value ->> 1, coalesce(o.value ->> 2, e.created_at) \
+     FROM json_each($2, '$.entities') AS i \
      JOIN entities AS e ON e.tenant = $1 AND e.name = i.value ->> 0 \
      JOIN json_each(i.value -> 4) AS o ORDER BY i.key, o.key";
 const RESTORE_RELATIONS: &str = concat!(
     "INSERT INTO relations (tenant, from_name, to_name, relation_type, created_at) \
-     SELECT $1, value ->> 0, value ->> 1, value ->> 2, ",
+     SELECT $1, value ->> 0, value ->> 1, value ->> 2, coalesce(value ->> 3, ",
     now_ms!(),
-    " FROM json_each($2, '$.relations') ORDER BY key"
+    ") FROM json_each($2, '$.relations') ORDER BY key"
 );
 
 /// Into an empty graph: the guard's CHECK fails (and the batch rolls back) when the tenant has

@@ -18,7 +18,35 @@ use super::{
 pub struct TenantRows {
     pub entities: Vec<EntityRow>,
     pub relations: Vec<RelationRow>,
+    pub created: CreatedTimes,
 }
+
+/// The rows' creation times (ms), parallel to them. A row without one (past the end, or `None`:
+/// a backup from before times, or a row another SQLite writer made) is restored as created then.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedTimes {
+    pub entities: Vec<Option<i64>>,
+    /// Per entity, its observations' times in order.
+    pub observations: Vec<Vec<Option<i64>>>,
+    pub relations: Vec<Option<i64>>,
+}
+
+impl CreatedTimes {
+    pub fn entity(&self, i: usize) -> Option<i64> {
+        self.entities.get(i).copied().flatten()
+    }
+
+    pub fn observation(&self, i: usize, j: usize) -> Option<i64> {
+        self.observations.get(i).and_then(|o| o.get(j)).copied().flatten()
+    }
+
+    pub fn relation(&self, i: usize) -> Option<i64> {
+        self.relations.get(i).copied().flatten()
+    }
+}
+
+/// The migration that gave rows their creation times: older databases and backups have none.
+const TIMES_SCHEMA: i64 = 20261207000003;
 
 /// Every tenant's graph, by tenant.
 pub type GraphRows = BTreeMap<String, TenantRows>;
@@ -34,18 +62,25 @@ pub fn newest_migration(backend: Backend) -> i64 {
     migrator.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// The three reads, `{filter}` replaced by a tenant condition or nothing.
-fn statements(tenant: Option<&str>) -> [String; 3] {
+/// The three reads of a database at `schema`, for one tenant or all.
+fn statements(tenant: Option<&str>, schema: i64) -> [String; 3] {
     let (entities, joined) = match tenant {
         Some(_) => ("WHERE tenant = $1", "WHERE e.tenant = $1"),
         None => ("", ""),
     };
+    let (created, o_created) = match schema >= TIMES_SCHEMA {
+        true => ("created_at", "o.created_at"),
+        false => ("NULL", "NULL"),
+    };
     [
-        format!("SELECT tenant, id, name, entity_type FROM entities {entities} ORDER BY id"),
+        format!("SELECT tenant, id, name, entity_type, {created} FROM entities {entities} ORDER BY id"),
         format!(
-            "SELECT o.entity_id, o.content FROM observations o JOIN entities e ON e.id = o.entity_id {joined} ORDER BY o.id"
+            "SELECT o.entity_id, o.content, {o_created} FROM observations o JOIN entities e ON e.id = o.entity_id \
+             {joined} ORDER BY o.id"
         ),
-        format!("SELECT tenant, id, from_name, to_name, relation_type FROM relations {entities} ORDER BY id"),
+        format!(
+            "SELECT tenant, id, from_name, to_name, relation_type, {created} FROM relations {entities} ORDER BY id"
+        ),
     ]
 }
 
@@ -58,22 +93,28 @@ struct Collector {
 }
 
 impl Collector {
-    fn entity(&mut self, tenant: String, id: i64, name: String, entity_type: String) {
-        let entities = &mut self.graph.entry(tenant.clone()).or_default().entities;
-        self.index.insert(id, (tenant, entities.len()));
-        entities.push(EntityRow { id, name, entity_type, observations: Vec::new() });
+    fn entity(&mut self, tenant: String, id: i64, name: String, entity_type: String, created: Option<i64>) {
+        let rows = self.graph.entry(tenant.clone()).or_default();
+        self.index.insert(id, (tenant, rows.entities.len()));
+        rows.entities.push(EntityRow { id, name, entity_type, observations: Vec::new() });
+        rows.created.entities.push(created);
+        rows.created.observations.push(Vec::new());
     }
 
-    fn observation(&mut self, entity_id: i64, content: String) {
+    fn observation(&mut self, entity_id: i64, content: String, created: Option<i64>) {
         if let Some((tenant, i)) = self.index.get(&entity_id)
-            && let Some(entity) = self.graph.get_mut(tenant).and_then(|t| t.entities.get_mut(*i))
+            && let Some(rows) = self.graph.get_mut(tenant)
+            && let Some(entity) = rows.entities.get_mut(*i)
         {
             entity.observations.push(content);
+            rows.created.observations[*i].push(created);
         }
     }
 
-    fn relation(&mut self, tenant: String, relation: RelationRow) {
-        self.graph.entry(tenant).or_default().relations.push(relation);
+    fn relation(&mut self, tenant: String, relation: RelationRow, created: Option<i64>) {
+        let rows = self.graph.entry(tenant).or_default();
+        rows.relations.push(relation);
+        rows.created.relations.push(created);
     }
 }
 
@@ -86,20 +127,20 @@ pub fn read_sqlite(conn: &mut rusqlite::Connection, tenant: Option<&str>) -> rus
         Some(t) => vec![t],
         None => vec![],
     };
-    let [entities, observations, relations] = statements(tenant);
+    let [entities, observations, relations] = statements(tenant, schema);
     let mut collector = Collector::default();
     {
         let mut statement = tx.prepare(&entities)?;
         let mut rows = statement.query(params.as_slice())?;
         while let Some(row) = rows.next()? {
-            collector.entity(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            collector.entity(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
         }
     }
     {
         let mut statement = tx.prepare(&observations)?;
         let mut rows = statement.query(params.as_slice())?;
         while let Some(row) = rows.next()? {
-            collector.observation(row.get(0)?, row.get(1)?);
+            collector.observation(row.get(0)?, row.get(1)?, row.get(2)?);
         }
     }
     {
@@ -108,7 +149,7 @@ pub fn read_sqlite(conn: &mut rusqlite::Connection, tenant: Option<&str>) -> rus
         while let Some(row) = rows.next()? {
             let relation =
                 RelationRow { id: row.get(1)?, from: row.get(2)?, to: row.get(3)?, relation_type: row.get(4)? };
-            collector.relation(row.get(0)?, relation);
+            collector.relation(row.get(0)?, relation, row.get(5)?);
         }
     }
     tx.commit()?;
@@ -123,30 +164,38 @@ fn bound<'q>(sql: &'q str, tenant: Option<&'q str>) -> sqlx::query::Query<'q, sq
     }
 }
 
-/// `{"entities": [[name, type, name_lc, type_lc, [[observation, lc], …]], …], "relations": [[from, to, type], …]}`
+/// `{"entities": [[name, type, name_lc, type_lc, [[observation, lc, ms], …], ms], …],
+/// "relations": [[from, to, type, ms], …]}`, each `ms` a creation time or null.
 fn restore_input(rows: &TenantRows) -> Value {
-    let entities: Vec<Value> = (rows.entities.iter())
-        .map(|e| {
-            let observations: Vec<_> = e.observations.iter().map(|o| json!([o, o.to_lowercase()])).collect();
-            json!([e.name, e.entity_type, e.name.to_lowercase(), e.entity_type.to_lowercase(), observations])
+    let times = &rows.created;
+    let entities: Vec<Value> = (rows.entities.iter().enumerate())
+        .map(|(i, e)| {
+            let observations: Vec<_> = (e.observations.iter().enumerate())
+                .map(|(j, o)| json!([o, o.to_lowercase(), times.observation(i, j)]))
+                .collect();
+            let (name_lc, type_lc) = (e.name.to_lowercase(), e.entity_type.to_lowercase());
+            json!([e.name, e.entity_type, name_lc, type_lc, observations, times.entity(i)])
         })
         .collect();
-    let relations: Vec<Value> = rows.relations.iter().map(|r| json!([r.from, r.to, r.relation_type])).collect();
+    let relations: Vec<Value> = (rows.relations.iter().enumerate())
+        .map(|(i, r)| json!([r.from, r.to, r.relation_type, times.relation(i)]))
+        .collect();
     json!({ "entities": entities, "relations": relations })
 }
 
 const PG_EMPTY: &str = "SELECT (SELECT count(*) FROM (SELECT 1 FROM entities WHERE tenant = $1 LIMIT 1) e) \
      + (SELECT count(*) FROM (SELECT 1 FROM relations WHERE tenant = $1 LIMIT 1) r)";
 const PG_RESTORE: [&str; 3] = [
-    "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc) \
-     SELECT $1, e.value->>0, e.value->>1, e.value->>2, e.value->>3 \
+    "INSERT INTO entities (tenant, name, entity_type, name_lc, type_lc, created_at) \
+     SELECT $1, e.value->>0, e.value->>1, e.value->>2, e.value->>3, coalesce((e.value->>5)::bigint, time_now_ms()) \
      FROM json_array_elements($2::json->'entities') WITH ORDINALITY AS e(value, ord) ORDER BY e.ord",
-    "INSERT INTO observations (entity_id, content, content_lc) \
-     SELECT (SELECT n.id FROM entities n WHERE n.tenant = $1 AND n.name = e.value->>0), o.value->>0, o.value->>1 \
+    "INSERT INTO observations (entity_id, content, content_lc, created_at) \
+     SELECT (SELECT n.id FROM entities n WHERE n.tenant = $1 AND n.name = e.value->>0), o.value->>0, o.value->>1, \
+     coalesce((o.value->>2)::bigint, time_now_ms()) \
      FROM json_array_elements($2::json->'entities') WITH ORDINALITY AS e(value, ord) \
      CROSS JOIN LATERAL json_array_elements(e.value->4) WITH ORDINALITY AS o(value, ord) ORDER BY e.ord, o.ord",
-    "INSERT INTO relations (tenant, from_name, to_name, relation_type) \
-     SELECT $1, r.value->>0, r.value->>1, r.value->>2 \
+    "INSERT INTO relations (tenant, from_name, to_name, relation_type, created_at) \
+     SELECT $1, r.value->>0, r.value->>1, r.value->>2, coalesce((r.value->>3)::bigint, time_now_ms()) \
      FROM json_array_elements($2::json->'relations') WITH ORDINALITY AS r(value, ord) ORDER BY r.ord",
 ];
 
@@ -184,18 +233,18 @@ impl Store {
         sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
         sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0").execute(&mut *tx).await?;
         let schema: i64 = sqlx::query_scalar(SCHEMA_VERSION).fetch_one(&mut *tx).await?;
-        let [entities, observations, relations] = statements(tenant);
+        let [entities, observations, relations] = statements(tenant, schema);
         let mut collector = Collector::default();
         let sql = entities;
         let mut rows = bound(&sql, tenant).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            collector.entity(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+            collector.entity(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
         }
         drop(rows);
         let sql = observations;
         let mut rows = bound(&sql, tenant).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            collector.observation(row.try_get(0)?, row.try_get(1)?);
+            collector.observation(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         }
         drop(rows);
         let sql = relations;
@@ -207,7 +256,7 @@ impl Store {
                 to: row.try_get(3)?,
                 relation_type: row.try_get(4)?,
             };
-            collector.relation(row.try_get(0)?, relation);
+            collector.relation(row.try_get(0)?, relation, row.try_get(5)?);
         }
         drop(rows);
         tx.commit().await?;
