@@ -123,7 +123,8 @@ def fill(args):
 
 
 def search(args):
-    fill(args)
+    if not args.seeded:
+        fill(args)
     server = Server(args.command)
     proc = Process(server.process.pid)
     queries = [f"{w} and {v}" for w, v in zip(WORDS, reversed(WORDS))][:20]
@@ -157,6 +158,7 @@ def main():
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--bin", help="the mcp-server binary, for `import` (search)")
     parser.add_argument("--work", help="a directory for the import file (search)")
+    parser.add_argument("--seeded", action="store_true", help="the database holds the entities already (search)")
     parser.add_argument("command", nargs="+")
     args = parser.parse_args()
     print(json.dumps(index(args) if args.phase == "index" else search(args)), flush=True)

@@ -7,6 +7,10 @@
 #
 #   bench/semantic.sh           on the soak build
 #   bench/semantic.sh --smoke   a few entities on a debug build (CI runs it)
+#   SEMANTIC_COMPARE="a=BIN b=BIN" bench/semantic.sh
+#                               binaries built elsewhere, compared within the run: each size's
+#                               database is seeded once and searched by each in turn
+#   SEMANTIC_BACKENDS=postgres  one backend (default "sqlite postgres")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -19,9 +23,16 @@ else
   read -ra sizes <<<"${SEMANTIC_SIZES:-10000 100000 1000000}"
 fi
 
-log "build ($profile)"
-cargo build --locked --profile "$profile" --bin mcp-server
-bin=$PWD/target/$dir/mcp-server
+read -ra compare <<<"${SEMANTIC_COMPARE:-}"
+read -ra backends <<<"${SEMANTIC_BACKENDS:-sqlite postgres}"
+if ((${#compare[@]})); then
+  profile="(the binaries compared: ${compare[*]})"
+else
+  log "build ($profile)"
+  cargo build --locked --profile "$profile" --bin mcp-server
+  compare=("$profile=$PWD/target/$dir/mcp-server")
+fi
+bin=${compare[0]#*=}
 embedding_model
 pip_tool numpy==2.4.6
 # The id the server gives the model's vectors (embed::local): its weights' hash.
@@ -37,24 +48,28 @@ fresh() { # BACKEND NAME: a new, migrated database; prints its URL
   DATABASE_URL=$url "$bin" migrate >/dev/null
   echo "$url"
 }
-run() { # BACKEND PHASE ARGS...: one JSON line, labelled
-  local backend=$1 line
-  shift
+run() { # BACKEND VARIANT PHASE ARGS...: one JSON line, labelled
+  local backend=$1 variant=$2 line
+  shift 2
   line=$(python3 bench/semantic.py "$@")
-  echo "  $backend: $line"
-  echo "{\"backend\":\"$backend\",${line#\{}" >>"$results"
+  echo "  $backend $variant: $line"
+  echo "{\"backend\":\"$backend\",\"variant\":\"$variant\",${line#\{}" >>"$results"
 }
-# Room for a million vectors (~1.5 GiB) in memory: the default VECTOR_CACHE_BYTES holds ~330k.
+# Room for a million vectors however they are kept (float32 took ~1.5 GiB, int8 ~0.4 GiB).
 embeddings=(env EMBEDDINGS=local EMBEDDING_MODEL_DIR="$MCP_TEST_EMBEDDING_MODEL_DIR" VECTOR_CACHE_BYTES=4294967296 LOG_LEVEL=warn)
-for backend in sqlite postgres; do
+for backend in "${backends[@]}"; do
   log "$backend: indexing $indexed entities"
   url=$(fresh "$backend" index)
-  run "$backend" index --entities "$indexed" --db "$url" -- "${embeddings[@]}" DATABASE_URL="$url" "$bin" stdio
+  run "$backend" "${compare[0]%%=*}" index --entities "$indexed" --db "$url" -- "${embeddings[@]}" DATABASE_URL="$url" "$bin" stdio
   for size in "${sizes[@]}"; do
-    log "$backend: semantic search among $size entities"
     url=$(fresh "$backend" "search-$size")
-    run "$backend" search --entities "$size" --db "$url" --model "$model" --calls "$calls" --bin "$bin" --work "$work" \
-      -- "${embeddings[@]}" DATABASE_URL="$url" "$bin" stdio
+    seeded=()
+    for variant in "${compare[@]}"; do
+      log "$backend: semantic search among $size entities (${variant%%=*})"
+      run "$backend" "${variant%%=*}" search --entities "$size" --db "$url" --model "$model" --calls "$calls" \
+        --bin "$bin" --work "$work" "${seeded[@]}" -- "${embeddings[@]}" DATABASE_URL="$url" "${variant#*=}" stdio
+      seeded=(--seeded)
+    done
     [[ $backend == sqlite ]] && rm -f "$work/search-$size.db"*
   done
 done
@@ -70,11 +85,11 @@ for r in rows:
     if r["phase"] == "index":
         print(f"| {r['backend']} | {r['entities']} | {r['writes_s']} s | {r['indexed_s']} s | {r['entities_per_s']} | {r['cpu_ms_per_entity']} | {r['peak_rss_mib']} |")
 print("\nSemantic search, limit 10, query vectors cached (random unit vectors, 384 dimensions):\n")
-print("| backend | entities | first search | p50 ms | p99 ms | calls | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|")
+print("| backend | binary | entities | first search | p50 ms | p99 ms | calls | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     if r["phase"] == "search":
-        print(f"| {r['backend']} | {r['entities']} | {r['first_search_s']} s | {r['p50_ms']} | {r['p99_ms']} | {r['calls']} | {r['peak_rss_mib']} |")
+        print(f"| {r['backend']} | {r['variant']} | {r['entities']} | {r['first_search_s']} s | {r['p50_ms']} | {r['p99_ms']} | {r['calls']} | {r['peak_rss_mib']} |")
 PY
 }
 if $smoke; then
