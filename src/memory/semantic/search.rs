@@ -124,6 +124,11 @@ impl Memory {
         let limit = page.limit.map_or(DEFAULT_RESULTS, |l| l as usize);
         // One past the page, so that a ranking longer than the page shows there is more.
         let want = (offset + limit + 1).min(MOST_RESULTS);
+        let substring: Vec<i64> = if storable(query) {
+            self.substring(tenant, query, true, 0, Some(want)).await?.0.iter().map(|e| e.id).collect()
+        } else {
+            Vec::new()
+        };
         let words = match mode {
             SearchMode::Lexical | SearchMode::Hybrid => self.store.lexical(tenant.as_str(), query, want as i64).await?,
             _ => Vec::new(),
@@ -142,18 +147,6 @@ impl Memory {
                 }
             }
             _ => Vec::new(),
-        };
-        // Lexical and semantic put the substring matches after their own ranking: when that fills
-        // the page and shows more, they cannot change it, and on a large tenant they cost most.
-        let needed = match mode {
-            SearchMode::Lexical => words.len() < want,
-            SearchMode::Semantic => nearest.len() < want,
-            _ => true,
-        };
-        let substring: Vec<i64> = if needed && storable(query) {
-            self.substring(tenant, query, true, 0, Some(want)).await?.0.iter().map(|e| e.id).collect()
-        } else {
-            Vec::new()
         };
         let ids = |ranked: &[(i64, f32)]| ranked.iter().map(|r| r.0).collect::<Vec<_>>();
         // Entities the indexer has not reached yet are found by their substrings.
