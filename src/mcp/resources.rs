@@ -87,15 +87,7 @@ pub async fn read(memory: &Memory, tenant: &Tenant, uri: &str) -> Result<ReadRes
     if path == GRAPH_URI {
         let time = parameters(uri, query, &GRAPH_PARAMETERS)?;
         let request = PageRequest::default();
-        let page = memory
-            .bounded(async {
-                match time.is_none() {
-                    true => memory.read_graph(tenant, &request).await,
-                    false => memory.read_graph_timed(tenant, &request, &time).await,
-                }
-            })
-            .await
-            .map_err(memory_error)?;
+        let page = memory.bounded(memory.read_graph_timed(tenant, &request, &time)).await.map_err(memory_error)?;
         // A resource cannot page: a graph over the budget is read with read_graph's cursors.
         if page.next_cursor.is_some() {
             let max = memory.limits().max_reply_bytes;

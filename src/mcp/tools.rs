@@ -198,10 +198,7 @@ async fn run(
         "read_graph" => {
             let time = time_query(arguments.clone().unwrap_or_default())?;
             let page = parse::<PageArgs>(arguments)?.into_request()?;
-            page_result(match time.is_none() {
-                true => memory.read_graph(tenant, &page).await?,
-                false => memory.read_graph_timed(tenant, &page, &time).await?,
-            })
+            page_result(memory.read_graph_timed(tenant, &page, &time).await?)
         }
         "search_nodes" => {
             let time = time_query(arguments.clone().unwrap_or_default())?;

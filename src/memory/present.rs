@@ -13,9 +13,12 @@ pub enum PresentRead<'a> {
 }
 
 impl Memory {
-    /// read_graph that asked for times, a moment or a window: the present's own path when only
-    /// times were asked for and it settles, else by time.
+    /// read_graph with its time arguments: the plain read without any; the present's own path
+    /// when only times were asked for and it settles; else by time.
     pub async fn read_graph_timed(&self, tenant: &Tenant, page: &PageRequest, time: &TimeQuery) -> Result<GraphPage> {
+        if time.is_none() {
+            return self.read_graph(tenant, page).await;
+        }
         if time.is_present()
             && let Some(found) = self.present_with_times(tenant, &PresentRead::Graph(page)).await?
         {
