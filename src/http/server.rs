@@ -28,6 +28,9 @@ impl RunningServer {
         let addr = listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
         let stop = CancellationToken::new();
+        // Before the background tasks: a measurement made with no recorder installed is lost
+        // (the indexer's first queue gauge was, and the next came after its backoff).
+        metrics::handle();
         tokio::spawn(state.updates.clone().run(state.shutdown.clone()));
         let limits = listener::Limits {
             max_connections,
