@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{Any, Connection, pool::PoolConnectionMetadata};
+use sqlx::{Any, AnyConnection, Connection, pool::PoolConnectionMetadata};
 
 use super::StorageError;
 
@@ -35,7 +35,7 @@ impl Abandoned {
 }
 
 /// sqlx's `after_release` for PostgreSQL: after a call gave up, each released connection is pinged
-/// within `bound`, and one that does not answer is closed instead of waiting in sqlx's own
+/// within `bound`, and one that does not answer is dropped instead of waiting in sqlx's own
 /// unbounded release ping. Otherwise nothing: a healthy release costs no extra round trip.
 pub(super) fn after_release(
     abandoned: Arc<Abandoned>,
@@ -50,11 +50,28 @@ pub(super) fn after_release(
     move |conn, _| {
         let check = abandoned.recent(bound * 4);
         Box::pin(async move {
-            if check {
-                tokio::time::timeout(bound, conn.ping()).await.map_err(|_| sqlx::Error::PoolTimedOut)??;
+            if !check {
+                return Ok(true);
             }
-            Ok(true)
+            let error = match tokio::time::timeout(bound, conn.ping()).await {
+                Ok(Ok(())) => return Ok(true),
+                Ok(Err(error)) => error,
+                Err(_) => sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()),
+            };
+            discard(conn).await;
+            Err(error)
         })
+    }
+}
+
+/// Drops a connection that does not answer, without a word to its server. sqlx closes a connection
+/// that fails its release check, and over TLS (sqlx 0.8.6, rustls) that close waits for the server
+/// to answer, which a silent one never does: the close held its pool slot for good. The pool
+/// closes an in-memory SQLite stand-in instead.
+async fn discard(conn: &mut AnyConnection) {
+    match AnyConnection::connect("sqlite::memory:").await {
+        Ok(stand_in) => drop(std::mem::replace(conn, stand_in)),
+        Err(error) => tracing::warn!(%error, "no stand-in for a silent connection; its close may wait"),
     }
 }
 
