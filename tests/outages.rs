@@ -221,11 +221,7 @@ async fn hung_postgres_fails_within_the_deadline_and_recovers() {
     let client = app.client().await;
     let before = json!({ "entities": [{ "name": "before", "entityType": "t", "observations": [] }] });
     ok(&client, "create_entities", before).await;
-    // The connection back in the pool first: sqlx's own release ping has no bound, so one the
-    // database stops answering mid-way holds its slot until the connection ends.
-    while app.memory.pool_stats().1 < app.memory.pool_stats().0 as usize {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settled(&app).await;
 
     proxy.hang();
     // More calls than connections: each one given up on must not keep the pool's one slot.
@@ -255,6 +251,42 @@ async fn hung_postgres_fails_within_the_deadline_and_recovers() {
     let found = ok(&client, "open_nodes", json!({ "names": ["during"] })).await;
     assert_eq!(found["entities"].as_array().unwrap().len(), 1);
     eprintln!("hung database: recovered {:?} after it answered again", back.elapsed());
+}
+
+// A server whose database stopped answering still exits: closing its pools gives up after
+// DB_TIMEOUT instead of waiting on connections that never answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_a_hung_database_still_shuts_down() {
+    let Some(db) = common::TestDb::new(Db::Postgres).await else { return };
+    let (upstream, proxied) = through_proxy(&db).await;
+    let proxy = Blackhole::start(upstream).await;
+    let url = proxied(proxy.port);
+    let flags = ["--database-url", &url, "--db-timeout", "1s", "--db-statement-timeout", "1s"];
+    let app = common::spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    let client = app.client().await;
+    ok(&client, "read_graph", json!({})).await;
+    drop(client);
+    settled(&app).await;
+
+    proxy.hang();
+    let started = Instant::now();
+    // The drain (SHUTDOWN_TIMEOUT, 5 s here), the heartbeat's goodbye (its interval, 5 s) and
+    // the close (1 s) at most.
+    let stopped = tokio::time::timeout(Duration::from_secs(20), app.shutdown()).await;
+    assert!(stopped.is_ok(), "the server did not exit in {:?}", started.elapsed());
+    eprintln!("hung database: the server exited in {:?}", started.elapsed());
+}
+
+/// Waits until no pooled connection is in use. sqlx pings each connection it takes back, without
+/// a time limit, so one released as the database stops answering holds its slot until it ends.
+async fn settled(app: &common::TestApp) {
+    loop {
+        let (size, idle) = app.memory.pool_stats();
+        if idle >= size as usize {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 // A statement the database cannot finish in DB_STATEMENT_TIMEOUT (here: waiting for a lock) is

@@ -298,10 +298,22 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.engine {
-            Engine::Sqlite(sqlite) => sqlite.writer.close().await,
-            Engine::Postgres(postgres) => postgres.heartbeat.close().await,
+            Engine::Sqlite(sqlite) => {
+                sqlite.writer.close().await;
+                self.write.close().await;
+                self.read.close().await;
+            }
+            Engine::Postgres(postgres) => {
+                // A database that stopped answering must not hold the exit: a pool's close waits
+                // for its connections, and over TLS each one's close for the server's answer.
+                let pools = async {
+                    postgres.heartbeat.close().await;
+                    self.write.close().await;
+                };
+                if tokio::time::timeout(self.acquire_timeout(), pools).await.is_err() {
+                    tracing::warn!("the database did not answer the pools' close; their connections are dropped");
+                }
+            }
         }
-        self.write.close().await;
-        self.read.close().await;
     }
 }
