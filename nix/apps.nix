@@ -44,7 +44,9 @@ let
       ]
       {
         ENVIRONMENT_NAME = environment;
-        IMAGE_STREAM = "${image.stream}";
+        IMAGE_STREAM = if kubernetes.withModel.${environment} then "${image.withModel}" else "${image.stream}";
+        # The image with the model gets a tag of its own, as the manifests name it.
+        IMAGE_SUFFIX = if kubernetes.withModel.${environment} then "-minilm" else "";
         OBJECTS = "${kubernetes.objectsJson.${environment}}";
         RENDER = "${kubernetes.render}";
         HOST = kubernetes.hosts.${environment};

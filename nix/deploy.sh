@@ -4,7 +4,7 @@
 # back on failure. Blue-green: deploy the idle colour, smoke it, then switch the Service.
 # Canary: Argo Rollouts runs the steps and the analysis; we watch and abort on failure.
 #
-# From the app: ENVIRONMENT_NAME IMAGE_STREAM OBJECTS RENDER HOST STRATEGY.
+# From the app: ENVIRONMENT_NAME IMAGE_STREAM IMAGE_SUFFIX OBJECTS RENDER HOST STRATEGY.
 # From the caller: REGISTRY IMAGE (where to push), optional SMOKE_TOKEN, KUBECONFIG.
 # usage: deploy-<environment> [--dry-run] [--force]
 set -euo pipefail
@@ -30,7 +30,7 @@ if [[ $ENVIRONMENT_NAME == production ]] && ! $force; then
 fi
 
 sha=$(git rev-parse --short=12 HEAD)
-ref="$REGISTRY/$IMAGE:$sha"
+ref="$REGISTRY/$IMAGE:$sha$IMAGE_SUFFIX"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$RENDER" "$OBJECTS" "$work/manifests" --image "$ref"

@@ -62,4 +62,6 @@ in
   '';
   hosts = lib.mapAttrs (_: c: c.mcp.host) configs;
   strategies = lib.mapAttrs (_: c: c.mcp.strategy) configs;
+  # Environments that run the model in the server deploy the image that includes it.
+  withModel = lib.mapAttrs (_: c: c.mcp.embeddings.mode == "local") configs;
 }

@@ -103,6 +103,31 @@ in
       default = "http://jaeger-collector.observability.svc:4318";
       description = "OTLP/HTTP endpoint for traces (Jaeger takes OTLP/HTTP on 4318)";
     };
+    embeddings = {
+      mode = mkOption {
+        type = types.enum [ "off" "local" "endpoint" ];
+        default = "off";
+        description = "Search by meaning (EMBEDDINGS): local runs all-MiniLM-L6-v2 in the server from the image that includes it (tag <image.tag>-minilm, .#image-with-model; ~170 MiB more memory), endpoint calls an OpenAI-compatible embeddings API (its key as EMBEDDINGS_API_KEY in secretName)";
+      };
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "http://ollama.ai.svc:11434/v1/embeddings";
+        description = "EMBEDDINGS_URL: the endpoint's full URL (mode endpoint)";
+      };
+      model = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "nomic-embed-text";
+        description = "EMBEDDINGS_MODEL: the model name sent to the endpoint and stored with each vector (mode endpoint)";
+      };
+      searchMode = mkOption {
+        type = types.enum [ "substring" "lexical" "semantic" "hybrid" ];
+        default = "substring";
+        description = "SEARCH_MODE: search_nodes' mode when a call names none; any but substring needs mode local or endpoint";
+      };
+      vectorCacheMiB = int 512 "VECTOR_CACHE_BYTES in MiB: memory for the vectors searches rank (~430 bytes an entity); count it in resources.limits.memory";
+    };
     database = {
       host = str "postgres.mcp.svc.cluster.local" "PostgreSQL host (an external database; set by cloudnativepg)";
       name = str "mcp" "PostgreSQL database";

@@ -19,6 +19,19 @@ let
   };
   namespaceSelector = ns: { namespaceSelector.matchLabels."kubernetes.io/metadata.name" = ns; };
   egressTo = port: { ports = [ { inherit port; protocol = "TCP"; } ]; };
+  # An embeddings endpoint's port: the URL's own, or its scheme's.
+  endpointPort =
+    let
+      parts = builtins.match "(https?)://[^/:]+(:([0-9]+))?(/.*)?" cfg.embeddings.url;
+    in
+    if parts == null then
+      throw "mcp.embeddings.url is not an http(s) URL: ${cfg.embeddings.url}"
+    else if builtins.elemAt parts 2 != null then
+      lib.toInt (builtins.elemAt parts 2)
+    else if builtins.head parts == "https" then
+      443
+    else
+      80;
 in
 {
   kubernetes.resources = {
@@ -97,7 +110,8 @@ in
             (egressTo 4318)
             # Token validation: JWKS and introspection over HTTPS.
             (egressTo 443)
-          ];
+          ]
+          ++ lib.optional (cfg.embeddings.mode == "endpoint" && endpointPort != 443) (egressTo endpointPort);
         };
       };
     };

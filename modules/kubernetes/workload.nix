@@ -4,7 +4,9 @@
 let
   cfg = config.mcp;
   k = import ./lib.nix cfg;
-  image = "${cfg.image.repository}:${cfg.image.tag}";
+  emb = cfg.embeddings;
+  # With the model in the server, the image that includes it, tagged as nix/image.nix tags it.
+  image = "${cfg.image.repository}:${cfg.image.tag}${lib.optionalString (emb.mode == "local") "-minilm"}";
 
   configData = {
     ENVIRONMENT = cfg.environment;
@@ -30,15 +32,42 @@ let
     OTEL_EXPORTER_OTLP_ENDPOINT = cfg.otlpEndpoint;
     OTEL_SERVICE_NAME = "mcp-server";
   }
+  // embeddingsData
   // checkedConfig;
+
+  # Contradictory embeddings options fail the render, naming the option to fix.
+  needs = option: value: lib.throwIf (value == null) "mcp.embeddings.${option} must be set with mcp.embeddings.mode = \"endpoint\"" value;
+  embeddingsData =
+    lib.throwIf (emb.mode != "endpoint" && (emb.url != null || emb.model != null))
+      "mcp.embeddings.url and mcp.embeddings.model are for mcp.embeddings.mode = \"endpoint\", not \"${emb.mode}\""
+      lib.throwIf
+      (emb.mode == "off" && emb.searchMode != "substring")
+      "mcp.embeddings.searchMode = \"${emb.searchMode}\" needs mcp.embeddings.mode \"local\" or \"endpoint\""
+      (
+        lib.optionalAttrs (emb.mode != "off") {
+          EMBEDDINGS = emb.mode;
+          VECTOR_CACHE_BYTES = toString (emb.vectorCacheMiB * 1024 * 1024);
+        }
+        // lib.optionalAttrs (emb.mode == "endpoint") {
+          EMBEDDINGS_URL = needs "url" emb.url;
+          EMBEDDINGS_MODEL = needs "model" emb.model;
+        }
+        // lib.optionalAttrs (emb.searchMode != "substring") { SEARCH_MODE = emb.searchMode; }
+      );
 
   # The ConfigMap is a rendered manifest anyone with the repo can read: secrets go in the Secret
   # (and DATABASE_URL too, which holds a password here: the pods' database comes as DB_*).
   secrets = import ../../nix/secrets.nix ++ [ "DATABASE_URL" ];
   inConfig = lib.filter (n: cfg.config ? ${n}) secrets;
-  checkedConfig = lib.throwIf (inConfig != [ ])
-    "mcp.config holds ${lib.concatStringsSep ", " inConfig}, a secret: put it in the Secret ${cfg.secretName} instead"
-    cfg.config;
+  # Set by mcp.embeddings once it is used: the same setting twice would be a silent choice.
+  typed = lib.filter (n: cfg.config ? ${n}) (lib.attrNames embeddingsData);
+  checkedConfig =
+    lib.throwIf (inConfig != [ ])
+      "mcp.config holds ${lib.concatStringsSep ", " inConfig}, a secret: put it in the Secret ${cfg.secretName} instead"
+      lib.throwIf
+      (typed != [ ])
+      "mcp.config sets ${lib.concatStringsSep ", " typed}, which mcp.embeddings sets: keep one of them"
+      cfg.config;
 
   # Config changes roll the pods: the template carries a hash of the ConfigMap.
   configHash = builtins.hashString "sha256" (builtins.toJSON configData);

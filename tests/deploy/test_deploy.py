@@ -59,6 +59,7 @@ class DeployTest(unittest.TestCase):
             "CALLS": str(self.calls),
             "ENVIRONMENT_NAME": environment,
             "IMAGE_STREAM": str(self.bin / "stream-image"),
+            "IMAGE_SUFFIX": "",
             "OBJECTS": str(objects_json("staging-blue-green" if strategy == "blue-green" else environment, self.tmp)),
             "RENDER": str(self.bin / "render"),
             "HOST": f"{environment}.mcp.example.com",
@@ -97,6 +98,17 @@ class DeployTest(unittest.TestCase):
         pod = deployment["spec"]["template"]["spec"]
         images = {c["image"] for c in pod["containers"] + pod["initContainers"]}
         self.assertEqual(images, {"ghcr.io/example/mcp-server:0123456789ab"})
+
+    def test_the_image_with_the_model_is_pushed_and_deployed_under_its_own_tag(self):
+        result, calls = self.deploy("staging", "rolling", IMAGE_SUFFIX="-minilm")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("docker://ghcr.io/example/mcp-server:0123456789ab-minilm", calls[1])
+        result, _ = self.deploy("staging", "rolling", "--dry-run", IMAGE_SUFFIX="-minilm")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        deployment = yaml.safe_load((self.tmp / "calls.manifests/deployment-mcp-server.yaml").read_text())
+        pod = deployment["spec"]["template"]["spec"]
+        images = {c["image"] for c in pod["containers"] + pod["initContainers"]}
+        self.assertEqual(images, {"ghcr.io/example/mcp-server:0123456789ab-minilm"})
 
     def test_blue_green_switches_the_service_after_a_good_smoke(self):
         result, calls = self.deploy("staging", "blue-green", FAKE_ACTIVE="blue")
