@@ -193,18 +193,20 @@ async fn forward(
     }
 }
 
-/// The test database's address and a URL to it through `port`.
-async fn through_proxy(db: &common::TestDb) -> (std::net::SocketAddr, impl Fn(u16) -> String) {
-    let url = url::Url::parse(&db.url).unwrap();
+/// A server on the test database through a `Blackhole`, giving up on it after 1 s (DB_TIMEOUT,
+/// then DB_STATEMENT_TIMEOUT), with `extra` flags.
+async fn behind_blackhole(db: &common::TestDb, extra: &[&str]) -> (Blackhole, common::TestApp) {
+    let mut url = url::Url::parse(&db.url).unwrap();
     let upstream =
         tokio::net::lookup_host((url.host_str().unwrap(), url.port().unwrap_or(5432))).await.unwrap().next().unwrap();
-    let proxied = move |port: u16| {
-        let mut url = url.clone();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(port)).unwrap();
-        url.to_string()
-    };
-    (upstream, proxied)
+    let proxy = Blackhole::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.port)).unwrap();
+    let url = url.to_string();
+    let flags =
+        [&["--database-url", url.as_str(), "--db-timeout", "1s", "--db-statement-timeout", "1s"], extra].concat();
+    let app = common::spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    (proxy, app)
 }
 
 // A database that stops answering without closing its connections: each call fails with the
@@ -213,11 +215,7 @@ async fn through_proxy(db: &common::TestDb) -> (std::net::SocketAddr, impl Fn(u1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_postgres_fails_within_the_deadline_and_recovers() {
     let Some(db) = common::TestDb::new(Db::Postgres).await else { return };
-    let (upstream, proxied) = through_proxy(&db).await;
-    let proxy = Blackhole::start(upstream).await;
-    let url = proxied(proxy.port);
-    let flags = ["--database-url", &url, "--db-timeout", "1s", "--db-statement-timeout", "1s", "--db-pool-max", "1"];
-    let app = common::spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    let (proxy, app) = behind_blackhole(&db, &["--db-pool-max", "1"]).await;
     let client = app.client().await;
     let before = json!({ "entities": [{ "name": "before", "entityType": "t", "observations": [] }] });
     ok(&client, "create_entities", before).await;
@@ -258,11 +256,7 @@ async fn hung_postgres_fails_within_the_deadline_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_on_a_hung_database_still_shuts_down() {
     let Some(db) = common::TestDb::new(Db::Postgres).await else { return };
-    let (upstream, proxied) = through_proxy(&db).await;
-    let proxy = Blackhole::start(upstream).await;
-    let url = proxied(proxy.port);
-    let flags = ["--database-url", &url, "--db-timeout", "1s", "--db-statement-timeout", "1s"];
-    let app = common::spawn_app_with(Db::Sqlite, &flags).await.unwrap();
+    let (proxy, app) = behind_blackhole(&db, &[]).await;
     let client = app.client().await;
     ok(&client, "read_graph", json!({})).await;
     drop(client);
