@@ -19,12 +19,15 @@ let
   };
   namespaceSelector = ns: { namespaceSelector.matchLabels."kubernetes.io/metadata.name" = ns; };
   egressTo = port: { ports = [ { inherit port; protocol = "TCP"; } ]; };
-  # An embeddings endpoint's port: the URL's own, or its scheme's.
+  # An embeddings endpoint's port: the URL's own, or its scheme's (a missing URL is the
+  # ConfigMap's error to report).
   endpointPort =
     let
       parts = builtins.match "(https?)://[^/:]+(:([0-9]+))?(/.*)?" cfg.embeddings.url;
     in
-    if parts == null then
+    if cfg.embeddings.url == null then
+      443
+    else if parts == null then
       throw "mcp.embeddings.url is not an http(s) URL: ${cfg.embeddings.url}"
     else if builtins.elemAt parts 2 != null then
       lib.toInt (builtins.elemAt parts 2)
