@@ -4,6 +4,7 @@
 //! embedder leaves search to substring matching, and a new model re-embeds.
 
 mod endpoint;
+mod time;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -274,7 +274,7 @@ async fn bad_times_are_refused_naming_the_field() {
         "search_nodes",
         json!({ "query": "x", "asOf": format_time(now_ms()), "mode": "lexical" }),
         "mode",
-        "search by substring",
+        "needs embeddings",
     )
     .await;
     refused("open_nodes", json!({ "names": [], "since": format_time(now_ms()) }), "since", "asOf and include").await;

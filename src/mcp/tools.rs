@@ -219,14 +219,10 @@ async fn run(
                 && let Some(found) = memory.present_with_times(tenant, &read).await?
             {
                 page_result(found)
-            } else if args.mode.is_some_and(|mode| mode != SearchMode::Substring) {
-                return Err(
-                    invalid("mode", "reads of the past or a window (asOf, since, until) search by substring").into()
-                );
             } else if depth > 0 {
                 return Err(invalid("depth", "not with reads of the past or a window (asOf, since, until)").into());
             } else {
-                page_result(memory.search_nodes_at(tenant, &args.query, &page, &time).await?)
+                page_result(memory.search_at(tenant, &args.query, args.mode, &page, &time).await?)
             }
         }
         "open_nodes" => {

@@ -3,10 +3,12 @@
 
 pub(crate) mod budget;
 mod cache;
+mod clock;
 mod cursor;
 mod health;
 mod limits;
 pub mod model;
+mod moment;
 mod neighbours;
 mod pages;
 mod present;
@@ -17,12 +19,13 @@ mod writes;
 
 use std::sync::Arc;
 
+pub use clock::{format_time, now_ms, parse_time};
 pub use health::Health;
 pub use limits::Limits;
 pub use model::*;
 pub use neighbours::MAX_DEPTH;
 pub use present::PresentRead;
-pub use time::{entity_with_times, format_time, now_ms, parse_time, relation_with_time};
+pub use time::{entity_with_times, relation_with_time};
 
 use crate::storage::{EntityRow, RelationRow, StorageError, Store};
 use cache::{Admission, Cached, GraphCache, TenantGraph};

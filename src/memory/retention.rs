@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Memory, time::now_ms};
+use super::{Memory, clock::now_ms};
 
 /// Between purges: a tenth of the retention, within these bounds.
 const EVERY_AT_LEAST: Duration = Duration::from_secs(1);

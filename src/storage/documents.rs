@@ -64,36 +64,50 @@ impl Store {
         Ok(())
     }
 
-    /// The tenant's `limit` entities whose documents best match any word of `query`, best first.
-    pub async fn lexical(&self, tenant: &str, query: &str, limit: i64) -> Result<Vec<(i64, f32)>> {
+    /// The tenant's `limit` entities whose documents best match any word of `query`, best first;
+    /// only those of `among` when given.
+    pub async fn lexical(
+        &self,
+        tenant: &str,
+        query: &str,
+        limit: i64,
+        among: Option<&[i64]>,
+    ) -> Result<Vec<(i64, f32)>> {
         let words = words(query);
-        if words.is_empty() {
+        if words.is_empty() || among.is_some_and(<[i64]>::is_empty) {
             return Ok(Vec::new());
         }
+        let ids = among.map(|ids| serde_json::Value::from(ids).to_string());
         let rows = match self.backend() {
             super::Backend::Sqlite => {
                 let any = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ");
                 let expression = format!("tenant_key : {} AND document : ({any})", tenant_key(tenant));
-                sqlx::query(
+                let among = if ids.is_some() { "AND rowid IN (SELECT value FROM json_each($3))" } else { "" };
+                let sql = format!(
                     "SELECT rowid, -bm25(entity_documents, 0.0, 1.0) FROM entity_documents \
-                     WHERE entity_documents MATCH $1 ORDER BY bm25(entity_documents, 0.0, 1.0), rowid LIMIT $2",
-                )
-                .bind(expression)
-                .bind(limit)
-                .fetch_all(self.reader())
-                .await?
+                     WHERE entity_documents MATCH $1 {among} ORDER BY bm25(entity_documents, 0.0, 1.0), rowid LIMIT $2"
+                );
+                let statement = sqlx::query(&sql).bind(expression).bind(limit);
+                match ids {
+                    Some(ids) => statement.bind(ids).fetch_all(self.reader()).await?,
+                    None => statement.fetch_all(self.reader()).await?,
+                }
             }
             super::Backend::Postgres => {
-                sqlx::query(
+                let among = match &ids {
+                    Some(_) => "AND d.entity_id IN (SELECT value::bigint FROM json_array_elements_text($4::json))",
+                    None => "",
+                };
+                let sql = format!(
                     "SELECT d.entity_id, ts_rank(d.document, q)::float8 AS rank \
                      FROM entity_documents d, to_tsquery('english', $2) q \
-                     WHERE d.tenant = $1 AND d.document @@ q ORDER BY rank DESC, d.entity_id LIMIT $3",
-                )
-                .bind(tenant)
-                .bind(words.join(" | "))
-                .bind(limit)
-                .fetch_all(self.reader())
-                .await?
+                     WHERE d.tenant = $1 AND d.document @@ q {among} ORDER BY rank DESC, d.entity_id LIMIT $3"
+                );
+                let statement = sqlx::query(&sql).bind(tenant).bind(words.join(" | ")).bind(limit);
+                match ids {
+                    Some(ids) => statement.bind(ids).fetch_all(self.reader()).await?,
+                    None => statement.fetch_all(self.reader()).await?,
+                }
             }
         };
         rows.iter()

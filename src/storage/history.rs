@@ -2,7 +2,7 @@
 //! rows and its history, each row with the time it was created; and the purge of history older
 //! than the retention. Times are milliseconds since the epoch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -124,6 +124,13 @@ fn relations_sql(touching: &str) -> String {
     }
 }
 
+/// Entities with an observation added or deleted after `$2`: their text then is not their text
+/// now (or at their deletion), which is what their vector and document describe.
+const CHANGED_AFTER: &str = "SELECT o.entity_id FROM observations o JOIN entities e ON e.id = o.entity_id \
+     CROSS JOIN time_began b WHERE e.tenant = $1 AND coalesce(o.created_at, b.began) > $2 \
+     UNION SELECT h.entity_id FROM observation_history h WHERE (h.created_at > $2 OR h.deleted_at > $2) \
+     AND h.entity_id IN (SELECT id FROM entities WHERE tenant = $1 UNION ALL SELECT id FROM entity_history WHERE tenant = $1)";
+
 impl Store {
     /// The tenant's graph as it was at `at` (`i64::MAX`: as it is), the entities `among` asks for
     /// with the relations touching them (all relations for all entities), in one snapshot.
@@ -206,5 +213,11 @@ impl Store {
             relations.insert(id, TimedRelation { row: relation, created_at: row.try_get(4)? });
         }
         Ok(TimedGraph { entities, relations: relations.into_values().collect(), began })
+    }
+
+    /// The tenant's entities whose text changed after `at` (`CHANGED_AFTER`).
+    pub async fn changed_after(&self, tenant: &str, at: i64) -> Result<HashSet<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar(CHANGED_AFTER).bind(tenant).bind(at).fetch_all(self.reader()).await?;
+        Ok(ids.into_iter().collect())
     }
 }

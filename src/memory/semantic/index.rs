@@ -4,7 +4,7 @@
 //! Kept as int8, each row scaled by its largest component: a scan of a large tenant is bound by
 //! memory reads, and a quarter of the bytes ranks as float32 does, scores within 0.005.
 
-use std::collections::{BinaryHeap, HashMap, hash_map::Entry};
+use std::collections::{BinaryHeap, HashMap, HashSet, hash_map::Entry};
 
 use crate::storage::StoredVector;
 
@@ -95,7 +95,7 @@ impl TenantVectors {
     }
 
     /// The `k` entities nearest to `query` (a unit vector), best first, with their similarity.
-    pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
+    pub fn nearest(&self, query: &[f32], k: usize, among: Option<&HashSet<i64>>) -> Vec<(i64, f32)> {
         if k == 0 || query.len() != self.dims {
             return Vec::new();
         }
@@ -103,6 +103,9 @@ impl TenantVectors {
         let q_scale = quantize(query, &mut q);
         let mut heap = BinaryHeap::with_capacity(k + 1);
         for ((row, &id), &scale) in self.data.chunks_exact(self.dims).zip(&self.ids).zip(&self.scales) {
+            if among.is_some_and(|among| !among.contains(&id)) {
+                continue;
+            }
             let score = dot(row, &q) as f32 * scale * q_scale;
             if heap.len() < k {
                 heap.push(Hit(score, id));
@@ -154,20 +157,24 @@ mod tests {
     }
 
     #[test]
-    fn nearest_ranks_by_similarity_and_replaced_vectors_count_once() {
+    fn nearest_ranks_by_similarity_among_the_ids_asked_and_replaced_vectors_count_once() {
         let mut index = TenantVectors::default();
         index.apply(vec![row(1, 1, &[1.0, 0.0]), row(2, 2, &[0.0, 1.0]), row(3, 3, &[0.6, 0.8])]);
-        assert_eq!(index.nearest(&[1.0, 0.0], 2).iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(index.nearest(&[1.0, 0.0], 2, None).iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 3]);
         index.apply(vec![row(1, 4, &[0.0, -1.0]), row(4, 5, &[1.0, 0.0, 0.0])]);
         assert_eq!((index.len(), index.seq), (3, 5));
-        assert_eq!(index.nearest(&[1.0, 0.0], 3).iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 1, 2]);
-        assert!(index.nearest(&[1.0, 0.0, 0.0], 3).is_empty());
+        assert_eq!(index.nearest(&[1.0, 0.0], 3, None).iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 1, 2]);
+        assert!(index.nearest(&[1.0, 0.0, 0.0], 3, None).is_empty());
         index.remove(&[2, 9]);
-        assert_eq!(index.nearest(&[1.0, 0.0], 3).iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 1]);
+        assert_eq!(index.nearest(&[1.0, 0.0], 3, None).iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 1]);
         index.remove(&[1]);
-        let last = index.nearest(&[0.6, 0.8], 3);
+        let last = index.nearest(&[0.6, 0.8], 3, None);
         assert_eq!(last.len(), 1);
         assert!(last[0].0 == 3 && (last[0].1 - 1.0).abs() < 0.005, "{last:?}");
+        index.apply(vec![row(5, 6, &[0.8, 0.6]), row(6, 7, &[-1.0, 0.0])]);
+        let among = HashSet::from([5, 6, 9]);
+        assert_eq!(index.nearest(&[0.6, 0.8], 3, Some(&among)).iter().map(|h| h.0).collect::<Vec<_>>(), vec![5, 6]);
+        assert!(index.nearest(&[0.6, 0.8], 3, Some(&HashSet::new())).is_empty());
     }
 
     #[test]
@@ -210,7 +217,7 @@ mod tests {
                 .map(|(i, v)| (i as i64, v.iter().zip(&query).map(|(a, b)| a * b).sum()))
                 .collect();
             exact.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let found = index.nearest(&query, 10);
+            let found = index.nearest(&query, 10, None);
             let same = found.iter().filter(|(id, _)| exact[..10].iter().any(|(e, _)| e == id)).count();
             assert!(same >= 9, "{same} of the exact top ten");
             assert_eq!(found[0].0, exact[0].0);

@@ -1,10 +1,12 @@
 //! Search by meaning: the embedder, each tenant's vectors in memory (`index`), the background
 //! indexer that fills the database with them (`indexer`), and the hybrid and semantic searches
-//! (`search`). Nothing here is on the write path: a write only wakes the indexer.
+//! (`search`), of the present and of the graph at a moment (`timed`). Nothing here is on the
+//! write path: a write only wakes the indexer.
 
 mod index;
 mod indexer;
 mod search;
+mod timed;
 
 use std::{
     collections::HashMap,

@@ -17,9 +17,9 @@ use crate::{
 };
 
 /// A page of results when a call gives no limit.
-const DEFAULT_RESULTS: usize = 10;
+pub(super) const DEFAULT_RESULTS: usize = 10;
 /// The deepest a ranking goes (offset plus page).
-const MOST_RESULTS: usize = 1000;
+pub(super) const MOST_RESULTS: usize = 1000;
 /// Reciprocal-rank fusion's constant: the one its authors found robust.
 const RRF_K: f32 = 60.0;
 /// The word ranking's weight in hybrid fusion, against 1 for the substring and vector rankings:
@@ -28,7 +28,7 @@ const WORDS_WEIGHT: f32 = 0.5;
 /// Vectors read from the database in one statement.
 const VECTORS_PAGE: i64 = 20_000;
 /// What a score adds to a reply, at most.
-const SCORE_BYTES: usize = 48;
+pub(super) const SCORE_BYTES: usize = 48;
 
 enum Nearest {
     Hits(Vec<(i64, f32)>),
@@ -44,6 +44,7 @@ impl Semantic {
         tenant: &str,
         query: &str,
         k: usize,
+        among: Option<&HashSet<i64>>,
     ) -> std::result::Result<Nearest, StorageError> {
         let vector = match self.query_vector(query).await {
             Ok(vector) => vector,
@@ -69,7 +70,7 @@ impl Semantic {
                 break;
             }
         }
-        Ok(Nearest::Hits(index.read().await.nearest(&vector, k)))
+        Ok(Nearest::Hits(index.read().await.nearest(&vector, k, among)))
     }
 }
 
@@ -90,7 +91,82 @@ fn fuse(rankings: &[(f32, Vec<i64>)]) -> Vec<(i64, f32)> {
     fused.into_iter().map(|(id, score, _)| (id, score)).collect()
 }
 
+/// The rankings a search by meaning fuses, each best first.
+pub(super) struct Rankings {
+    pub substring: Vec<i64>,
+    pub words: Vec<(i64, f32)>,
+    pub nearest: Vec<(i64, f32)>,
+}
+
+impl Rankings {
+    /// The one ranking `mode` answers with.
+    pub(super) fn fused(self, mode: SearchMode) -> Vec<(i64, f32)> {
+        let Rankings { substring, words, nearest } = self;
+        let ids = |ranked: &[(i64, f32)]| ranked.iter().map(|r| r.0).collect::<Vec<_>>();
+        // Entities the indexer has not reached yet are found by their substrings.
+        let then_substring = |mut ranked: Vec<(i64, f32)>| {
+            let seen: HashSet<i64> = ranked.iter().map(|r| r.0).collect();
+            ranked.extend(substring.iter().filter(|id| !seen.contains(id)).map(|id| (*id, 0.0)));
+            ranked
+        };
+        match mode {
+            SearchMode::Hybrid => fuse(&[(1.0, substring.clone()), (WORDS_WEIGHT, ids(&words)), (1.0, ids(&nearest))]),
+            SearchMode::Lexical => then_substring(words),
+            _ => then_substring(nearest),
+        }
+    }
+}
+
 impl Memory {
+    /// The call's mode, else the server's SEARCH_MODE, else the reference's substring search.
+    pub(super) fn mode_of(&self, mode: Option<SearchMode>) -> SearchMode {
+        mode.or(self.semantic.as_ref().map(|s| s.default_mode)).unwrap_or(SearchMode::Substring)
+    }
+
+    /// What a search by words or meaning needs, or the error naming `mode` when embeddings are off.
+    pub(super) fn semantic_for(&self, mode: SearchMode) -> Result<&Semantic> {
+        self.semantic.as_deref().ok_or_else(|| MemoryError::Invalid {
+            field: "mode".into(),
+            reason: format!("{} search needs embeddings, which this server has off (EMBEDDINGS=off)", mode.as_str()),
+        })
+    }
+
+    /// The word and vector rankings of `query` in `mode`, `want` deep, of the entities `among`
+    /// when given. A failing embedder leaves the vector ranking empty, counted and logged.
+    pub(super) async fn ranked_by_meaning(
+        &self,
+        semantic: &Semantic,
+        tenant: &Tenant,
+        query: &str,
+        mode: SearchMode,
+        want: usize,
+        among: Option<&HashSet<i64>>,
+    ) -> Result<(Vec<(i64, f32)>, Vec<(i64, f32)>)> {
+        let words = match mode {
+            SearchMode::Lexical | SearchMode::Hybrid => {
+                let ids: Option<Vec<i64>> = among.map(|among| among.iter().copied().collect());
+                self.store.lexical(tenant.as_str(), query, want as i64, ids.as_deref()).await?
+            }
+            _ => Vec::new(),
+        };
+        let nearest = match mode {
+            SearchMode::Semantic | SearchMode::Hybrid => {
+                match semantic.nearest(&self.store, tenant.as_str(), query, want, among).await? {
+                    Nearest::Hits(hits) => hits,
+                    Nearest::Degraded(reason, error) => {
+                        metrics::counter!("search_degraded_total", "reason" => reason).increment(1);
+                        if semantic.quiet.should_log() {
+                            tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; ranking without them");
+                        }
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        Ok((words, nearest))
+    }
+
     /// search_nodes in `mode` (the server's SEARCH_MODE when `None`): substring search is the
     /// reference's; hybrid and semantic rank by meaning, a page at a time (10 unless `limit`),
     /// each entity with its score.
@@ -101,19 +177,11 @@ impl Memory {
         mode: Option<SearchMode>,
         page: &PageRequest,
     ) -> Result<GraphPage> {
-        let mode = mode.or(self.semantic.as_ref().map(|s| s.default_mode)).unwrap_or(SearchMode::Substring);
+        let mode = self.mode_of(mode);
         if mode == SearchMode::Substring {
             return self.search_nodes(tenant, query, page).await;
         }
-        let Some(semantic) = &self.semantic else {
-            return Err(MemoryError::Invalid {
-                field: "mode".into(),
-                reason: format!(
-                    "{} search needs embeddings, which this server has off (EMBEDDINGS=off)",
-                    mode.as_str()
-                ),
-            });
-        };
+        let semantic = self.semantic_for(mode)?;
         let _timed = Timed::start("search_by_meaning");
         self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = format!("{}:{query}", mode.as_str());
@@ -129,37 +197,8 @@ impl Memory {
         } else {
             Vec::new()
         };
-        let words = match mode {
-            SearchMode::Lexical | SearchMode::Hybrid => self.store.lexical(tenant.as_str(), query, want as i64).await?,
-            _ => Vec::new(),
-        };
-        let nearest = match mode {
-            SearchMode::Semantic | SearchMode::Hybrid => {
-                match semantic.nearest(&self.store, tenant.as_str(), query, want).await? {
-                    Nearest::Hits(hits) => hits,
-                    Nearest::Degraded(reason, error) => {
-                        metrics::counter!("search_degraded_total", "reason" => reason).increment(1);
-                        if semantic.quiet.should_log() {
-                            tracing::warn!(%error, mode = mode.as_str(), "search: no vectors for this search; ranking without them");
-                        }
-                        Vec::new()
-                    }
-                }
-            }
-            _ => Vec::new(),
-        };
-        let ids = |ranked: &[(i64, f32)]| ranked.iter().map(|r| r.0).collect::<Vec<_>>();
-        // Entities the indexer has not reached yet are found by their substrings.
-        let then_substring = |mut ranked: Vec<(i64, f32)>| {
-            let seen: HashSet<i64> = ranked.iter().map(|r| r.0).collect();
-            ranked.extend(substring.iter().filter(|id| !seen.contains(id)).map(|id| (*id, 0.0)));
-            ranked
-        };
-        let ranking = match mode {
-            SearchMode::Hybrid => fuse(&[(1.0, substring.clone()), (WORDS_WEIGHT, ids(&words)), (1.0, ids(&nearest))]),
-            SearchMode::Lexical => then_substring(words),
-            _ => then_substring(nearest),
-        };
+        let (words, nearest) = self.ranked_by_meaning(semantic, tenant, query, mode, want, None).await?;
+        let ranking = Rankings { substring, words, nearest }.fused(mode);
         let end = ranking.len().min(offset + limit).min(MOST_RESULTS);
         let on_page = ranking.get(offset..end).unwrap_or_default();
         let (graph, scores, taken) = self.page_of(semantic, tenant, on_page).await?;
