@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use mcp_server::memory::{format_time, now_ms};
+
 use crate::common::{self, call, ok, spawn_app_with};
 
 fn names(v: &Value) -> Vec<&str> {
@@ -67,14 +69,29 @@ both_backends!(depth_brings_the_neighbours_of_the_matches, |db| async move {
     let error = call(&client, "search_nodes", json!({ "query": "x", "depth": 3 })).await.unwrap_err();
     assert_eq!(error.code.0, -32602);
     assert_eq!(error.data.as_ref().and_then(|d| d["field"].as_str()), Some("depth"), "{}", error.message);
-    let error = call(
-        &client,
-        "search_nodes",
-        json!({ "query": "x", "depth": 1, "asOf": mcp_server::memory::format_time(mcp_server::memory::now_ms()) }),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(error.data.as_ref().and_then(|d| d["field"].as_str()), Some("depth"), "{}", error.message);
+
+    // In the past, the neighbours are those of then: the same reply a search with depth gave.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let then = format_time(now_ms());
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    ok(&client, "delete_relations", json!({ "relations": [relation("Bob", "works_at", "Acme")] })).await;
+    ok(&client, "create_relations", json!({ "relations": [relation("Alice", "visited", "Zed")] })).await;
+    ok(&client, "add_observations", json!({ "observations": [{ "entityName": "Bob", "contents": ["retired"] }] }))
+        .await;
+    assert_ne!(search(2).await, two, "the present has changed");
+    let past = ok(&client, "search_nodes", json!({ "query": "vegetarian", "depth": 2, "asOf": then })).await;
+    assert_eq!(past, two);
+    let timed = json!({ "query": "vegetarian", "depth": 2, "asOf": then, "include": ["time"] });
+    let timed = ok(&client, "search_nodes", timed).await;
+    assert_eq!(names(&timed), names(&two));
+    assert_eq!(relations(&timed), relations(&two));
+    let stamped = |e: &Value| e["createdAt"].is_string();
+    assert!(timed["entities"].as_array().unwrap().iter().chain(timed["relations"].as_array().unwrap()).all(stamped));
+    // A window keeps the hits changed within it; their neighbours are any at the moment.
+    let window = json!({ "query": "colleague", "depth": 1, "since": then });
+    let recent = ok(&client, "search_nodes", window).await;
+    assert_eq!(names(&recent), ["Bob", "Alice"], "{recent}");
+    assert_eq!(recent["distances"], json!([0, 1]));
 });
 
 both_backends!(neighbours_stop_at_the_reply_budget_and_say_so, |db| async move {

@@ -67,9 +67,10 @@ both_backends!(as_of_reads_equal_the_graph_at_that_time_over_random_writes, |db|
         let graph = ok(&client, "read_graph", json!({})).await;
         let found = ok(&client, "search_nodes", json!({ "query": "note 1" })).await;
         let opened = ok(&client, "open_nodes", json!({ "names": ["Ann", "Cy"] })).await;
-        then.push((tick().await, graph, found, opened));
+        let around = ok(&client, "search_nodes", json!({ "query": "note 2", "depth": 2 })).await;
+        then.push((tick().await, graph, found, opened, around));
     }
-    for (i, (at, graph, found, opened)) in then.iter().enumerate() {
+    for (i, (at, graph, found, opened, around)) in then.iter().enumerate() {
         let as_of = format_time(*at);
         let context = format!("seed {seed}, write {i}, asOf {as_of}");
         assert_eq!(&ok(&client, "read_graph", json!({ "asOf": as_of })).await, graph, "read_graph: {context}");
@@ -77,6 +78,8 @@ both_backends!(as_of_reads_equal_the_graph_at_that_time_over_random_writes, |db|
         assert_eq!(&search, found, "search_nodes: {context}");
         let open = ok(&client, "open_nodes", json!({ "names": ["Ann", "Cy"], "asOf": as_of })).await;
         assert_eq!(&open, opened, "open_nodes: {context}");
+        let deep = ok(&client, "search_nodes", json!({ "query": "note 2", "depth": 2, "asOf": as_of })).await;
+        assert_eq!(&deep, around, "search_nodes with depth: {context}");
     }
     // Paged by a small limit, the pages of a past graph join up to the whole of it.
     let (at, graph, ..) = &then[then.len() / 2];
@@ -192,7 +195,7 @@ both_backends!(history_is_kept_per_tenant, |db| async move {
     for time in [as_of, TimeQuery { since: Some(0), ..TimeQuery::default() }] {
         let bobs = memory.read_graph_at(&bob, &page, &time).await.unwrap();
         assert!(bobs.graph.entities.is_empty(), "bob never sees alice's history: {bobs:?}");
-        let found = memory.search_nodes_at(&bob, "secret", &page, &time).await.unwrap();
+        let found = memory.search_nodes_at(&bob, "secret", &page, &time, 0).await.unwrap();
         assert!(found.graph.entities.is_empty());
     }
 });

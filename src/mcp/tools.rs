@@ -219,10 +219,8 @@ async fn run(
                 && let Some(found) = memory.present_with_times(tenant, &read).await?
             {
                 page_result(found)
-            } else if depth > 0 {
-                return Err(invalid("depth", "not with reads of the past or a window (asOf, since, until)").into());
             } else {
-                page_result(memory.search_at(tenant, &args.query, args.mode, &page, &time).await?)
+                page_result(memory.search_at(tenant, &args.query, args.mode, &page, &time, depth).await?)
             }
         }
         "open_nodes" => {

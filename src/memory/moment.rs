@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    EntityTimes, GraphPage, GraphTimes, Memory, MemoryError, Result, Tenant, TimeQuery, budget,
+    EntityTimes, GraphPage, GraphTimes, Limits, Memory, MemoryError, Result, Tenant, TimeQuery, budget,
     budget::Fill,
     cache::TenantGraph,
     clock::{format_time, now_ms},
@@ -61,8 +61,15 @@ impl AtTime {
     /// The kept entities whose name, type or an observation then held `query`, as the substring
     /// search of the present finds and ranks them.
     pub(super) fn substring_ids(&self, query: &str, ranked: bool) -> Vec<i64> {
+        // Only the entities holding it are indexed for the ranking: indexing is the cost.
+        let needle = query.to_lowercase();
+        let holds = |e: &&TimedEntity| {
+            e.name_lc.contains(&needle)
+                || e.type_lc.contains(&needle)
+                || e.observations.iter().any(|o| o.content_lc.contains(&needle))
+        };
         let mut searched = TenantGraph::default();
-        for e in self.entities() {
+        for e in self.entities().filter(holds) {
             searched.load_entity(StoredEntity {
                 id: e.id,
                 name: e.name.clone(),
@@ -106,6 +113,37 @@ impl AtTime {
 }
 
 impl Memory {
+    /// A page read by time grown by `depth` within the graph at the moment, as
+    /// `with_neighbours` grows a page of the present, with the times of all it holds when asked
+    /// (on a fifth of the reply budget then, as the present's times are).
+    pub(super) async fn grow_at(&self, at: &AtTime, page: GraphPage, depth: u8, time: &TimeQuery) -> Result<GraphPage> {
+        if depth == 0 {
+            return Ok(page);
+        }
+        let lean = match time.include {
+            true => Memory {
+                limits: Limits { max_reply_bytes: self.limits.max_reply_bytes / 5, ..self.limits },
+                ..self.clone()
+            },
+            false => self.clone(),
+        };
+        let mut page = lean.grow(page, depth, &mut &*at).await?;
+        if time.include {
+            let by_name: HashMap<&str, &TimedEntity> = at.graph.entities.iter().map(|e| (e.name.as_str(), e)).collect();
+            let created: HashMap<(&str, &str, &str), i64> = (at.graph.relations.iter())
+                .map(|r| ((r.row.from.as_str(), r.row.to.as_str(), r.row.relation_type.as_str()), r.created_at))
+                .collect();
+            let graph = &page.graph;
+            let relations =
+                graph.relations.iter().map(|r| created[&(r.from.as_str(), r.to.as_str(), r.relation_type.as_str())]);
+            page.times = Some(GraphTimes {
+                entities: graph.entities.iter().map(|e| times(by_name[e.name.as_str()])).collect(),
+                relations: relations.collect(),
+            });
+        }
+        Ok(page)
+    }
+
     /// The graph at the query's moment, checked against what history keeps.
     pub(super) async fn at_time(&self, tenant: &Tenant, time: &TimeQuery, among: Among<'_>) -> Result<AtTime> {
         let now = now_ms();

@@ -88,13 +88,15 @@ impl Memory {
     }
 
     /// search_nodes by time: the substring search (ranked and paged as `search_nodes`) over the
-    /// entities at the moment that changed within the window, with the relations touching them.
+    /// entities at the moment that changed within the window, with the relations touching them,
+    /// grown by `depth` within the graph at the moment.
     pub async fn search_nodes_at(
         &self,
         tenant: &Tenant,
         query: &str,
         page: &PageRequest,
         time: &TimeQuery,
+        depth: u8,
     ) -> Result<GraphPage> {
         let _timed = Timed::start("search_nodes");
         self.check().text("query", query, self.limits.max_observation_bytes)?;
@@ -106,9 +108,10 @@ impl Memory {
             }
             None => (0, page.limit.is_some()),
         };
-        // Only entities whose text may hold the query are read; the search below decides.
+        // Only entities whose text may hold the query are read, unless their neighbours are
+        // asked for too; the search below decides.
         let needle = query.to_lowercase();
-        let among = match (storable(query), needle.is_empty()) {
+        let among = match (storable(query), needle.is_empty() || depth > 0) {
             (false, _) => Among::Named(&[]), // no stored text holds it: only the checks
             (true, true) => Among::All,
             (true, false) => Among::Containing(&needle),
@@ -124,7 +127,7 @@ impl Memory {
             let order = if ranked { 0 } else { super::pages::UNRANKED };
             Cursor::encode(tenant.as_str(), &scope, offset + found.graph.entities.len() as i64, order)
         });
-        Ok(found)
+        self.grow_at(&at, found, depth, time).await
     }
 
     /// Sets the creation times of rows an import created (`Store::set_created`'s input).

@@ -18,7 +18,7 @@ use crate::{
 impl Memory {
     /// search_nodes with `asOf`, `since` or `until`, in `mode` (the server's SEARCH_MODE when
     /// `None`): by substring as the reference searches, else by words and meaning, ranked and
-    /// paged as the present's search by meaning is.
+    /// paged as the present's search by meaning is, and grown by `depth` within that graph.
     pub async fn search_at(
         &self,
         tenant: &Tenant,
@@ -26,10 +26,11 @@ impl Memory {
         mode: Option<SearchMode>,
         page: &PageRequest,
         time: &TimeQuery,
+        depth: u8,
     ) -> Result<GraphPage> {
         let mode = self.mode_of(mode);
         if mode == SearchMode::Substring {
-            return self.search_nodes_at(tenant, query, page, time).await;
+            return self.search_nodes_at(tenant, query, page, time, depth).await;
         }
         let semantic = self.semantic_for(mode)?;
         let _timed = Timed::start("search_by_meaning");
@@ -61,6 +62,6 @@ impl Memory {
         found.scores = Some(ids[..taken].iter().map(|id| scores[id]).collect());
         found.next_cursor = (offset + taken < ranking.len().min(MOST_RESULTS))
             .then(|| Cursor::encode(tenant.as_str(), &scope, (offset + taken) as i64, 0));
-        Ok(found)
+        self.grow_at(&at, found, depth, time).await
     }
 }
