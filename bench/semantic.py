@@ -14,7 +14,9 @@ stores them, under the model id ID, with the state row of a server that embedded
 model time is spent on them, and the check that nothing is queued),
 then starts the server and times semantic searches (the query vectors are cached after their
 first use, so what is timed is ranking N vectors and building the page): p50/p99, the first
-search (which reads the vectors into memory), and the server's peak RSS.
+search (which reads the vectors into memory), and the server's peak RSS; then the same search
+by time (`asOf` now, and a `since` that keeps every entity: each reads the graph at that moment
+from the database), p50/p99 over --timed-calls.
 
 Prints one JSON line. URL is sqlite:///path/to/file.db or postgres://….
 """
@@ -150,11 +152,20 @@ def search(args):
         t = time.perf_counter()
         call(queries[i % len(queries)])
         times.append(time.perf_counter() - t)
-    times.sort()
-    pct = lambda p: round(1000 * times[min(len(times) - 1, int(p * len(times)))], 2)
+    pct = lambda times, p: round(1000 * sorted(times)[min(len(times) - 1, int(p * len(times)))], 2)
     result = {"phase": "search", "entities": args.entities, "first_search_s": round(first_s, 2),
-              "p50_ms": pct(0.50), "p99_ms": pct(0.99), "calls": len(times),
-              "peak_rss_mib": round(proc.peak_rss_mib(), 1)}
+              "p50_ms": pct(times, 0.50), "p99_ms": pct(times, 0.99), "calls": len(times)}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    for label, moment in (("as_of", {"asOf": now}), ("since", {"since": "2000-01-01T00:00:00Z"})):
+        timed = []
+        for i in range(args.timed_calls):
+            t = time.perf_counter()
+            found = server.tool("search_nodes", {"query": queries[i % len(queries)], "mode": "semantic",
+                                                 "limit": 10, **moment})
+            timed.append(time.perf_counter() - t)
+            assert len(found["structuredContent"]["entities"]) == 10, found
+        result |= {f"{label}_p50_ms": pct(timed, 0.50), f"{label}_p99_ms": pct(timed, 0.99)}
+    result |= {"timed_calls": args.timed_calls, "peak_rss_mib": round(proc.peak_rss_mib(), 1)}
     server.close()
     return result
 
@@ -166,6 +177,7 @@ def main():
     parser.add_argument("--db", required=True)
     parser.add_argument("--model", default="")
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--timed-calls", type=int, default=20, help="searches with asOf, and with since (search)")
     parser.add_argument("--bin", help="the mcp-server binary, for `import` (search)")
     parser.add_argument("--work", help="a directory for the import file (search)")
     parser.add_argument("--seeded", action="store_true", help="the database holds the entities already (search)")

@@ -2,7 +2,8 @@
 # Search by meaning's costs with the local model (bench/semantic.py), on SQLite and PostgreSQL:
 # how fast the background indexer embeds (SEMANTIC_INDEX, 2,000 new entities: entities a second,
 # CPU per entity, peak RSS), and semantic search p50/p99 and peak RSS with SEMANTIC_SIZES
-# ("10000 100000 1000000") entities holding random vectors. Writes
+# ("10000 100000 1000000") entities holding random vectors, also by time (asOf, since:
+# SEMANTIC_TIMED_CALLS each, default 20). Writes
 # bench/results/<date>-semantic.{md,jsonl}.
 #
 #   bench/semantic.sh           on the soak build
@@ -67,7 +68,7 @@ for backend in "${backends[@]}"; do
     for variant in "${compare[@]}"; do
       log "$backend: semantic search among $size entities (${variant%%=*})"
       run "$backend" "${variant%%=*}" search --entities "$size" --db "$url" --model "$model" --calls "$calls" \
-        --bin "$bin" --work "$work" "${seeded[@]}" -- "${embeddings[@]}" DATABASE_URL="$url" "${variant#*=}" stdio
+        --timed-calls "${SEMANTIC_TIMED_CALLS:-20}" --bin "$bin" --work "$work" "${seeded[@]}" -- "${embeddings[@]}" DATABASE_URL="$url" "${variant#*=}" stdio
       seeded=(--seeded)
     done
     [[ $backend == sqlite ]] && rm -f "$work/search-$size.db"*
@@ -84,12 +85,15 @@ print("|---|---|---|---|---|---|---|")
 for r in rows:
     if r["phase"] == "index":
         print(f"| {r['backend']} | {r['entities']} | {r['writes_s']} s | {r['indexed_s']} s | {r['entities_per_s']} | {r['cpu_ms_per_entity']} | {r['peak_rss_mib']} |")
-print("\nSemantic search, limit 10, query vectors cached (random unit vectors, 384 dimensions):\n")
-print("| backend | binary | entities | first search | p50 ms | p99 ms | calls | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|")
+print("\nSemantic search, limit 10, query vectors cached (random unit vectors, 384 dimensions);")
+print("by time: the same with asOf (now) and with since (keeping every entity), each reading the graph then:\n")
+print("| backend | binary | entities | first search | p50 ms | p99 ms | calls | asOf p50 / p99 ms | since p50 / p99 ms | calls by time | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     if r["phase"] == "search":
-        print(f"| {r['backend']} | {r['variant']} | {r['entities']} | {r['first_search_s']} s | {r['p50_ms']} | {r['p99_ms']} | {r['calls']} | {r['peak_rss_mib']} |")
+        by_time = (f"{r['as_of_p50_ms']} / {r['as_of_p99_ms']} | {r['since_p50_ms']} / {r['since_p99_ms']} | {r['timed_calls']}"
+                   if "timed_calls" in r else "| |")
+        print(f"| {r['backend']} | {r['variant']} | {r['entities']} | {r['first_search_s']} s | {r['p50_ms']} | {r['p99_ms']} | {r['calls']} | {by_time} | {r['peak_rss_mib']} |")
 PY
 }
 if $smoke; then

@@ -63,12 +63,14 @@ async fn metrics(app: &TestApp) -> String {
     reqwest::get(format!("http://{}/metrics", app.metrics_addr)).await.unwrap().text().await.unwrap()
 }
 
+/// A server running the local model, when the model is installed and the backend is here.
+async fn with_local_model(db: common::Db) -> Option<TestApp> {
+    let dir = model_dir()?;
+    common::spawn_app_with(db, &["--embeddings", "local", "--embedding-model-dir", dir.to_str().unwrap()]).await
+}
+
 both_backends!(the_local_model_finds_by_meaning_what_substrings_miss, |db| async move {
-    let Some(dir) = model_dir() else { return };
-    let dir = dir.to_str().unwrap().to_string();
-    let Some(app) = common::spawn_app_with(db, &["--embeddings", "local", "--embedding-model-dir", &dir]).await else {
-        return;
-    };
+    let Some(app) = with_local_model(db).await else { return };
     let client = app.client().await;
     remember(&client).await;
     // The reference's search, still the default, finds none of these.

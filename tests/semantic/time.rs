@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use mcp_server::memory::{format_time, now_ms};
 use serde_json::{Value, json};
 
-use super::{model_dir, names, remember, search, until_first};
+use super::{names, remember, search, until_first, with_local_model};
 use crate::common::{self, call, ok};
 
 /// A time between the writes before it and those after.
@@ -28,11 +28,7 @@ fn observations<'a>(found: &'a Value, name: &str) -> Vec<&'a str> {
 }
 
 both_backends!(search_by_meaning_reads_the_past_and_windows, |db| async move {
-    let Some(dir) = model_dir() else { return };
-    let dir = dir.to_str().unwrap().to_string();
-    let Some(app) = common::spawn_app_with(db, &["--embeddings", "local", "--embedding-model-dir", &dir]).await else {
-        return;
-    };
+    let Some(app) = with_local_model(db).await else { return };
     let client = app.client().await;
     remember(&client).await;
     until_first(&client, "musical instrument", "semantic", "Carol").await;
