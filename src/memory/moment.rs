@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    EntityTimes, GraphPage, GraphTimes, Limits, Memory, MemoryError, Result, Tenant, TimeQuery, budget,
+    EntityTimes, GraphPage, GraphTimes, Memory, MemoryError, Result, Tenant, TimeQuery, budget,
     budget::Fill,
     cache::TenantGraph,
     clock::{format_time, now_ms},
@@ -120,27 +120,21 @@ impl Memory {
         if depth == 0 {
             return Ok(page);
         }
-        let lean = match time.include {
-            true => Memory {
-                limits: Limits { max_reply_bytes: self.limits.max_reply_bytes / 5, ..self.limits },
-                ..self.clone()
-            },
-            false => self.clone(),
-        };
-        let mut page = lean.grow(page, depth, &mut &*at).await?;
-        if time.include {
-            let by_name: HashMap<&str, &TimedEntity> = at.graph.entities.iter().map(|e| (e.name.as_str(), e)).collect();
-            let created: HashMap<(&str, &str, &str), i64> = (at.graph.relations.iter())
-                .map(|r| ((r.row.from.as_str(), r.row.to.as_str(), r.row.relation_type.as_str()), r.created_at))
-                .collect();
-            let graph = &page.graph;
-            let relations =
-                graph.relations.iter().map(|r| created[&(r.from.as_str(), r.to.as_str(), r.relation_type.as_str())]);
-            page.times = Some(GraphTimes {
-                entities: graph.entities.iter().map(|e| times(by_name[e.name.as_str()])).collect(),
-                relations: relations.collect(),
-            });
+        if !time.include {
+            return self.grow(page, depth, &mut &*at).await;
         }
+        let mut page = self.lean().grow(page, depth, &mut &*at).await?;
+        let by_name: HashMap<&str, &TimedEntity> = at.graph.entities.iter().map(|e| (e.name.as_str(), e)).collect();
+        let created: HashMap<(&str, &str, &str), i64> = (at.graph.relations.iter())
+            .map(|r| ((r.row.from.as_str(), r.row.to.as_str(), r.row.relation_type.as_str()), r.created_at))
+            .collect();
+        let graph = &page.graph;
+        let relations =
+            graph.relations.iter().map(|r| created[&(r.from.as_str(), r.to.as_str(), r.relation_type.as_str())]);
+        page.times = Some(GraphTimes {
+            entities: graph.entities.iter().map(|e| times(by_name[e.name.as_str()])).collect(),
+            relations: relations.collect(),
+        });
         Ok(page)
     }
 

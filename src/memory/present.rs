@@ -13,6 +13,12 @@ pub enum PresentRead<'a> {
 }
 
 impl Memory {
+    /// This memory on a fifth of the reply budget, for a read whose times are added after it:
+    /// times add at most ~4 times an entity's or a relation's own bytes (`budget::entity_times`).
+    pub(super) fn lean(&self) -> Memory {
+        Memory { limits: Limits { max_reply_bytes: self.limits.max_reply_bytes / 5, ..self.limits }, ..self.clone() }
+    }
+
     /// read_graph with its time arguments: the plain read without any; the present's own path
     /// when only times were asked for and it settles; else by time.
     pub async fn read_graph_timed(&self, tenant: &Tenant, page: &PageRequest, time: &TimeQuery) -> Result<GraphPage> {
@@ -42,11 +48,7 @@ impl Memory {
     /// the rows it returned. A row changed in between makes it read again; `None` after three
     /// tries, for the caller to read by time instead.
     pub async fn present_with_times(&self, tenant: &Tenant, read: &PresentRead<'_>) -> Result<Option<GraphPage>> {
-        // Times add at most ~4 times an entity's or a relation's own bytes (`budget::entity_times`).
-        let lean = Memory {
-            limits: Limits { max_reply_bytes: self.limits.max_reply_bytes / 5, ..self.limits },
-            ..self.clone()
-        };
+        let lean = self.lean();
         for _ in 0..3 {
             let mut page = match *read {
                 PresentRead::Graph(page) => lean.read_graph(tenant, page).await?,

@@ -17,9 +17,9 @@ use crate::{
 };
 
 /// A page of results when a call gives no limit.
-pub(super) const DEFAULT_RESULTS: usize = 10;
+const DEFAULT_RESULTS: usize = 10;
 /// The deepest a ranking goes (offset plus page).
-pub(super) const MOST_RESULTS: usize = 1000;
+const MOST_RESULTS: usize = 1000;
 /// Reciprocal-rank fusion's constant: the one its authors found robust.
 const RRF_K: f32 = 60.0;
 /// The word ranking's weight in hybrid fusion, against 1 for the substring and vector rankings:
@@ -117,6 +117,39 @@ impl Rankings {
     }
 }
 
+/// Which part of a ranking a call's page is: where it starts (from the cursor), how long it is,
+/// and how deep the ranking must go (one past the page, so that a longer one shows there is more).
+pub(super) struct Window<'a> {
+    tenant: &'a Tenant,
+    scope: &'a str,
+    offset: usize,
+    limit: usize,
+    pub want: usize,
+}
+
+impl<'a> Window<'a> {
+    pub(super) fn of(tenant: &'a Tenant, scope: &'a str, page: &PageRequest) -> Result<Self> {
+        let offset = match &page.cursor {
+            Some(text) => Cursor::decode(tenant.as_str(), scope, text).ok_or(MemoryError::InvalidCursor)?.e as usize,
+            None => 0,
+        };
+        let limit = page.limit.map_or(DEFAULT_RESULTS, |l| l as usize);
+        Ok(Window { tenant, scope, offset, limit, want: (offset + limit + 1).min(MOST_RESULTS) })
+    }
+
+    /// The page's part of `ranking`.
+    pub(super) fn on_page<'r>(&self, ranking: &'r [(i64, f32)]) -> &'r [(i64, f32)] {
+        let end = ranking.len().min(self.offset + self.limit).min(MOST_RESULTS);
+        ranking.get(self.offset..end).unwrap_or_default()
+    }
+
+    /// The cursor past the `taken` entities of the page, when `ranking` goes on.
+    pub(super) fn next_cursor(&self, ranking: &[(i64, f32)], taken: usize) -> Option<String> {
+        (self.offset + taken < ranking.len().min(MOST_RESULTS))
+            .then(|| Cursor::encode(self.tenant.as_str(), self.scope, (self.offset + taken) as i64, 0))
+    }
+}
+
 impl Memory {
     /// The call's mode, else the server's SEARCH_MODE, else the reference's substring search.
     pub(super) fn mode_of(&self, mode: Option<SearchMode>) -> SearchMode {
@@ -185,25 +218,16 @@ impl Memory {
         let _timed = Timed::start("search_by_meaning");
         self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = format!("{}:{query}", mode.as_str());
-        let offset = match &page.cursor {
-            Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e as usize,
-            None => 0,
-        };
-        let limit = page.limit.map_or(DEFAULT_RESULTS, |l| l as usize);
-        // One past the page, so that a ranking longer than the page shows there is more.
-        let want = (offset + limit + 1).min(MOST_RESULTS);
+        let window = Window::of(tenant, &scope, page)?;
         let substring: Vec<i64> = if storable(query) {
-            self.substring(tenant, query, true, 0, Some(want)).await?.0.iter().map(|e| e.id).collect()
+            self.substring(tenant, query, true, 0, Some(window.want)).await?.0.iter().map(|e| e.id).collect()
         } else {
             Vec::new()
         };
-        let (words, nearest) = self.ranked_by_meaning(semantic, tenant, query, mode, want, None).await?;
+        let (words, nearest) = self.ranked_by_meaning(semantic, tenant, query, mode, window.want, None).await?;
         let ranking = Rankings { substring, words, nearest }.fused(mode);
-        let end = ranking.len().min(offset + limit).min(MOST_RESULTS);
-        let on_page = ranking.get(offset..end).unwrap_or_default();
-        let (graph, scores, taken) = self.page_of(semantic, tenant, on_page).await?;
-        let next_cursor = (offset + taken < ranking.len().min(MOST_RESULTS))
-            .then(|| Cursor::encode(tenant.as_str(), &scope, (offset + taken) as i64, 0));
+        let (graph, scores, taken) = self.page_of(semantic, tenant, window.on_page(&ranking)).await?;
+        let next_cursor = window.next_cursor(&ranking, taken);
         Ok(GraphPage { graph, next_cursor, scores: Some(scores), times: None, neighbours: None })
     }
 

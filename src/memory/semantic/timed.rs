@@ -3,14 +3,13 @@
 //! vector or document describes an entity's latest text, so in a read of the past only entities
 //! whose text has not changed since are ranked by them; the others are found by their text then.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use super::search::{DEFAULT_RESULTS, MOST_RESULTS, Rankings, SCORE_BYTES};
+use super::search::{Rankings, SCORE_BYTES, Window};
 use crate::{
     config::SearchMode,
     memory::{
-        GraphPage, Memory, MemoryError, PageRequest, Result, Tenant, TimeQuery, Timed, budget::Fill, cursor::Cursor,
-        limits::storable, moment::scope,
+        GraphPage, Memory, PageRequest, Result, Tenant, TimeQuery, Timed, budget::Fill, limits::storable, moment::scope,
     },
     storage::Among,
 };
@@ -36,32 +35,25 @@ impl Memory {
         let _timed = Timed::start("search_by_meaning");
         self.check().text("query", query, self.limits.max_observation_bytes)?;
         let scope = scope(&format!("{}:{query}", mode.as_str()), time);
-        let offset = match &page.cursor {
-            Some(text) => Cursor::decode(tenant.as_str(), &scope, text).ok_or(MemoryError::InvalidCursor)?.e as usize,
-            None => 0,
-        };
-        let limit = page.limit.map_or(DEFAULT_RESULTS, |l| l as usize);
-        let want = (offset + limit + 1).min(MOST_RESULTS);
+        let window = Window::of(tenant, &scope, page)?;
         let at = self.at_time(tenant, time, Among::All).await?;
         let mut substring = if storable(query) { at.substring_ids(query, true) } else { Vec::new() };
-        substring.truncate(want);
+        substring.truncate(window.want);
         let changed = match time.as_of {
             Some(as_of) => self.store.changed_after(tenant.as_str(), as_of).await?,
             None => HashSet::new(),
         };
         let among: HashSet<i64> = at.entities().map(|e| e.id).filter(|id| !changed.contains(id)).collect();
-        let (words, nearest) = self.ranked_by_meaning(semantic, tenant, query, mode, want, Some(&among)).await?;
+        let (words, nearest) = self.ranked_by_meaning(semantic, tenant, query, mode, window.want, Some(&among)).await?;
         let ranking = Rankings { substring, words, nearest }.fused(mode);
-        let end = ranking.len().min(offset + limit).min(MOST_RESULTS);
-        let on_page = ranking.get(offset..end).unwrap_or_default();
+        let on_page = window.on_page(&ranking);
         let ids: Vec<i64> = on_page.iter().map(|r| r.0).collect();
         let mut fill = Fill::new(self.limits.max_reply_bytes, None);
+        // The page takes a prefix of `ids`.
         let (mut found, _) = at.page(&ids, &mut fill, time, SCORE_BYTES);
         let taken = found.graph.entities.len();
-        let scores: HashMap<i64, f32> = on_page.iter().copied().collect();
-        found.scores = Some(ids[..taken].iter().map(|id| scores[id]).collect());
-        found.next_cursor = (offset + taken < ranking.len().min(MOST_RESULTS))
-            .then(|| Cursor::encode(tenant.as_str(), &scope, (offset + taken) as i64, 0));
+        found.scores = Some(on_page[..taken].iter().map(|r| r.1).collect());
+        found.next_cursor = window.next_cursor(&ranking, taken);
         self.grow_at(&at, found, depth, time).await
     }
 }
